@@ -1,0 +1,1 @@
+//! Data sets: readers, augmentation and batching.
