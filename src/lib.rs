@@ -1,6 +1,21 @@
 //! iekd: Inheritance and Exploration Knowledge Distillation for convolutional networks.
+//!
+//! Layers, bottom up: [`tensor`] (runtime-shaped f32 tensors), [`ops`] (forward and backward of
+//! every op), [`autograd`] (the tape), [`reference`] (naive f64 versions of every op) and
+//! [`gradcheck`] (the fast paths checked against the reference).
 
+pub mod autograd;
+pub mod cka;
+pub(crate) mod cpu;
 pub mod data;
+pub mod device;
 pub mod error;
+pub mod gradcheck;
+pub mod ops;
+pub mod optim;
+pub mod reference;
+pub mod tensor;
 
+pub use device::Device;
 pub use error::{Error, Result};
+pub use tensor::Tensor;

@@ -1,0 +1,132 @@
+//! A minimal reverse-mode tape.
+//!
+//! Ops record a backward closure for each output that requires a gradient. [`backward`] runs the
+//! closures in reverse order of recording; each takes the gradient of its output and adds the
+//! gradients of its inputs into [`Gradients`]. Leaves (tensors made with
+//! [`Tensor::into_param`](crate::Tensor::into_param)) keep their gradients; the gradients of
+//! intermediate results are dropped as soon as they have been used. [`no_grad`] stops recording,
+//! for frozen teachers and evaluation.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, TensorId};
+
+/// The backward rule of one recorded op: given the output's gradient, accumulate the inputs'.
+type BackwardFn = Box<dyn FnOnce(&Tensor, &mut Gradients) -> Result<()>>;
+
+struct Node {
+    output: TensorId,
+    backward: BackwardFn,
+}
+
+thread_local! {
+    static TAPE: RefCell<Vec<Node>> = const { RefCell::new(Vec::new()) };
+    static RECORDING: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops on this thread are being recorded.
+pub fn is_recording() -> bool {
+    RECORDING.with(Cell::get)
+}
+
+/// Records the backward rule of an op whose result is `output`; nothing when it needs no gradient.
+pub(crate) fn record(output: &Tensor, backward: impl FnOnce(&Tensor, &mut Gradients) -> Result<()> + 'static) {
+    if output.requires_grad() {
+        TAPE.with(|t| t.borrow_mut().push(Node { output: output.id(), backward: Box::new(backward) }));
+    }
+}
+
+/// Forgets everything recorded on this thread (after an aborted step, say).
+pub fn clear_tape() {
+    TAPE.with(|t| t.borrow_mut().clear());
+}
+
+/// While alive, ops record nothing and their results need no gradient.
+#[must_use = "recording resumes when the guard is dropped"]
+pub struct NoGradGuard {
+    previous: bool,
+}
+
+/// Stops recording until the returned guard is dropped.
+pub fn no_grad() -> NoGradGuard {
+    NoGradGuard { previous: RECORDING.with(|r| r.replace(false)) }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        RECORDING.with(|r| r.set(self.previous));
+    }
+}
+
+/// Gradients of the leaves (and, during the backward pass, of pending intermediate results).
+#[derive(Default)]
+pub struct Gradients {
+    map: HashMap<TensorId, Tensor>,
+}
+
+impl Gradients {
+    /// The gradient of `t`, if any reached it.
+    pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
+        self.map.get(&t.id())
+    }
+
+    /// Adds `grad` to the gradient of `t`; ignored when `t` needs no gradient.
+    pub fn accumulate(&mut self, t: &Tensor, grad: Tensor) -> Result<()> {
+        if !t.requires_grad() {
+            return Ok(());
+        }
+        if grad.shape() != t.shape() {
+            return Err(Error::shape(
+                "backward",
+                format!("gradient of shape {:?} for a tensor of shape {:?}", grad.shape(), t.shape()),
+            ));
+        }
+        match self.map.get_mut(&t.id()) {
+            Some(acc) => {
+                let acc = acc.cpu_mut();
+                for (a, g) in acc.iter_mut().zip(grad.cpu()) {
+                    *a += g;
+                }
+            }
+            None => {
+                self.map.insert(t.id(), grad.detach());
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, id: TensorId) -> Option<Tensor> {
+        self.map.remove(&id)
+    }
+}
+
+/// Back-propagates from a one-element `loss`; returns the gradients of the leaves.
+pub fn backward(loss: &Tensor) -> Result<Gradients> {
+    if loss.numel() != 1 {
+        clear_tape();
+        return Err(Error::shape("backward", format!("loss must have one element, got shape {:?}", loss.shape())));
+    }
+    backward_with(loss, Tensor::full(loss.shape(), 1.0))
+}
+
+/// Back-propagates the gradient `seed` of `output`; returns the gradients of the leaves.
+/// The whole tape of this thread is consumed.
+pub fn backward_with(output: &Tensor, seed: Tensor) -> Result<Gradients> {
+    let nodes = TAPE.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    if seed.shape() != output.shape() {
+        return Err(Error::shape(
+            "backward",
+            format!("seed of shape {:?} for an output of shape {:?}", seed.shape(), output.shape()),
+        ));
+    }
+    let mut grads = Gradients::default();
+    grads.map.insert(output.id(), seed);
+    for node in nodes.into_iter().rev() {
+        if let Some(dy) = grads.take(node.output) {
+            (node.backward)(&dy, &mut grads)?;
+        }
+    }
+    Ok(grads)
+}

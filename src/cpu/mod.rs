@@ -1,0 +1,4 @@
+//! Shared pieces of the CPU (rayon) backend.
+
+pub(crate) mod matmul;
+pub(crate) mod scratch;

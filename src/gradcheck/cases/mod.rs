@@ -1,0 +1,12 @@
+//! The checked configurations of every op, one file per op family.
+
+mod conv;
+mod layers;
+mod loss;
+
+use super::Case;
+
+/// Every case, in a fixed order.
+pub fn all() -> Vec<Case> {
+    [conv::cases(), layers::cases(), loss::cases()].into_iter().flatten().collect()
+}

@@ -1,0 +1,12 @@
+//! Naive f64 reference forwards of every op, written for clarity, not speed. Gradient checks
+//! differentiate them numerically; the fast paths are compared against them.
+
+pub mod activation;
+pub mod arith;
+pub mod batchnorm;
+pub mod channels;
+pub mod conv;
+pub mod linear;
+pub mod loss;
+pub mod pool;
+pub mod shape;
