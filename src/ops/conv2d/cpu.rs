@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use super::ConvGeometry;
+use super::shifted;
 use crate::cpu::matmul::{Mat, matmul};
 use crate::cpu::scratch::with_scratch;
 
@@ -49,6 +50,12 @@ fn unpack_weight(g: &ConvGeometry, packed: &[f32]) -> Vec<f32> {
 /// Whether the im2col matrix of a chunk is the input itself (1x1, stride 1, no padding).
 fn is_pointwise(g: &ConvGeometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0
+}
+
+/// Whether the shifted-rows path beats im2col: stride 1 on large images, where its padding waste
+/// is small and im2col's buffer is large.
+fn use_shifted(g: &ConvGeometry) -> bool {
+    g.stride == 1 && !is_pointwise(g) && g.h * g.w >= 512
 }
 
 /// Fills `col` (`images * H_out * W_out` rows of `K` columns) from `x` (those images).
@@ -112,21 +119,22 @@ fn col2im_add(g: &ConvGeometry, col: &[f32], dx: &mut [f32]) {
 }
 
 /// `y = conv(x, w) + bias`, channels-last.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let packed = pack_weight(g, w);
     let per = images_per_task(g);
     let mut y = vec![0.0; g.n * g.out_image_len()];
     y.par_chunks_mut(per * g.out_image_len()).zip(x.par_chunks(per * g.in_image_len())).for_each(|(y, x)| {
         let rows = y.len() / g.c_out;
-        if let Some(b) = bias {
-            for row in y.chunks_exact_mut(g.c_out) {
-                row.copy_from_slice(b);
-            }
-        }
+        let images = rows / (g.h_out * g.w_out);
         let wmat = Mat::row_major(&packed, g.k(), g.c_out);
         if is_pointwise(g) {
+            fill_bias(y, bias);
             matmul(y, Mat::row_major(x, rows, g.k()), wmat, bias.is_some(), 1);
+        } else if use_shifted(g) {
+            let (xp_len, ext_len) = (shifted::padded_len(g, images), shifted::ext_rows(g, images) * g.c_out);
+            with_scratch(xp_len, ext_len, |xp, yext| shifted::forward_chunk(g, x, &packed, bias, y, xp, yext));
         } else {
+            fill_bias(y, bias);
             with_scratch(rows * g.k(), 0, |col, _| {
                 im2col(g, x, col);
                 matmul(y, Mat::row_major(col, rows, g.k()), wmat, bias.is_some(), 1);
@@ -136,8 +144,43 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32
     y
 }
 
+fn fill_bias(y: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        for row in y.chunks_exact_mut(b.len()) {
+            row.copy_from_slice(b);
+        }
+    }
+}
+
+/// The stride-1 convolution whose forward is the backward-data of `g`: the kernel flipped in space
+/// with input and output channels exchanged, padding `K - 1 - p`; `None` when `p >= K`.
+fn backward_data_as_forward(g: &ConvGeometry, w: &[f32]) -> Option<(ConvGeometry, Vec<f32>)> {
+    if g.stride != 1 || g.pad >= g.kh || g.pad >= g.kw || g.kh - 1 - g.pad != g.kw - 1 - g.pad {
+        return None;
+    }
+    let (kh, kw) = (g.kh, g.kw);
+    let mut flipped = vec![0.0; w.len()];
+    for co in 0..g.c_out {
+        for ci in 0..g.c_in {
+            for i in 0..kh {
+                for j in 0..kw {
+                    flipped[((ci * g.c_out + co) * kh + i) * kw + j] = w[((co * g.c_in + ci) * kh + kh - 1 - i) * kw + kw - 1 - j];
+                }
+            }
+        }
+    }
+    let bg = ConvGeometry { h: g.h_out, w: g.w_out, c_in: g.c_out, c_out: g.c_in, pad: kh - 1 - g.pad, h_out: g.h, w_out: g.w, ..*g };
+    Some((bg, flipped))
+}
+
 /// `dx` for `y = conv(x, w)`: each chunk's `dy x W^T` scattered back through [`col2im_add`].
-pub(crate) fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+pub fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    if use_shifted(g)
+        && g.c_in >= 8
+        && let Some((bg, flipped)) = backward_data_as_forward(g, w)
+    {
+        return forward(&bg, dy, &flipped, None);
+    }
     let packed = pack_weight(g, w);
     let per = images_per_task(g);
     let mut dx = vec![0.0; g.n * g.in_image_len()];
@@ -160,7 +203,7 @@ pub(crate) fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32>
 }
 
 /// `dw` (in `[C_out, C_in, KH, KW]`) for `y = conv(x, w)`: the sum over chunks of `col^T x dy`.
-pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let per = images_per_task(g);
     let kc = g.k() * g.c_out;
     let packed = x
@@ -173,6 +216,10 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
                 let dymat = Mat::row_major(dy, rows, g.c_out);
                 if is_pointwise(g) {
                     matmul(&mut acc, Mat::row_major(x, rows, g.k()).t(), dymat, true, 1);
+                } else if use_shifted(g) {
+                    let images = rows / (g.h_out * g.w_out);
+                    let (xp_len, ext_len) = (shifted::padded_len(g, images), shifted::ext_rows(g, images) * g.c_out);
+                    with_scratch(xp_len, ext_len, |xp, dyext| shifted::backward_weight_chunk(g, x, dy, &mut acc, xp, dyext));
                 } else {
                     with_scratch(rows * g.k(), 0, |col, _| {
                         im2col(g, x, col);
@@ -193,7 +240,7 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
 }
 
 /// `dbias[co] = sum over all output pixels of dy[.., co]`.
-pub(crate) fn backward_bias(c_out: usize, dy: &[f32]) -> Vec<f32> {
+pub fn backward_bias(c_out: usize, dy: &[f32]) -> Vec<f32> {
     dy.par_chunks(c_out * 256)
         .fold(
             || vec![0.0f32; c_out],

@@ -9,7 +9,8 @@
 //! The transposed convolution ([`conv_transpose2d`]) is the same three products with the roles of
 //! forward and backward-data exchanged.
 
-pub(crate) mod cpu;
+pub mod cpu;
+mod shifted;
 
 use crate::autograd;
 use crate::error::{Error, Result};
@@ -46,7 +47,10 @@ impl ConvGeometry {
     /// The geometry of `conv(x, w)` for the given shapes; errors name the op and the shapes.
     pub fn new(op: &'static str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
         if x.len() != 4 || w.len() != 4 {
-            return Err(Error::shape(op, format!("input {x:?} must be [N, H, W, C] and weight {w:?} [C_out, C_in, KH, KW]")));
+            return Err(Error::shape(
+                op,
+                format!("input {x:?} must be [N, H, W, C] and weight {w:?} [C_out, C_in, KH, KW]"),
+            ));
         }
         if stride == 0 {
             return Err(Error::invalid(op, "stride must be at least 1"));
@@ -54,13 +58,19 @@ impl ConvGeometry {
         let (n, h, wd, c_in) = (x[0], x[1], x[2], x[3]);
         let (c_out, wc_in, kh, kw) = (w[0], w[1], w[2], w[3]);
         if c_in != wc_in {
-            return Err(Error::shape(op, format!("input {x:?} has {c_in} channels but weight {w:?} expects {wc_in}")));
+            return Err(Error::shape(
+                op,
+                format!("input {x:?} has {c_in} channels but weight {w:?} expects {wc_in}"),
+            ));
         }
         if n == 0 || c_in == 0 || c_out == 0 || kh == 0 || kw == 0 {
             return Err(Error::shape(op, format!("empty input {x:?} or weight {w:?}")));
         }
         if h + 2 * pad < kh || wd + 2 * pad < kw {
-            return Err(Error::shape(op, format!("kernel {kh}x{kw} larger than padded input {x:?} (pad {pad})")));
+            return Err(Error::shape(
+                op,
+                format!("kernel {kh}x{kw} larger than padded input {x:?} (pad {pad})"),
+            ));
         }
         let h_out = (h + 2 * pad - kh) / stride + 1;
         let w_out = (wd + 2 * pad - kw) / stride + 1;
@@ -106,10 +116,16 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads.accumulate(&x, Tensor::new_cpu(cpu::backward_data(&g, dy.cpu(), w.cpu()), x.shape(), false))?;
+            grads.accumulate(
+                &x,
+                Tensor::new_cpu(cpu::backward_data(&g, dy.cpu(), w.cpu()), x.shape(), false),
+            )?;
         }
         if w.requires_grad() {
-            grads.accumulate(&w, Tensor::new_cpu(cpu::backward_weight(&g, x.cpu(), dy.cpu()), w.shape(), false))?;
+            grads.accumulate(
+                &w,
+                Tensor::new_cpu(cpu::backward_weight(&g, x.cpu(), dy.cpu()), w.shape(), false),
+            )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             grads.accumulate(&b, Tensor::new_cpu(cpu::backward_bias(g.c_out, dy.cpu()), b.shape(), false))?;
@@ -122,21 +138,43 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
 /// Transposed 2-D convolution of `x: [N, H, W, C_in]` with `w: [C_in, C_out, KH, KW]` (PyTorch's
 /// `ConvTranspose2d` layout), optional `bias: [C_out]`; the output is
 /// `[N, (H-1)*s - 2p + KH, (W-1)*s - 2p + KW, C_out]`, the adjoint of [`conv2d`] in `x`.
-pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
+pub fn conv_transpose2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: usize,
+) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
     x.expect_shape(OP, "input", &[None, None, None, None])?;
     w.expect_shape(OP, "weight", &[Some(x.shape()[3]), None, None, None])?;
     let (n, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let (c_out, kh, kw) = (w.shape()[1], w.shape()[2], w.shape()[3]);
-    if n == 0 || h == 0 || wd == 0 || stride == 0 || (h - 1) * stride + kh < 2 * pad + 1 || (wd - 1) * stride + kw < 2 * pad + 1 {
-        return Err(Error::shape(OP, format!("input {:?}, weight {:?}, stride {stride}, pad {pad}: empty output", x.shape(), w.shape())));
+    if n == 0
+        || h == 0
+        || wd == 0
+        || stride == 0
+        || (h - 1) * stride + kh < 2 * pad + 1
+        || (wd - 1) * stride + kw < 2 * pad + 1
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "input {:?}, weight {:?}, stride {stride}, pad {pad}: empty output",
+                x.shape(),
+                w.shape()
+            ),
+        ));
     }
     let out_shape = [n, (h - 1) * stride + kh - 2 * pad, (wd - 1) * stride + kw - 2 * pad, c_out];
     // The forward convolution whose backward-data this is: from `out_shape` back to `x`.
     let g = ConvGeometry::new(OP, &out_shape, w.shape(), stride, pad)?;
     check_bias(OP, bias, c_out)?;
     if (g.h_out, g.w_out) != (h, wd) {
-        return Err(Error::shape(OP, format!("input {:?} is not a convolution output size for stride {stride}", x.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("input {:?} is not a convolution output size for stride {stride}", x.shape()),
+        ));
     }
     let mut y = cpu::backward_data(&g, x.cpu(), w.cpu());
     if let Some(b) = bias {
@@ -148,10 +186,16 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: u
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads.accumulate(&x, Tensor::new_cpu(cpu::forward(&g, dy.cpu(), w.cpu(), None), x.shape(), false))?;
+            grads.accumulate(
+                &x,
+                Tensor::new_cpu(cpu::forward(&g, dy.cpu(), w.cpu(), None), x.shape(), false),
+            )?;
         }
         if w.requires_grad() {
-            grads.accumulate(&w, Tensor::new_cpu(cpu::backward_weight(&g, dy.cpu(), x.cpu()), w.shape(), false))?;
+            grads.accumulate(
+                &w,
+                Tensor::new_cpu(cpu::backward_weight(&g, dy.cpu(), x.cpu()), w.shape(), false),
+            )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             grads.accumulate(&b, Tensor::new_cpu(cpu::backward_bias(g.c_in, dy.cpu()), b.shape(), false))?;
@@ -160,3 +204,6 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: u
     });
     Ok(y)
 }
+
+#[cfg(test)]
+mod tests;
