@@ -83,7 +83,13 @@ pub struct Case {
 
 impl Case {
     /// A case with the default tolerances (gradient 1e-4; forward 1e-5 + 1e-4 * |ref|).
-    pub fn new(op: &'static str, detail: impl Into<String>, inputs: Vec<Input>, fast: FastFn, reference: ReferenceFn) -> Case {
+    pub fn new(
+        op: &'static str,
+        detail: impl Into<String>,
+        inputs: Vec<Input>,
+        fast: FastFn,
+        reference: ReferenceFn,
+    ) -> Case {
         Case { op, detail: detail.into(), inputs, fast, reference, grad_bound: 1e-4, atol: 1e-5, rtol: 1e-4 }
     }
 
@@ -126,7 +132,9 @@ fn draw(init: &Init, n: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
     (0..n)
         .map(|_| {
             let v: f64 = match *init {
-                Init::Normal(std) => std * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng),
+                Init::Normal(std) => {
+                    std * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
+                }
                 Init::Uniform(lo, hi) => Uniform::new(lo, hi).expect("lo < hi").sample(rng),
             };
             v as f32 as f64
@@ -172,7 +180,8 @@ pub fn run_case(case: &Case, seed: u64) -> Result<Report> {
         if !input.differentiable {
             continue;
         }
-        let analytic = grads.get(&tensors[k]).map(Tensor::to_vec).unwrap_or_else(|| vec![0.0; values[k].len()]);
+        let analytic =
+            grads.get(&tensors[k]).map(Tensor::to_vec).unwrap_or_else(|| vec![0.0; values[k].len()]);
         let mut probe = values.clone();
         let (mut max_diff, mut max_ref) = (0.0f64, 0.0f64);
         for j in 0..values[k].len() {
@@ -224,4 +233,38 @@ pub fn format_table(reports: &[Report]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops;
+
+    #[test]
+    fn detects_a_wrong_gradient() {
+        // x * detach(x): the forward is x^2, but the gradient misses one of its two terms.
+        let case = Case::new(
+            "square",
+            "x[5]",
+            vec![Input::normal("x", &[5])],
+            Box::new(|t| ops::arith::mul(&t[0], &t[0].detach())),
+            Box::new(|v| v[0].iter().map(|x| x * x).collect()),
+        );
+        let report = run_case(&case, 1).unwrap();
+        assert!(report.forward_ratio <= 1.0);
+        assert!((report.max_grad_error() - 0.5).abs() < 1e-3, "{report:?}");
+        assert!(!report.passed());
+    }
+
+    #[test]
+    fn detects_a_wrong_forward() {
+        let case = Case::new(
+            "scale",
+            "x[4]",
+            vec![Input::normal("x", &[4])],
+            Box::new(|t| ops::arith::scale(&t[0], 2.0)),
+            Box::new(|v| v[0].iter().map(|x| 2.001 * x).collect()),
+        );
+        assert!(!run_case(&case, 2).unwrap().passed());
+    }
 }

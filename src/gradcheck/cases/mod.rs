@@ -3,10 +3,11 @@
 mod conv;
 mod layers;
 mod loss;
+mod network;
 
 use super::Case;
 
 /// Every case, in a fixed order.
 pub fn all() -> Vec<Case> {
-    [conv::cases(), layers::cases(), loss::cases()].into_iter().flatten().collect()
+    [conv::cases(), layers::cases(), loss::cases(), network::cases()].into_iter().flatten().collect()
 }

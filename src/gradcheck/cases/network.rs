@@ -1,0 +1,47 @@
+//! The tape end to end: a small network (conv-BN-ReLU-conv-pool-linear-CE) whose every parameter
+//! gradient is checked against finite differences of the whole f64 loss.
+
+use crate::gradcheck::{Case, Input};
+use crate::ops;
+use crate::reference as r;
+
+const X: [usize; 4] = [3, 6, 5, 3];
+const W1: [usize; 4] = [4, 3, 3, 3];
+const W2: [usize; 4] = [5, 4, 3, 3];
+const CLASSES: usize = 7;
+const LABELS: [usize; 3] = [1, 6, 3];
+const EPS: f32 = 1e-5;
+
+/// The whole small network as one case.
+pub fn cases() -> Vec<Case> {
+    let inputs = vec![
+        Input::normal("x", &X),
+        Input::normal("conv1.weight", &W1),
+        Input::normal("bn.weight", &[W1[0]]),
+        Input::normal("bn.bias", &[W1[0]]),
+        Input::normal("conv2.weight", &W2),
+        Input::normal("fc.weight", &[CLASSES, W2[0]]),
+        Input::normal("fc.bias", &[CLASSES]),
+    ];
+    vec![Case::new(
+        "network",
+        "conv-bn-relu-conv(s2)-pool-linear-ce",
+        inputs,
+        Box::new(|t| {
+            let h = ops::conv2d(&t[0], &t[1], None, 1, 1)?;
+            let (h, _) = ops::batchnorm::batch_norm_relu_train(&h, &t[2], &t[3], EPS)?;
+            let h = ops::conv2d(&h, &t[4], None, 2, 1)?;
+            let h = ops::pool::global_avg_pool(&h)?;
+            let logits = ops::linear::linear(&h, &t[5], Some(&t[6]))?;
+            ops::loss::cross_entropy(&logits, &LABELS)
+        }),
+        Box::new(|v| {
+            let h = r::conv::conv2d(&v[0], X, &v[1], W1, None, 1, 1);
+            let h = r::activation::relu(&r::batchnorm::batch_norm_train(&h, W1[0], &v[2], &v[3], EPS as f64));
+            let h = r::conv::conv2d(&h, [X[0], X[1], X[2], W1[0]], &v[4], W2, None, 2, 1);
+            let h = r::pool::global_avg_pool(&h, [X[0], 3, 3, W2[0]]);
+            let logits = r::linear::linear(&h, X[0], &v[5], CLASSES, Some(&v[6]));
+            r::loss::cross_entropy(&logits, CLASSES, &LABELS)
+        }),
+    )]
+}

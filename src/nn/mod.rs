@@ -1,0 +1,52 @@
+//! Network building blocks and the networks of the paper, with PyTorch-style parameter names.
+
+pub mod layers;
+pub mod resnet;
+
+use crate::tensor::Tensor;
+
+pub use layers::{BatchNorm2d, Conv2d, Linear};
+pub use resnet::{ResNet, Shortcut};
+
+/// Whether a tensor of a module is trained or only carried along (batch-norm running statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// Trained by the optimiser.
+    Param,
+    /// Saved in checkpoints but not trained.
+    Buffer,
+}
+
+/// Anything with named tensors: layers, blocks, networks.
+pub trait Module {
+    /// Calls `f` with the full PyTorch-style name (`prefix` + local name), the tensor and its kind,
+    /// for every parameter and buffer, in a fixed order.
+    fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind));
+
+    /// The trainable tensors, in visiting order (what the optimiser updates).
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut params = Vec::new();
+        self.visit("", &mut |_, t, kind| {
+            if kind == TensorKind::Param {
+                params.push(t);
+            }
+        });
+        params
+    }
+
+    /// The number of trainable scalars.
+    fn num_params(&mut self) -> usize {
+        let mut n = 0;
+        self.visit("", &mut |_, t, kind| {
+            if kind == TensorKind::Param {
+                n += t.numel();
+            }
+        });
+        n
+    }
+}
+
+/// `prefix.name`, or `name` at the top level.
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
+}

@@ -1,0 +1,211 @@
+//! The CIFAR ResNet-(6n+2) of He et al.: a 3x3 stem with 16 channels, three groups of n basic
+//! blocks with 16/32/64 channels and strides 1/2/2, global average pooling and a linear classifier.
+//! Parameter names follow the common PyTorch CIFAR ResNet (`conv1`, `bn1`, `layer1.0.conv1`,
+//! `layer2.0.shortcut.0` for option B, `fc`).
+
+use std::fmt;
+
+use rand::Rng;
+
+use super::layers::{After, BatchNorm2d, Conv2d, Linear};
+use super::{Module, TensorKind, join};
+use crate::error::{Error, Result};
+use crate::ops;
+use crate::tensor::Tensor;
+
+/// How a block matches shapes when it changes width and resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shortcut {
+    /// Subsample by 2 and pad channels with zeros (no parameters).
+    A,
+    /// A 1x1 stride-2 convolution followed by batch norm.
+    B,
+}
+
+/// The outputs of a forward pass.
+pub struct Output {
+    /// The class scores, `[N, classes]`.
+    pub logits: Tensor,
+    /// The output of each of the three groups (post-ReLU); the last is the distillation feature.
+    pub groups: [Tensor; 3],
+}
+
+struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+    shortcut: BlockShortcut,
+}
+
+enum BlockShortcut {
+    Identity,
+    PadA { out_channels: usize },
+    ConvB { conv: Conv2d, bn: BatchNorm2d },
+}
+
+impl BasicBlock {
+    fn new(c_in: usize, c_out: usize, stride: usize, kind: Shortcut, rng: &mut impl Rng) -> Self {
+        let shortcut = if stride == 1 && c_in == c_out {
+            BlockShortcut::Identity
+        } else {
+            match kind {
+                Shortcut::A => BlockShortcut::PadA { out_channels: c_out },
+                Shortcut::B => BlockShortcut::ConvB {
+                    conv: Conv2d::kaiming(c_in, c_out, 1, stride, 0, rng),
+                    bn: BatchNorm2d::new(c_out),
+                },
+            }
+        };
+        BasicBlock {
+            conv1: Conv2d::kaiming(c_in, c_out, 3, stride, 1, rng),
+            bn1: BatchNorm2d::new(c_out),
+            conv2: Conv2d::kaiming(c_out, c_out, 3, 1, 1, rng),
+            bn2: BatchNorm2d::new(c_out),
+            shortcut,
+        }
+    }
+
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let out = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
+        let out = self.conv2.forward(&out)?;
+        let residual = match &mut self.shortcut {
+            BlockShortcut::Identity => x.clone(),
+            BlockShortcut::PadA { out_channels } => ops::channels::shortcut_a(x, *out_channels)?,
+            BlockShortcut::ConvB { conv, bn } => bn.forward(&conv.forward(x)?, train, After::Identity)?,
+        };
+        self.bn2.forward(&out, train, After::AddRelu(&residual))
+    }
+}
+
+impl Module for BasicBlock {
+    fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
+        self.conv1.visit(&join(prefix, "conv1"), f);
+        self.bn1.visit(&join(prefix, "bn1"), f);
+        self.conv2.visit(&join(prefix, "conv2"), f);
+        self.bn2.visit(&join(prefix, "bn2"), f);
+        if let BlockShortcut::ConvB { conv, bn } = &mut self.shortcut {
+            conv.visit(&join(prefix, "shortcut.0"), f);
+            bn.visit(&join(prefix, "shortcut.1"), f);
+        }
+    }
+}
+
+/// A CIFAR ResNet of depth 6n+2.
+pub struct ResNet {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    groups: [Vec<BasicBlock>; 3],
+    fc: Linear,
+    depth: usize,
+    shortcut: Shortcut,
+}
+
+/// Channels of the three groups.
+pub const WIDTHS: [usize; 3] = [16, 32, 64];
+
+impl ResNet {
+    /// ResNet-`depth` (20, 32, 56, 110, ...: any 6n+2) for `in_channels`-channel images and
+    /// `classes` classes, He-normal initialised from `rng`.
+    pub fn new(depth: usize, in_channels: usize, classes: usize, shortcut: Shortcut, rng: &mut impl Rng) -> Result<Self> {
+        if depth < 8 || (depth - 2) % 6 != 0 {
+            return Err(Error::invalid("resnet", format!("depth {depth} is not 6n+2 with n >= 1")));
+        }
+        let n = (depth - 2) / 6;
+        let conv1 = Conv2d::kaiming(in_channels, WIDTHS[0], 3, 1, 1, rng);
+        let mut c_in = WIDTHS[0];
+        let groups = [0, 1, 2].map(|g| {
+            (0..n)
+                .map(|i| {
+                    let stride = if g > 0 && i == 0 { 2 } else { 1 };
+                    let block = BasicBlock::new(c_in, WIDTHS[g], stride, shortcut, rng);
+                    c_in = WIDTHS[g];
+                    block
+                })
+                .collect()
+        });
+        Ok(ResNet { conv1, bn1: BatchNorm2d::new(WIDTHS[0]), groups, fc: Linear::new(WIDTHS[2], classes, rng), depth, shortcut })
+    }
+
+    /// Logits and group outputs for channels-last images `x: [N, H, W, C]`; batch norm uses (and
+    /// updates) batch statistics when `train`.
+    pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+        let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
+        let mut outs = Vec::with_capacity(3);
+        for group in &mut self.groups {
+            for block in group.iter_mut() {
+                h = block.forward(&h, train)?;
+            }
+            outs.push(h.clone());
+        }
+        let pooled = ops::pool::global_avg_pool(&h)?;
+        let logits = self.fc.forward(&pooled)?;
+        let groups = [outs[0].clone(), outs[1].clone(), outs[2].clone()];
+        Ok(Output { logits, groups })
+    }
+
+    /// Channels of the distillation feature (the last group's output).
+    pub fn feature_channels(&self) -> usize {
+        WIDTHS[2]
+    }
+}
+
+impl fmt::Display for ResNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let suffix = if self.shortcut == Shortcut::B { "b" } else { "" };
+        write!(f, "resnet{}{suffix}", self.depth)
+    }
+}
+
+impl Module for ResNet {
+    fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
+        self.conv1.visit(&join(prefix, "conv1"), f);
+        self.bn1.visit(&join(prefix, "bn1"), f);
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            for (i, block) in group.iter_mut().enumerate() {
+                block.visit(&join(prefix, &format!("layer{}.{i}", g + 1)), f);
+            }
+        }
+        self.fc.visit(&join(prefix, "fc"), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    #[test]
+    fn parameter_counts_match_the_paper_table() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for (depth, shortcut, want) in [
+            (20, Shortcut::A, 269_722),
+            (20, Shortcut::B, 272_474),
+            (32, Shortcut::A, 464_154),
+            (56, Shortcut::A, 853_018),
+            (56, Shortcut::B, 855_770),
+            (110, Shortcut::A, 1_727_962),
+        ] {
+            let mut net = ResNet::new(depth, 3, 10, shortcut, &mut rng).unwrap();
+            assert_eq!(net.num_params(), want, "{net}");
+        }
+    }
+
+    #[test]
+    fn names_follow_pytorch() {
+        let mut net = ResNet::new(20, 3, 10, Shortcut::B, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let mut names = Vec::new();
+        net.visit("", &mut |name, _, _| names.push(name.to_string()));
+        for want in ["conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.shortcut.0.weight", "layer3.2.bn2.num_batches_tracked", "fc.bias"] {
+            assert!(names.iter().any(|n| n == want), "missing {want}");
+        }
+    }
+
+    #[test]
+    fn rejects_depths_that_are_not_6n_plus_2() {
+        let err = ResNet::new(21, 3, 10, Shortcut::A, &mut ChaCha8Rng::seed_from_u64(0)).err().unwrap();
+        assert!(err.to_string().contains("6n+2"));
+    }
+}
