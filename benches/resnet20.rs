@@ -1,52 +1,31 @@
-//! ResNet-20 speed on the CPU: each conv shape (forward, backward-data, backward-weight) in
-//! GFLOP/s at batch 128, and the whole training step in images/s. Ends with `BENCH` lines.
+//! ResNet-20 on the CPU: each conv shape's forward, backward-data and backward-weight in GFLOP/s
+//! (batch 128, percent of the measured FMA peak), then whole training steps in images/s.
+//! Ends with one `BENCH <name> <value> <unit>` line per figure.
+//!
+//! `cargo bench --bench resnet20` (threads: RAYON_NUM_THREADS, default all cores).
 
-use std::time::Instant;
+use iekd::bench;
 
-use iekd::ops::conv2d::{ConvGeometry, cpu};
-
-fn main() {
-    let n = 128;
-    let shapes = [
-        ("c1  3->16 32x32 s1", [n, 32, 32, 3], [16, 3, 3, 3], 1),
-        ("c2 16->16 32x32 s1", [n, 32, 32, 16], [16, 16, 3, 3], 1),
-        ("c3 16->32 32->16 s2", [n, 32, 32, 16], [32, 16, 3, 3], 2),
-        ("c4 32->32 16x16 s1", [n, 16, 16, 32], [32, 32, 3, 3], 1),
-        ("c5 32->64 16->8 s2", [n, 16, 16, 32], [64, 32, 3, 3], 2),
-        ("c6 64->64 8x8 s1", [n, 8, 8, 64], [64, 64, 3, 3], 1),
-    ];
-    for (name, xs, ws, s) in shapes {
-        let g = ConvGeometry::new("bench", &xs, &ws, s, 1).unwrap();
-        let x: Vec<f32> = (0..xs.iter().product::<usize>()).map(|i| (i % 7) as f32 * 0.1).collect();
-        let w: Vec<f32> = (0..ws.iter().product::<usize>()).map(|i| (i % 5) as f32 * 0.1).collect();
-        let dy: Vec<f32> = (0..g.n * g.out_image_len()).map(|i| (i % 3) as f32 * 0.1).collect();
-        let flops = 2.0 * g.macs() as f64;
-        let time = |f: &dyn Fn()| {
-            f();
-            let mut ts: Vec<f64> = (0..7)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed().as_secs_f64()
-                })
-                .collect();
-            ts.sort_by(f64::total_cmp);
-            ts[3]
-        };
-        let tf = time(&|| {
-            std::hint::black_box(cpu::forward(&g, &x, &w, None));
-        });
-        let td = time(&|| {
-            std::hint::black_box(cpu::backward_data(&g, &dy, &w));
-        });
-        let tw = time(&|| {
-            std::hint::black_box(cpu::backward_weight(&g, &x, &dy));
-        });
-        println!(
-            "{name:<22} fwd {:7.1} bwd-data {:7.1} bwd-weight {:7.1} GFLOP/s",
-            flops / tf * 1e-9,
-            flops / td * 1e-9,
-            flops / tw * 1e-9
-        );
+fn main() -> iekd::Result<()> {
+    let batch = 128;
+    let peak = bench::fma_peak_gflops();
+    println!("{} threads, fp32 FMA peak {peak:.0} GFLOP/s, batch {batch}", rayon::current_num_threads());
+    println!("{:<22} {:>9} {:>9} {:>9} {:>8}", "conv", "fwd", "bwd-data", "bwd-wgt", "% peak");
+    let mut lines = vec![format!("BENCH fma_peak {peak:.1} GFLOP/s")];
+    for shape in bench::resnet20_conv_shapes(batch)? {
+        let [f, d, w] = bench::conv_gflops(&shape.geometry, 5)?;
+        let mean = 3.0 / (1.0 / f + 1.0 / d + 1.0 / w);
+        println!("{:<22} {f:>9.1} {d:>9.1} {w:>9.1} {:>7.0}%", shape.name, 100.0 * mean / peak);
+        let key = shape.name.split_whitespace().next().unwrap_or(shape.name);
+        lines.push(format!("BENCH conv_{key}_fwd {f:.1} GFLOP/s"));
+        lines.push(format!("BENCH conv_{key}_bwd_data {d:.1} GFLOP/s"));
+        lines.push(format!("BENCH conv_{key}_bwd_weight {w:.1} GFLOP/s"));
     }
+    for depth in [20, 56] {
+        let ips = bench::resnet_train_images_per_sec(depth, batch, 5)?;
+        println!("resnet{depth} train step: {ips:.1} images/s");
+        lines.push(format!("BENCH resnet{depth}_train_step {ips:.1} img/s"));
+    }
+    println!("{}", lines.join("\n"));
+    Ok(())
 }

@@ -1,1 +1,293 @@
-//! (in progress)
+//! The normalized-factor losses of Factor Transfer and IE-KD.
+//!
+//! Per sample `b`, a factor `F_b` (all `D = numel / B` elements after the batch dimension, e.g.
+//! `H*W*C` of an `[N, H, W, C]` map) is normalized as `phi(F_b) = F_b / max(||F_b||_2, NORM_EPS)`.
+//! - [`factor_loss`]: `L = sign / (B*D) * sum_{b,i} |phi(a_b)_i - phi(b_b)_i|^p`, `p` = 1 or 2;
+//!   `sign = +1` is the inheritance loss `L_inh`, `sign = -1` the exploration loss `L_exp`.
+//! - [`factor_dot_loss`]: `L = 1/B * sum_b |<phi(a_b), phi(b_b)>|`, the exploration alternative of
+//!   the authors' code.
+//!
+//! Backward: the gradient `g` reaching `phi(F_b)` becomes `(g - phi <phi, g>) / ||F_b||`, since
+//! `d phi / d F = (I - phi phi^T) / ||F||`. The guard: below `NORM_EPS` the divisor is the constant
+//! `NORM_EPS` (PyTorch's `F.normalize`), so `phi = F / NORM_EPS` and the gradient is `g / NORM_EPS`;
+//! an all-zero factor has `phi = 0`, a finite loss and a finite (if large: `1e12` times the
+//! gradient reaching `phi`) gradient; a factor that small only comes from a dead encoder. `|v|` has gradient
+//! `sign(v)` with `sign(0) = 0`.
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// The smallest divisor used when normalizing a factor (PyTorch's `F.normalize` default).
+pub const NORM_EPS: f32 = 1e-12;
+
+/// The element-wise distance between normalized factors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactorNorm {
+    /// `|x|` (the loss of the authors' code and of Factor Transfer).
+    L1,
+    /// `x^2`.
+    L2,
+}
+
+/// CPU kernels over `[B, D]` row-major slices (one row per sample).
+pub(crate) mod cpu {
+    use rayon::prelude::*;
+
+    use super::{FactorNorm, NORM_EPS};
+    use crate::ops::loss::recon::cpu::sign;
+
+    /// Fills `phi` with `x / max(||x||, NORM_EPS)` row-wise and returns the norms `||x||`.
+    pub(crate) fn normalize_rows(d: usize, x: &[f32], phi: &mut [f32]) -> Vec<f32> {
+        phi.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .map(|(phi, x)| {
+                let norm = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32;
+                let inv = 1.0 / norm.max(NORM_EPS);
+                phi.iter_mut().zip(x).for_each(|(p, &v)| *p = v * inv);
+                norm
+            })
+            .collect()
+    }
+
+    /// The gradient reaching `x` from the gradient `g` reaching `phi`, row-wise:
+    /// `(g - phi <phi, g>) / ||x||`, or `g / NORM_EPS` where `||x|| < NORM_EPS`.
+    pub(crate) fn normalize_rows_backward(d: usize, phi: &[f32], norms: &[f32], g: &[f32]) -> Vec<f32> {
+        let mut dx = vec![0.0; g.len()];
+        dx.par_chunks_mut(d).zip(phi.par_chunks(d).zip(g.par_chunks(d))).zip(norms).for_each(
+            |((dx, (phi, g)), &norm)| {
+                if norm < NORM_EPS {
+                    dx.iter_mut().zip(g).for_each(|(d, &g)| *d = g / NORM_EPS);
+                    return;
+                }
+                let dot = phi.iter().zip(g).map(|(&p, &g)| p as f64 * g as f64).sum::<f64>() as f32;
+                let inv = 1.0 / norm;
+                for ((d, &p), &g) in dx.iter_mut().zip(phi).zip(g) {
+                    *d = (g - p * dot) * inv;
+                }
+            },
+        );
+        dx
+    }
+
+    /// `sum_i |pa_i - pb_i|^p` per row, in f64.
+    pub(crate) fn distance(d: usize, pa: &[f32], pb: &[f32], norm: FactorNorm) -> Vec<f64> {
+        pa.par_chunks(d)
+            .zip(pb.par_chunks(d))
+            .map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(&a, &b)| {
+                        let v = (a - b) as f64;
+                        match norm {
+                            FactorNorm::L1 => v.abs(),
+                            FactorNorm::L2 => v * v,
+                        }
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The gradient reaching `pa` of `scale * sum |pa - pb|^p` (that of `pb` is its negation).
+    pub(crate) fn distance_backward(pa: &[f32], pb: &[f32], norm: FactorNorm, scale: f32) -> Vec<f32> {
+        pa.par_iter()
+            .zip(pb)
+            .map(|(&a, &b)| match norm {
+                FactorNorm::L1 => scale * sign(a - b),
+                FactorNorm::L2 => 2.0 * scale * (a - b),
+            })
+            .collect()
+    }
+
+    /// `<pa_b, pb_b>` per row, in f64.
+    pub(crate) fn dots(d: usize, pa: &[f32], pb: &[f32]) -> Vec<f64> {
+        pa.par_chunks(d)
+            .zip(pb.par_chunks(d))
+            .map(|(a, b)| a.iter().zip(b).map(|(&a, &b)| a as f64 * b as f64).sum())
+            .collect()
+    }
+
+    /// The gradient reaching `pa` of `scale * sum_b |<pa_b, pb_b>|`: `scale * sign(dot_b) * pb_b`.
+    pub(crate) fn dots_backward(d: usize, dots: &[f64], pb: &[f32], scale: f32) -> Vec<f32> {
+        let mut g = vec![0.0; pb.len()];
+        g.par_chunks_mut(d).zip(pb.par_chunks(d)).zip(dots).for_each(|((g, pb), &dot)| {
+            let s = scale * sign(dot as f32);
+            g.iter_mut().zip(pb).for_each(|(g, &p)| *g = s * p);
+        });
+        g
+    }
+}
+
+/// Checks that `a` and `b` have the same shape `[B, ...]` with `B, D > 0`; returns `(B, D)`.
+fn check(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
+    if a.shape() != b.shape() || a.rank() < 2 || a.numel() == 0 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "factors {:?} and {:?} must have the same non-empty shape [B, ...]",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    let batch = a.shape()[0];
+    Ok((batch, a.numel() / batch))
+}
+
+/// Both factors normalized per sample, with their norms (kept for the backward).
+struct Normalized {
+    d: usize,
+    phi_a: Vec<f32>,
+    norms_a: Vec<f32>,
+    phi_b: Vec<f32>,
+    norms_b: Vec<f32>,
+}
+
+impl Normalized {
+    fn new(d: usize, a: &Tensor, b: &Tensor) -> Normalized {
+        let (mut phi_a, mut phi_b) = (vec![0.0; a.numel()], vec![0.0; b.numel()]);
+        let norms_a = cpu::normalize_rows(d, a.cpu(), &mut phi_a);
+        let norms_b = cpu::normalize_rows(d, b.cpu(), &mut phi_b);
+        Normalized { d, phi_a, norms_a, phi_b, norms_b }
+    }
+
+    /// Records the backward of the loss `y`: `phi_grads(dL, phi_a, phi_b)` gives the gradients
+    /// reaching `phi_a` and `phi_b`, which are then taken through the normalization to `a` and `b`.
+    fn record(
+        self,
+        y: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        phi_grads: impl FnOnce(f32, &[f32], &[f32]) -> (Vec<f32>, Vec<f32>) + 'static,
+    ) {
+        let (a, b) = (a.clone(), b.clone());
+        autograd::record(y, move |dy, grads| {
+            let (ga, gb) = phi_grads(dy.cpu()[0], &self.phi_a, &self.phi_b);
+            if a.requires_grad() {
+                let da = cpu::normalize_rows_backward(self.d, &self.phi_a, &self.norms_a, &ga);
+                grads.accumulate(&a, Tensor::new_cpu(da, a.shape(), false))?;
+            }
+            if b.requires_grad() {
+                let db = cpu::normalize_rows_backward(self.d, &self.phi_b, &self.norms_b, &gb);
+                grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `sign / (B*D) * sum |phi(a) - phi(b)|^p` over factors `a, b: [B, ...]` of the same shape;
+/// `sign` is `1.0` (inheritance) or `-1.0` (exploration). Gradients reach both factors.
+pub fn factor_loss(a: &Tensor, b: &Tensor, norm: FactorNorm, sign: f32) -> Result<Tensor> {
+    const OP: &str = "factor_loss";
+    let (batch, d) = check(OP, a, b)?;
+    if sign != 1.0 && sign != -1.0 {
+        return Err(Error::invalid(OP, format!("sign must be 1 or -1, got {sign}")));
+    }
+    let normalized = Normalized::new(d, a, b);
+    let per_sample = cpu::distance(d, &normalized.phi_a, &normalized.phi_b, norm);
+    let count = (batch * d) as f64;
+    let loss = sign as f64 * per_sample.iter().sum::<f64>() / count;
+    let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
+    normalized.record(&y, a, b, move |dy, pa, pb| {
+        let ga = cpu::distance_backward(pa, pb, norm, (sign as f64 * dy as f64 / count) as f32);
+        let gb = ga.iter().map(|g| -g).collect();
+        (ga, gb)
+    });
+    Ok(y)
+}
+
+/// IE-KD's inheritance loss `L_inh`: [`factor_loss`] with sign `+1`.
+pub fn inheritance_loss(student: &Tensor, teacher: &Tensor, norm: FactorNorm) -> Result<Tensor> {
+    factor_loss(student, teacher, norm, 1.0)
+}
+
+/// IE-KD's exploration loss `L_exp`: [`factor_loss`] with sign `-1`.
+pub fn exploration_loss(student: &Tensor, teacher: &Tensor, norm: FactorNorm) -> Result<Tensor> {
+    factor_loss(student, teacher, norm, -1.0)
+}
+
+/// `1/B * sum_b |<phi(a_b), phi(b_b)>|` over factors `a, b: [B, ...]` of the same shape.
+pub fn factor_dot_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "factor_dot_loss";
+    let (batch, d) = check(OP, a, b)?;
+    let normalized = Normalized::new(d, a, b);
+    let dots = cpu::dots(d, &normalized.phi_a, &normalized.phi_b);
+    let loss = dots.iter().map(|v| v.abs()).sum::<f64>() / batch as f64;
+    let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
+    normalized.record(&y, a, b, move |dy, pa, pb| {
+        let scale = dy / batch as f32;
+        (cpu::dots_backward(d, &dots, pb, scale), cpu::dots_backward(d, &dots, pa, scale))
+    });
+    Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn l1_distance(a: &Tensor, b: &Tensor) -> f32 {
+        let d = a.numel() / a.shape()[0];
+        let n = Normalized::new(d, a, b);
+        n.phi_a.iter().zip(&n.phi_b).map(|(x, y)| (x - y).abs()).sum()
+    }
+
+    #[test]
+    fn finite_for_all_zero_factors() {
+        let zero = Tensor::zeros(&[2, 3, 3, 4]).into_param();
+        let other = Tensor::randn(&[2, 3, 3, 4], 1.0, &mut ChaCha8Rng::seed_from_u64(1)).into_param();
+        for (a, b) in [(&zero, &other), (&other, &zero), (&zero, &zero)] {
+            for k in 0..3 {
+                let loss = match k {
+                    0 => factor_loss(a, b, FactorNorm::L1, 1.0),
+                    1 => factor_loss(a, b, FactorNorm::L2, -1.0),
+                    _ => factor_dot_loss(a, b),
+                };
+                let loss = loss.unwrap();
+                assert!(loss.item().unwrap().is_finite());
+                let grads = autograd::backward(&loss).unwrap();
+                for t in [a, b] {
+                    assert!(grads.get(t).unwrap().to_vec().iter().all(|g| g.is_finite()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exploration_step_moves_away_and_inheritance_step_moves_closer() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let teacher = Tensor::randn(&[3, 4, 5, 3], 1.0, &mut rng);
+        let student = Tensor::randn(&[3, 4, 5, 3], 1.0, &mut rng).into_param();
+        let before = l1_distance(&student, &teacher);
+        for (norm, sign) in
+            [(FactorNorm::L1, 1.0), (FactorNorm::L1, -1.0), (FactorNorm::L2, 1.0), (FactorNorm::L2, -1.0)]
+        {
+            let loss = factor_loss(&student, &teacher, norm, sign).unwrap();
+            let grads = autograd::backward(&loss).unwrap();
+            let g = grads.get(&student).unwrap().to_vec();
+            let stepped: Vec<f32> = student.to_vec().iter().zip(&g).map(|(x, g)| x - 10.0 * g).collect();
+            let after = l1_distance(&Tensor::from_vec(stepped, student.shape()).unwrap(), &teacher);
+            assert!(
+                if sign > 0.0 { after < before } else { after > before },
+                "{norm:?} {sign}: {before} -> {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_mismatched_shapes_and_bad_sign() {
+        let (a, b) = (Tensor::zeros(&[2, 3, 3, 4]), Tensor::zeros(&[2, 3, 3, 5]));
+        let msg = factor_loss(&a, &b, FactorNorm::L1, 1.0).unwrap_err().to_string();
+        assert!(
+            msg.contains("factor_loss") && msg.contains("[2, 3, 3, 4]") && msg.contains("[2, 3, 3, 5]"),
+            "{msg}"
+        );
+        assert!(factor_dot_loss(&a, &b).unwrap_err().to_string().contains("factor_dot_loss"));
+        assert!(factor_loss(&a, &a, FactorNorm::L1, 0.5).unwrap_err().to_string().contains("sign"));
+        assert!(factor_loss(&Tensor::zeros(&[0, 3]), &Tensor::zeros(&[0, 3]), FactorNorm::L2, 1.0).is_err());
+    }
+}

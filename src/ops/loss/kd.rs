@@ -1,1 +1,126 @@
-//! (in progress)
+//! Hinton's distillation loss, batch-mean.
+//!
+//! `L = T^2 / N * sum_n KL(p_t[n] || p_s[n]) = T^2 / N * sum_{n,k} p_t[n,k] (log p_t[n,k] - log p_s[n,k])`
+//! with `p_s = softmax(s / T)`, `p_t = softmax(t / T)` row-wise, `s, t: [N, K]`.
+//!
+//! Backward: `ds = dL * T / N * (p_s - p_t)`; when `t` also requires a gradient (DML trains each
+//! network against its peer), `dt[n,j] = dL * T / N * p_t[n,j] * (a[n,j] - sum_k p_t[n,k] a[n,k])` with
+//! `a = log p_t - log p_s`.
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+const OP: &str = "kd_loss";
+
+/// CPU kernels over row-major `[N, K]` slices.
+pub(crate) mod cpu {
+    use rayon::prelude::*;
+
+    /// Rows a rayon task handles.
+    const ROWS_PER_TASK: usize = 64;
+
+    /// `out = log_softmax(z * inv_t)`, stable (max subtracted first).
+    fn log_softmax(z: &[f32], inv_t: f32, out: &mut [f32]) {
+        let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * inv_t));
+        let total: f32 = z.iter().map(|&v| (v * inv_t - max).exp()).sum();
+        let log_total = total.ln();
+        for (o, &v) in out.iter_mut().zip(z) {
+            *o = v * inv_t - max - log_total;
+        }
+    }
+
+    /// Fills `ls`, `lt` with the tempered log-softmax of `s`, `t`; returns
+    /// `sum_{n,k} exp(lt) (lt - ls)` accumulated in f64.
+    pub(crate) fn forward(k: usize, s: &[f32], t: &[f32], inv_t: f32, ls: &mut [f32], lt: &mut [f32]) -> f64 {
+        let chunk = ROWS_PER_TASK * k;
+        let per_task: Vec<f64> = ls
+            .par_chunks_mut(chunk)
+            .zip(lt.par_chunks_mut(chunk))
+            .zip(s.par_chunks(chunk).zip(t.par_chunks(chunk)))
+            .map(|((ls, lt), (s, t))| {
+                let mut sum = 0.0f64;
+                for ((ls, lt), (s, t)) in ls
+                    .chunks_exact_mut(k)
+                    .zip(lt.chunks_exact_mut(k))
+                    .zip(s.chunks_exact(k).zip(t.chunks_exact(k)))
+                {
+                    log_softmax(s, inv_t, ls);
+                    log_softmax(t, inv_t, lt);
+                    sum += ls.iter().zip(lt.iter()).map(|(&a, &b)| (b.exp() * (b - a)) as f64).sum::<f64>();
+                }
+                sum
+            })
+            .collect();
+        per_task.iter().sum()
+    }
+
+    /// `ds = scale * (exp(ls) - exp(lt))`, with `scale = dL * T / N`.
+    pub(crate) fn backward_student(ls: &[f32], lt: &[f32], scale: f32) -> Vec<f32> {
+        ls.par_iter().zip(lt).map(|(&a, &b)| scale * (a.exp() - b.exp())).collect()
+    }
+
+    /// `dt = scale * p_t * (a - <p_t, a>)` row-wise, `a = lt - ls`, `scale = dL * T / N`.
+    pub(crate) fn backward_teacher(k: usize, ls: &[f32], lt: &[f32], scale: f32) -> Vec<f32> {
+        let mut dt = vec![0.0; ls.len()];
+        dt.par_chunks_mut(k).zip(ls.par_chunks(k).zip(lt.par_chunks(k))).for_each(|(dt, (ls, lt))| {
+            let mean: f32 = ls.iter().zip(lt).map(|(&a, &b)| b.exp() * (b - a)).sum();
+            for ((d, &a), &b) in dt.iter_mut().zip(ls).zip(lt) {
+                *d = scale * b.exp() * ((b - a) - mean);
+            }
+        });
+        dt
+    }
+}
+
+/// `T^2 * KL(softmax(teacher / T) || softmax(student / T))`, summed over classes and averaged over
+/// the batch; `student, teacher: [N, K]`, `temperature > 0`. Both logits get gradients when they
+/// require them.
+pub fn kd_loss(student: &Tensor, teacher: &Tensor, temperature: f32) -> Result<Tensor> {
+    student.expect_shape(OP, "student logits", &[None, None])?;
+    teacher.expect_shape(OP, "teacher logits", &[Some(student.shape()[0]), Some(student.shape()[1])])?;
+    let (n, k) = (student.shape()[0], student.shape()[1]);
+    if n == 0 || k == 0 {
+        return Err(Error::shape(OP, format!("empty logits {:?}", student.shape())));
+    }
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(Error::invalid(
+            OP,
+            format!("temperature must be positive and finite, got {temperature}"),
+        ));
+    }
+    let (mut ls, mut lt) = (vec![0.0; n * k], vec![0.0; n * k]);
+    let sum = cpu::forward(k, student.cpu(), teacher.cpu(), 1.0 / temperature, &mut ls, &mut lt);
+    let loss = (temperature as f64).powi(2) * sum / n as f64;
+    let y = Tensor::from_op(vec![loss as f32], &[1], &[student, teacher]);
+    let (student, teacher) = (student.clone(), teacher.clone());
+    autograd::record(&y, move |dy, grads| {
+        let scale = dy.cpu()[0] * temperature / n as f32;
+        if student.requires_grad() {
+            let ds = cpu::backward_student(&ls, &lt, scale);
+            grads.accumulate(&student, Tensor::new_cpu(ds, student.shape(), false))?;
+        }
+        if teacher.requires_grad() {
+            let dt = cpu::backward_teacher(k, &ls, &lt, scale);
+            grads.accumulate(&teacher, Tensor::new_cpu(dt, teacher.shape(), false))?;
+        }
+        Ok(())
+    });
+    Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_for_identical_logits_and_errors_on_bad_input() {
+        let s = Tensor::from_vec(vec![1.0, -2.0, 0.5, 3.0, 0.0, 1.0], &[2, 3]).unwrap();
+        assert!(kd_loss(&s, &s, 4.0).unwrap().item().unwrap().abs() < 1e-6);
+        let t = Tensor::zeros(&[2, 4]);
+        let msg = kd_loss(&s, &t, 1.0).unwrap_err().to_string();
+        assert!(msg.contains("kd_loss") && msg.contains("[2, 4]") && msg.contains("[2, 3]"), "{msg}");
+        assert!(kd_loss(&s, &s, 0.0).unwrap_err().to_string().contains("temperature"));
+        assert!(kd_loss(&Tensor::zeros(&[0, 3]), &Tensor::zeros(&[0, 3]), 1.0).is_err());
+    }
+}

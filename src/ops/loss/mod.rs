@@ -5,3 +5,9 @@ pub mod cross_entropy;
 pub mod factor;
 pub mod kd;
 pub mod recon;
+
+pub use attention::{at_loss, attention_map};
+pub use cross_entropy::{cross_entropy, cross_entropy_fused};
+pub use factor::{FactorNorm, NORM_EPS, exploration_loss, factor_dot_loss, factor_loss, inheritance_loss};
+pub use kd::kd_loss;
+pub use recon::{l1_loss, mse_loss};

@@ -1,1 +1,106 @@
-//! (in progress)
+//! Reconstruction losses between two tensors of the same shape, mean over all `M` elements.
+//!
+//! - [`l1_loss`]: `L = 1/M * sum |a - b|`; `da = dL * sign(a - b) / M` (with `sign(0) = 0`), `db = -da`.
+//! - [`mse_loss`]: `L = 1/M * sum (a - b)^2`; `da = dL * 2 (a - b) / M`, `db = -da`.
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// CPU kernels over flat slices.
+pub(crate) mod cpu {
+    use rayon::prelude::*;
+
+    /// Elements a rayon task handles.
+    const CHUNK: usize = 1 << 14;
+
+    /// `1`, `-1` or `0`: the subgradient of `|v|` PyTorch uses (`f32::signum` gives `1` at `0`).
+    pub(crate) fn sign(v: f32) -> f32 {
+        if v > 0.0 {
+            1.0
+        } else if v < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    }
+
+    /// `sum |a - b|` (`squared = false`) or `sum (a - b)^2`, in f64 with a fixed summation order.
+    pub(crate) fn forward(a: &[f32], b: &[f32], squared: bool) -> f64 {
+        let per_task: Vec<f64> = a
+            .par_chunks(CHUNK)
+            .zip(b.par_chunks(CHUNK))
+            .map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(&a, &b)| {
+                        let v = (a - b) as f64;
+                        if squared { v * v } else { v.abs() }
+                    })
+                    .sum::<f64>()
+            })
+            .collect();
+        per_task.iter().sum()
+    }
+
+    /// The gradient reaching `a`: `scale * sign(a - b)` or `2 * scale * (a - b)`.
+    pub(crate) fn backward(a: &[f32], b: &[f32], squared: bool, scale: f32) -> Vec<f32> {
+        a.par_iter()
+            .zip(b)
+            .map(|(&a, &b)| if squared { 2.0 * scale * (a - b) } else { scale * sign(a - b) })
+            .collect()
+    }
+}
+
+fn recon_loss(op: &'static str, a: &Tensor, b: &Tensor, squared: bool) -> Result<Tensor> {
+    if a.shape() != b.shape() || a.numel() == 0 {
+        return Err(Error::shape(
+            op,
+            format!("inputs {:?} and {:?} must have the same non-empty shape", a.shape(), b.shape()),
+        ));
+    }
+    let m = a.numel();
+    let loss = cpu::forward(a.cpu(), b.cpu(), squared) / m as f64;
+    let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
+    let (a, b) = (a.clone(), b.clone());
+    autograd::record(&y, move |dy, grads| {
+        let da = cpu::backward(a.cpu(), b.cpu(), squared, dy.cpu()[0] / m as f32);
+        if b.requires_grad() {
+            let db = da.iter().map(|g| -g).collect();
+            grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;
+        }
+        grads.accumulate(&a, Tensor::new_cpu(da, a.shape(), false))
+    });
+    Ok(y)
+}
+
+/// Mean absolute error between `a` and `b` (same shape); gradients reach both.
+pub fn l1_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    recon_loss("l1_loss", a, b, false)
+}
+
+/// Mean squared error between `a` and `b` (same shape); gradients reach both.
+pub fn mse_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    recon_loss("mse_loss", a, b, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_shape_errors() {
+        let a = Tensor::from_vec(vec![1.0, -2.0, 3.0, 0.0], &[2, 2]).unwrap();
+        let b = Tensor::from_vec(vec![0.0, 0.0, 1.0, 0.0], &[2, 2]).unwrap();
+        assert_eq!(l1_loss(&a, &b).unwrap().item().unwrap(), 5.0 / 4.0);
+        assert_eq!(mse_loss(&a, &b).unwrap().item().unwrap(), 9.0 / 4.0);
+        let msg = l1_loss(&a, &Tensor::zeros(&[4])).unwrap_err().to_string();
+        assert!(msg.contains("l1_loss") && msg.contains("[2, 2]") && msg.contains("[4]"), "{msg}");
+        assert!(
+            mse_loss(&Tensor::zeros(&[0]), &Tensor::zeros(&[0]))
+                .unwrap_err()
+                .to_string()
+                .contains("mse_loss")
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Benchmarks shared by `cargo bench` and `iekd bench`: the machine's FMA ceiling, each ResNet-20
+//! convolution in GFLOP/s, and whole training steps in images/s. Wall-clock medians.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::autograd;
+use crate::error::Result;
+use crate::nn::{Module, ResNet, Shortcut};
+use crate::ops::conv2d::{ConvGeometry, cpu};
+use crate::ops::loss::cross_entropy;
+use crate::optim::{Sgd, SgdConfig};
+use crate::tensor::Tensor;
+
+/// The median wall time of `runs` calls of `f`, after one warm-up call.
+pub fn median_seconds(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        f()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// One convolution shape of ResNet-20: name, input `[N, H, W, C]`, weight, stride.
+pub struct ConvShape {
+    /// A short label.
+    pub name: &'static str,
+    /// The geometry at the benchmark's batch size.
+    pub geometry: ConvGeometry,
+}
+
+/// The six distinct 3x3 convolutions of ResNet-20 at batch `n`.
+pub fn resnet20_conv_shapes(n: usize) -> Result<Vec<ConvShape>> {
+    let shapes = [
+        ("c1  3->16 32x32 s1", [n, 32, 32, 3], [16, 3, 3, 3], 1),
+        ("c2 16->16 32x32 s1", [n, 32, 32, 16], [16, 16, 3, 3], 1),
+        ("c3 16->32 32->16 s2", [n, 32, 32, 16], [32, 16, 3, 3], 2),
+        ("c4 32->32 16x16 s1", [n, 16, 16, 32], [32, 32, 3, 3], 1),
+        ("c5 32->64 16->8 s2", [n, 16, 16, 32], [64, 32, 3, 3], 2),
+        ("c6 64->64 8x8 s1", [n, 8, 8, 64], [64, 64, 3, 3], 1),
+    ];
+    shapes
+        .into_iter()
+        .map(|(name, x, w, s)| Ok(ConvShape { name, geometry: ConvGeometry::new("bench", &x, &w, s, 1)? }))
+        .collect()
+}
+
+/// GFLOP/s of one shape's forward, backward-data and backward-weight on the CPU.
+pub fn conv_gflops(g: &ConvGeometry, runs: usize) -> Result<[f64; 3]> {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let x = Tensor::randn(&[g.n, g.h, g.w, g.c_in], 1.0, &mut rng).to_vec();
+    let w = Tensor::randn(&[g.c_out, g.c_in, g.kh, g.kw], 0.1, &mut rng).to_vec();
+    let dy = Tensor::randn(&[g.n, g.h_out, g.w_out, g.c_out], 1.0, &mut rng).to_vec();
+    let flop = 2.0 * g.macs() as f64 * 1e-9;
+    let fwd = median_seconds(runs, || Ok(drop(std::hint::black_box(cpu::forward(g, &x, &w, None)))))?;
+    let data = median_seconds(runs, || Ok(drop(std::hint::black_box(cpu::backward_data(g, &dy, &w)))))?;
+    let weight = median_seconds(runs, || Ok(drop(std::hint::black_box(cpu::backward_weight(g, &x, &dy)))))?;
+    Ok([flop / fwd, flop / data, flop / weight])
+}
+
+/// Images per second of ResNet-`depth` (option A) training steps on random 32x32x3 data at batch
+/// `n`: forward, cross-entropy, backward and a Nesterov SGD update.
+pub fn resnet_train_images_per_sec(depth: usize, n: usize, runs: usize) -> Result<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut net = ResNet::new(depth, 3, 10, Shortcut::A, &mut rng)?;
+    let mut sgd = Sgd::new(SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 5e-4, nesterov: true })?;
+    let x = Tensor::randn(&[n, 32, 32, 3], 1.0, &mut rng);
+    let labels: Vec<usize> = (0..n).map(|_| rng.random_range(0..10)).collect();
+    let seconds = median_seconds(runs, || {
+        let out = net.forward(&x, true)?;
+        let grads = autograd::backward(&cross_entropy(&out.logits, &labels)?)?;
+        drop(out);
+        sgd.step(&mut net.params_mut(), &grads)
+    })?;
+    Ok(n as f64 / seconds)
+}
+
+/// The fp32 fused-multiply-add ceiling of the rayon pool, in GFLOP/s (0 where no FMA unit is known).
+pub fn fma_peak_gflops() -> f64 {
+    const ITERS: usize = 10_000_000;
+    let start = Instant::now();
+    let flops: f64 = rayon::broadcast(|_| fma_loop(ITERS)).iter().sum();
+    flops / start.elapsed().as_secs_f64() * 1e-9
+}
+
+/// Runs `iters` rounds of 12 independent vector FMAs; returns the flops done.
+#[cfg(target_arch = "x86_64")]
+fn fma_loop(iters: usize) -> f64 {
+    use std::arch::x86_64::*;
+    /// # Safety: needs AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(iters: usize) -> f32 {
+        let (a, b) = (_mm512_set1_ps(0.999_9), _mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); 12];
+        for _ in 0..iters {
+            for v in &mut acc {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+    /// # Safety: needs AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(iters: usize) -> f32 {
+        let (a, b) = (_mm256_set1_ps(0.999_9), _mm256_set1_ps(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..iters {
+            for v in &mut acc {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        acc.iter().map(|&v| {
+            // SAFETY: `lanes` holds the 8 floats stored.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+            lanes.iter().sum::<f32>()
+        }).sum()
+    }
+    let (sink, lanes) = if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        (unsafe { avx512(iters) }, 16)
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        (unsafe { avx2(iters) }, 8)
+    } else {
+        return 0.0;
+    };
+    std::hint::black_box(sink);
+    (iters * 12 * lanes * 2) as f64
+}
+
+/// No FMA ceiling is measured on other architectures.
+#[cfg(not(target_arch = "x86_64"))]
+fn fma_loop(_iters: usize) -> f64 {
+    0.0
+}
