@@ -1,1 +1,84 @@
-//! (in progress)
+//! ReLU and LeakyReLU, elementwise on a tensor of any shape.
+//!
+//! `leaky_relu(x, a) = x` where `x > 0` and `a * x` elsewhere; `relu = leaky_relu(., 0)`.
+//! Backward: `dx = dy` where `x > 0` and `a * dy` elsewhere (at `x = 0` the left slope, as PyTorch).
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// `max(x, 0)` elementwise (NaN stays NaN).
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    activate(x, 0.0)
+}
+
+/// `x` where `x > 0`, `slope * x` elsewhere; `slope` must be finite (PyTorch's default is 0.01).
+pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
+    if !slope.is_finite() {
+        return Err(Error::invalid("leaky_relu", format!("slope {slope} is not finite")));
+    }
+    activate(x, slope)
+}
+
+fn activate(x: &Tensor, slope: f32) -> Result<Tensor> {
+    let y = Tensor::from_op(cpu::forward(x.cpu(), slope), x.shape(), &[x]);
+    let x = x.clone();
+    autograd::record(&y, move |dy, grads| {
+        grads.accumulate(&x, Tensor::new_cpu(cpu::backward(x.cpu(), dy.cpu(), slope), x.shape(), false))
+    });
+    Ok(y)
+}
+
+/// The CPU kernels, rayon over fixed-size chunks of elements.
+pub(crate) mod cpu {
+    use rayon::prelude::*;
+
+    /// Elements per rayon task.
+    const CHUNK: usize = 1 << 14;
+
+    /// `y = x` where `x > 0`, `slope * x` elsewhere.
+    pub(crate) fn forward(x: &[f32], slope: f32) -> Vec<f32> {
+        let mut y = vec![0.0; x.len()];
+        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, &v)| *y = if v > 0.0 { v } else { slope * v });
+        });
+        y
+    }
+
+    /// `dx = dy` where `x > 0`, `slope * dy` elsewhere.
+    pub(crate) fn backward(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
+        let mut dx = vec![0.0; x.len()];
+        dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(
+            |((dx, x), dy)| {
+                dx.iter_mut()
+                    .zip(x)
+                    .zip(dy)
+                    .for_each(|((d, &v), &g)| *d = if v > 0.0 { g } else { slope * g });
+            },
+        );
+        dx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaky_relu_rejects_non_finite_slope() {
+        let x = Tensor::zeros(&[2, 3]);
+        let err = leaky_relu(&x, f32::NAN).unwrap_err().to_string();
+        assert!(err.starts_with("leaky_relu:"), "{err}");
+    }
+
+    #[test]
+    fn values_and_gradient_at_the_kink() {
+        let x = Tensor::from_vec(vec![-2.0, 0.0, 3.0], &[3]).unwrap().into_param();
+        let y = leaky_relu(&x, 0.1).unwrap();
+        assert_eq!(y.to_vec(), vec![-0.2, 0.0, 3.0]);
+        let g = autograd::backward_with(&y, Tensor::full(&[3], 1.0)).unwrap();
+        assert_eq!(g.get(&x).unwrap().to_vec(), vec![0.1, 0.1, 1.0]);
+        assert_eq!(relu(&x).unwrap().to_vec(), vec![0.0, 0.0, 3.0]);
+        autograd::clear_tape();
+    }
+}

@@ -1,1 +1,117 @@
-//! (in progress)
+//! Elementwise arithmetic on tensors of the same shape.
+//!
+//! `add(a, b) = a + b` (backward `da = db = dy`), `scale(x, s) = s * x` (backward `dx = s * dy`),
+//! `mul(a, b) = a * b` (backward `da = dy * b`, `db = dy * a`). No broadcasting.
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape() == b.shape() {
+        return Ok(());
+    }
+    Err(Error::shape(
+        op,
+        format!("operands have shapes {:?} and {:?}; they must be equal", a.shape(), b.shape()),
+    ))
+}
+
+/// `a + b`, elementwise; the shapes must be equal.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape("add", a, b)?;
+    let y = Tensor::from_op(cpu::add(a.cpu(), b.cpu()), a.shape(), &[a, b]);
+    let (a, b) = (a.clone(), b.clone());
+    autograd::record(&y, move |dy, grads| {
+        grads.accumulate(&a, dy.clone())?;
+        grads.accumulate(&b, dy.clone())
+    });
+    Ok(y)
+}
+
+/// `s * x`, elementwise; `s` must be finite.
+pub fn scale(x: &Tensor, s: f32) -> Result<Tensor> {
+    if !s.is_finite() {
+        return Err(Error::invalid("scale", format!("factor {s} is not finite")));
+    }
+    let y = Tensor::from_op(cpu::scale(x.cpu(), s), x.shape(), &[x]);
+    let x = x.clone();
+    autograd::record(&y, move |dy, grads| {
+        grads.accumulate(&x, Tensor::new_cpu(cpu::scale(dy.cpu(), s), x.shape(), false))
+    });
+    Ok(y)
+}
+
+/// `a * b`, elementwise; the shapes must be equal.
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape("mul", a, b)?;
+    let y = Tensor::from_op(cpu::mul(a.cpu(), b.cpu()), a.shape(), &[a, b]);
+    let (a, b) = (a.clone(), b.clone());
+    autograd::record(&y, move |dy, grads| {
+        if a.requires_grad() {
+            grads.accumulate(&a, Tensor::new_cpu(cpu::mul(dy.cpu(), b.cpu()), a.shape(), false))?;
+        }
+        if b.requires_grad() {
+            grads.accumulate(&b, Tensor::new_cpu(cpu::mul(dy.cpu(), a.cpu()), b.shape(), false))?;
+        }
+        Ok(())
+    });
+    Ok(y)
+}
+
+/// The CPU kernels, rayon over fixed-size chunks of elements.
+pub(crate) mod cpu {
+    use rayon::prelude::*;
+
+    /// Elements per rayon task.
+    const CHUNK: usize = 1 << 14;
+
+    fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+        let mut y = vec![0.0; a.len()];
+        y.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((y, a), b)| {
+            y.iter_mut().zip(a).zip(b).for_each(|((y, &a), &b)| *y = f(a, b));
+        });
+        y
+    }
+
+    /// `a + b`.
+    pub(crate) fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
+        zip_map(a, b, |a, b| a + b)
+    }
+
+    /// `a * b`.
+    pub(crate) fn mul(a: &[f32], b: &[f32]) -> Vec<f32> {
+        zip_map(a, b, |a, b| a * b)
+    }
+
+    /// `s * x`.
+    pub(crate) fn scale(x: &[f32], s: f32) -> Vec<f32> {
+        let mut y = vec![0.0; x.len()];
+        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, &v)| *y = s * v);
+        });
+        y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_mismatch_names_the_op() {
+        let (a, b) = (Tensor::zeros(&[2, 3]), Tensor::zeros(&[3, 2]));
+        let err = add(&a, &b).unwrap_err().to_string();
+        assert!(err.starts_with("add:") && err.contains("[2, 3]") && err.contains("[3, 2]"), "{err}");
+        assert!(mul(&a, &b).unwrap_err().to_string().starts_with("mul:"));
+        assert!(scale(&a, f32::INFINITY).unwrap_err().to_string().starts_with("scale:"));
+    }
+
+    #[test]
+    fn adding_a_tensor_to_itself_doubles_the_gradient() {
+        let x = Tensor::from_vec(vec![1.0, -2.0], &[2]).unwrap().into_param();
+        let y = add(&x, &x).unwrap();
+        let g = autograd::backward_with(&y, Tensor::from_vec(vec![0.5, 3.0], &[2]).unwrap()).unwrap();
+        assert_eq!(g.get(&x).unwrap().to_vec(), vec![1.0, 6.0]);
+    }
+}

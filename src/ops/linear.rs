@@ -1,1 +1,119 @@
-//! (in progress)
+//! Fully connected layer: `y = x W^T + b` for `x: [N, in]`, `W: [out, in]` (PyTorch's layout),
+//! `b: [out]`.
+//!
+//! Backward: `dx = dy W`, `dW = dy^T x`, `db = sum_n dy[n, :]`.
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// `x W^T + b` for `x: [N, in]`, `w: [out, in]`, optional `bias: [out]`.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    const OP: &str = "linear";
+    x.expect_shape(OP, "input", &[None, None])?;
+    let [n, k] = [x.shape()[0], x.shape()[1]];
+    w.expect_shape(OP, "weight", &[None, Some(k)])?;
+    let m = w.shape()[0];
+    if n == 0 || k == 0 || m == 0 {
+        return Err(Error::shape(OP, format!("empty input {:?} or weight {:?}", x.shape(), w.shape())));
+    }
+    if let Some(b) = bias {
+        b.expect_shape(OP, "bias", &[Some(m)])?;
+    }
+    let g = cpu::Sizes { n, k, m };
+    let y = cpu::forward(&g, x.cpu(), w.cpu(), bias.map(Tensor::cpu));
+    let mut inputs = vec![x, w];
+    inputs.extend(bias);
+    let y = Tensor::from_op(y, &[n, m], &inputs);
+    let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
+    autograd::record(&y, move |dy, grads| {
+        if x.requires_grad() {
+            grads.accumulate(
+                &x,
+                Tensor::new_cpu(cpu::backward_data(&g, dy.cpu(), w.cpu()), x.shape(), false),
+            )?;
+        }
+        if w.requires_grad() {
+            grads.accumulate(
+                &w,
+                Tensor::new_cpu(cpu::backward_weight(&g, x.cpu(), dy.cpu()), w.shape(), false),
+            )?;
+        }
+        if let Some(b) = bias.filter(Tensor::requires_grad) {
+            let db = crate::ops::conv2d::cpu::backward_bias(m, dy.cpu());
+            grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;
+        }
+        Ok(())
+    });
+    Ok(y)
+}
+
+/// The CPU kernels: one GEMM each, split over rayon threads by gemm when the product is large.
+pub(crate) mod cpu {
+    use crate::cpu::matmul::{Mat, matmul};
+
+    /// Multiply-accumulates above which a product uses every rayon thread.
+    const PARALLEL_MACS: usize = 1 << 20;
+
+    /// The sizes of one product: `n` rows, `k` inputs, `m` outputs.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Sizes {
+        pub n: usize,
+        pub k: usize,
+        pub m: usize,
+    }
+
+    fn threads(g: &Sizes) -> usize {
+        if g.n * g.k * g.m >= PARALLEL_MACS { rayon::current_num_threads() } else { 1 }
+    }
+
+    /// `y[n, m] = b[m] + sum_k x[n, k] w[m, k]`.
+    pub(crate) fn forward(g: &Sizes, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let mut y = vec![0.0; g.n * g.m];
+        if let Some(b) = bias {
+            y.chunks_exact_mut(g.m).for_each(|row| row.copy_from_slice(b));
+        }
+        let wt = Mat::row_major(w, g.m, g.k).t();
+        matmul(&mut y, Mat::row_major(x, g.n, g.k), wt, bias.is_some(), threads(g));
+        y
+    }
+
+    /// `dx[n, k] = sum_m dy[n, m] w[m, k]`.
+    pub(crate) fn backward_data(g: &Sizes, dy: &[f32], w: &[f32]) -> Vec<f32> {
+        let mut dx = vec![0.0; g.n * g.k];
+        matmul(&mut dx, Mat::row_major(dy, g.n, g.m), Mat::row_major(w, g.m, g.k), false, threads(g));
+        dx
+    }
+
+    /// `dw[m, k] = sum_n dy[n, m] x[n, k]`.
+    pub(crate) fn backward_weight(g: &Sizes, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let mut dw = vec![0.0; g.m * g.k];
+        matmul(&mut dw, Mat::row_major(dy, g.n, g.m).t(), Mat::row_major(x, g.n, g.k), false, threads(g));
+        dw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_errors_name_the_op_and_shapes() {
+        let x = Tensor::zeros(&[2, 3]);
+        let err = linear(&x, &Tensor::zeros(&[4, 5]), None).unwrap_err().to_string();
+        assert!(err.starts_with("linear:") && err.contains("[4, 5]"), "{err}");
+        let err = linear(&x, &Tensor::zeros(&[4, 3]), Some(&Tensor::zeros(&[3]))).unwrap_err().to_string();
+        assert!(err.starts_with("linear:") && err.contains("bias"), "{err}");
+        let err = linear(&Tensor::zeros(&[0, 3]), &Tensor::zeros(&[4, 3]), None).unwrap_err().to_string();
+        assert!(err.starts_with("linear:") && err.contains("empty"), "{err}");
+        assert!(linear(&Tensor::zeros(&[2, 3, 1]), &Tensor::zeros(&[4, 3]), None).is_err());
+    }
+
+    #[test]
+    fn matches_a_hand_product() {
+        let x = Tensor::from_vec(vec![1.0, 2.0], &[1, 2]).unwrap();
+        let w = Tensor::from_vec(vec![1.0, 0.0, 3.0, -1.0, 0.5, 0.5], &[3, 2]).unwrap();
+        let b = Tensor::from_vec(vec![0.0, 1.0, -1.0], &[3]).unwrap();
+        assert_eq!(linear(&x, &w, Some(&b)).unwrap().to_vec(), vec![1.0, 2.0, 0.5]);
+    }
+}

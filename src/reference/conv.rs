@@ -2,7 +2,15 @@
 
 /// `y[n, oh, ow, co] = b[co] + sum x[n, oh*s-p+kh, ow*s-p+kw, ci] * w[co, ci, kh, kw]`;
 /// `xs = [N, H, W, C_in]`, `ws = [C_out, C_in, KH, KW]`.
-pub fn conv2d(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], b: Option<&[f64]>, s: usize, p: usize) -> Vec<f64> {
+pub fn conv2d(
+    x: &[f64],
+    xs: [usize; 4],
+    w: &[f64],
+    ws: [usize; 4],
+    b: Option<&[f64]>,
+    s: usize,
+    p: usize,
+) -> Vec<f64> {
     let [n, h, wd, ci] = xs;
     let [co, _, kh, kw] = ws;
     let (ho, wo) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
@@ -15,7 +23,8 @@ pub fn conv2d(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], b: Option<&[
                     for c in 0..ci {
                         for i in 0..kh {
                             for j in 0..kw {
-                                let (ih, iw) = ((oh * s + i) as isize - p as isize, (ow * s + j) as isize - p as isize);
+                                let (ih, iw) =
+                                    ((oh * s + i) as isize - p as isize, (ow * s + j) as isize - p as isize);
                                 if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < wd {
                                     let xv = x[((b_ * h + ih as usize) * wd + iw as usize) * ci + c];
                                     acc += xv * w[((o * ci + c) * kh + i) * kw + j];
@@ -53,7 +62,8 @@ pub fn conv_transpose2d(
                     let xv = x[((b_ * h + ih) * wd + iw) * ci + c];
                     for i in 0..kh {
                         for j in 0..kw {
-                            let (oh, ow) = ((ih * s + i) as isize - p as isize, (iw * s + j) as isize - p as isize);
+                            let (oh, ow) =
+                                ((ih * s + i) as isize - p as isize, (iw * s + j) as isize - p as isize);
                             if oh >= 0 && ow >= 0 && (oh as usize) < ho && (ow as usize) < wo {
                                 for o in 0..co {
                                     y[((b_ * ho + oh as usize) * wo + ow as usize) * co + o] +=

@@ -1,8 +1,212 @@
-//! (in progress)
+//! Cases for the layer ops: batch norm (plain and fused, training and evaluation), activations,
+//! elementwise arithmetic, channel selection, the option-A shortcut, pooling, linear and reshapes.
 
-use crate::gradcheck::Case;
+use crate::gradcheck::{Case, FastFn, Init, Input, ReferenceFn};
+use crate::ops;
+use crate::reference::{activation, arith, batchnorm, channels, linear, pool, shape};
 
-/// (in progress)
+const EPS: f32 = 1e-5;
+
+/// What follows the normalisation.
+#[derive(Clone, Copy, PartialEq)]
+enum Fusion {
+    Plain,
+    Relu,
+    AddRelu,
+}
+
+/// Inputs `[x, gamma, beta, residual?, running_mean?, running_var?]`.
+fn bn_case(fusion: Fusion, train: bool, x: [usize; 4], x_init: Init) -> Case {
+    let c = x[3];
+    let detail = format!("x{x:?} {x_init:?}");
+    let mut inputs =
+        vec![Input::with_init("x", &x, x_init), Input::normal("gamma", &[c]), Input::normal("beta", &[c])];
+    if fusion == Fusion::AddRelu {
+        inputs.push(Input::normal("residual", &x));
+    }
+    let running = inputs.len();
+    if !train {
+        inputs.push(Input::with_init("running_mean", &[c], Init::Normal(0.5)).constant());
+        inputs.push(Input::with_init("running_var", &[c], Init::Uniform(0.5, 2.0)).constant());
+    }
+    let op = match (fusion, train) {
+        (Fusion::Plain, true) => "batch_norm_train",
+        (Fusion::Relu, true) => "batch_norm_relu_train",
+        (Fusion::AddRelu, true) => "batch_norm_add_relu_train",
+        (Fusion::Plain, false) => "batch_norm_eval",
+        (Fusion::Relu, false) => "batch_norm_relu_eval",
+        (Fusion::AddRelu, false) => "batch_norm_add_relu_eval",
+    };
+    Case::new(
+        op,
+        detail,
+        inputs,
+        Box::new(move |t| {
+            let (x, g, b, (rm, rv)) = (&t[0], &t[1], &t[2], (t.get(running), t.get(running + 1)));
+            match (fusion, rm.zip(rv)) {
+                (Fusion::Plain, None) => Ok(ops::batch_norm_train(x, g, b, EPS)?.0),
+                (Fusion::Relu, None) => Ok(ops::batch_norm_relu_train(x, g, b, EPS)?.0),
+                (Fusion::AddRelu, None) => Ok(ops::batch_norm_add_relu_train(x, &t[3], g, b, EPS)?.0),
+                (Fusion::Plain, Some((rm, rv))) => ops::batch_norm_eval(x, g, b, rm, rv, EPS),
+                (Fusion::Relu, Some((rm, rv))) => ops::batch_norm_relu_eval(x, g, b, rm, rv, EPS),
+                (Fusion::AddRelu, Some((rm, rv))) => {
+                    ops::batch_norm_add_relu_eval(x, &t[3], g, b, rm, rv, EPS)
+                }
+            }
+        }),
+        Box::new(move |v| {
+            let z = if train {
+                batchnorm::batch_norm_train(&v[0], c, &v[1], &v[2], EPS as f64)
+            } else {
+                batchnorm::normalize(&v[0], c, &v[1], &v[2], &v[running], &v[running + 1], EPS as f64)
+            };
+            match fusion {
+                Fusion::Plain => z,
+                Fusion::Relu => activation::relu(&z),
+                Fusion::AddRelu => activation::relu(&arith::add(&z, &v[3])),
+            }
+        }),
+    )
+}
+
+fn batch_norm_cases() -> Vec<Case> {
+    let n = || Init::Normal(1.0);
+    vec![
+        bn_case(Fusion::Plain, true, [3, 5, 4, 3], n()),
+        bn_case(Fusion::Plain, true, [1, 3, 5, 7], Init::Uniform(2.0, 4.0)),
+        bn_case(Fusion::Plain, true, [5, 1, 1, 3], n()),
+        bn_case(Fusion::Relu, true, [2, 3, 5, 3], n()),
+        bn_case(Fusion::Relu, true, [1, 4, 3, 5], Init::Uniform(-1.0, 3.0)),
+        bn_case(Fusion::AddRelu, true, [3, 4, 3, 3], n()),
+        bn_case(Fusion::AddRelu, true, [1, 5, 2, 6], n()),
+        bn_case(Fusion::Plain, false, [3, 5, 4, 3], n()),
+        bn_case(Fusion::Plain, false, [1, 2, 3, 5], n()),
+        bn_case(Fusion::Relu, false, [2, 3, 4, 3], n()),
+        bn_case(Fusion::AddRelu, false, [1, 4, 3, 5], n()),
+    ]
+}
+
+fn unary(op: &'static str, detail: String, x: &[usize], fast: FastFn, r: ReferenceFn) -> Case {
+    Case::new(op, format!("x{x:?} {detail}"), vec![Input::normal("x", x)], fast, r)
+}
+
+fn binary(op: &'static str, x: &[usize]) -> Case {
+    let (fast, r): (FastFn, ReferenceFn) = match op {
+        "add" => (Box::new(|t| ops::add(&t[0], &t[1])), Box::new(|v| arith::add(&v[0], &v[1]))),
+        _ => (Box::new(|t| ops::mul(&t[0], &t[1])), Box::new(|v| arith::mul(&v[0], &v[1]))),
+    };
+    Case::new(op, format!("{x:?}"), vec![Input::normal("a", x), Input::normal("b", x)], fast, r)
+}
+
+fn elementwise_cases() -> Vec<Case> {
+    let relu = |x: &[usize]| {
+        unary("relu", String::new(), x, Box::new(|t| ops::relu(&t[0])), Box::new(|v| activation::relu(&v[0])))
+    };
+    let leaky = |x: &[usize], a: f32| {
+        let (fast, r) = (
+            move |t: &[_]| ops::leaky_relu(&t[0], a),
+            move |v: &[Vec<f64>]| activation::leaky_relu(&v[0], a as f64),
+        );
+        unary("leaky_relu", format!("slope {a}"), x, Box::new(fast), Box::new(r))
+    };
+    let scale = |x: &[usize], s: f32| {
+        let (fast, r) =
+            (move |t: &[_]| ops::scale(&t[0], s), move |v: &[Vec<f64>]| arith::scale(&v[0], s as f64));
+        unary("scale", format!("by {s}"), x, Box::new(fast), Box::new(r))
+    };
+    vec![
+        relu(&[3, 5, 4, 3]),
+        relu(&[1, 7]),
+        leaky(&[2, 3, 5, 3], 0.1),
+        leaky(&[4, 9], 0.2),
+        binary("add", &[3, 4, 5, 3]),
+        binary("add", &[1, 7]),
+        binary("mul", &[3, 4, 5, 3]),
+        binary("mul", &[2, 9]),
+        scale(&[2, 3, 4, 5], 2.5),
+        scale(&[5, 3], -0.3),
+    ]
+}
+
+fn channel_cases() -> Vec<Case> {
+    let slice = |x: &[usize], s: usize, e: usize| {
+        let c = *x.last().expect("rank >= 1");
+        let (fast, r) = (
+            move |t: &[_]| ops::slice_channels(&t[0], s, e),
+            move |v: &[Vec<f64>]| channels::slice_channels(&v[0], c, s, e),
+        );
+        unary("slice_channels", format!("{s}..{e}"), x, Box::new(fast), Box::new(r))
+    };
+    let gather = |x: &[usize], idx: &[usize]| {
+        let (c, i1, i2) = (*x.last().expect("rank >= 1"), idx.to_vec(), idx.to_vec());
+        let (fast, r) = (
+            move |t: &[_]| ops::gather_channels(&t[0], &i1),
+            move |v: &[Vec<f64>]| channels::gather_channels(&v[0], c, &i2),
+        );
+        unary("gather_channels", format!("{idx:?}"), x, Box::new(fast), Box::new(r))
+    };
+    let shortcut = |x: [usize; 4], c_out: usize| {
+        let (fast, r) = (
+            move |t: &[_]| ops::shortcut_a(&t[0], c_out),
+            move |v: &[Vec<f64>]| channels::shortcut_a(&v[0], x, c_out),
+        );
+        unary("shortcut_a", format!("-> {c_out} channels"), &x, Box::new(fast), Box::new(r))
+    };
+    vec![
+        slice(&[3, 4, 5, 7], 2, 5),
+        slice(&[1, 3, 2, 6], 0, 3),
+        slice(&[2, 5, 4, 6], 3, 6),
+        slice(&[3, 5], 1, 4),
+        gather(&[2, 3, 4, 6], &[5, 0, 0, 3]),
+        gather(&[1, 2, 3, 5], &[4, 2, 0, 1, 3]),
+        gather(&[3, 7], &[6, 6, 1]),
+        shortcut([2, 5, 3, 3], 7),
+        shortcut([1, 4, 6, 4], 8),
+        shortcut([3, 3, 3, 2], 2),
+    ]
+}
+
+fn dense_cases() -> Vec<Case> {
+    let gap = |x: [usize; 4]| {
+        let (fast, r) =
+            (|t: &[_]| ops::global_avg_pool(&t[0]), move |v: &[Vec<f64>]| pool::global_avg_pool(&v[0], x));
+        unary("global_avg_pool", String::new(), &x, Box::new(fast), Box::new(r))
+    };
+    let lin = |x: [usize; 2], out: usize, bias: bool| {
+        let mut inputs = vec![Input::normal("x", &x), Input::normal("weight", &[out, x[1]])];
+        if bias {
+            inputs.push(Input::normal("bias", &[out]));
+        }
+        Case::new(
+            "linear",
+            format!("x{x:?} w{:?}{}", [out, x[1]], if bias { " +b" } else { "" }),
+            inputs,
+            Box::new(|t| ops::linear(&t[0], &t[1], t.get(2))),
+            Box::new(move |v| linear::linear(&v[0], x[0], &v[1], out, v.get(2).map(Vec::as_slice))),
+        )
+    };
+    let view = |x: &[usize], to: Option<&[usize]>| {
+        let to = to.map(<[usize]>::to_vec);
+        let detail = to.as_ref().map_or_else(|| "flatten".to_string(), |s| format!("-> {s:?}"));
+        let fast = move |t: &[_]| match &to {
+            Some(s) => ops::reshape(&t[0], s),
+            None => ops::flatten(&t[0]),
+        };
+        unary("reshape", detail, x, Box::new(fast), Box::new(|v| shape::reshape(&v[0])))
+    };
+    vec![
+        gap([3, 5, 4, 3]),
+        gap([1, 1, 1, 7]),
+        gap([2, 8, 8, 5]),
+        lin([3, 7], 5, true),
+        lin([1, 4], 3, false),
+        lin([4, 64], 10, true),
+        view(&[3, 2, 4, 5], None),
+        view(&[2, 3, 4, 1], Some(&[6, 4])),
+    ]
+}
+
+/// Every layer op on awkward sizes: odd channel counts, H != W, batch 1 and 3.
 pub fn cases() -> Vec<Case> {
-    Vec::new()
+    [batch_norm_cases(), elementwise_cases(), channel_cases(), dense_cases()].into_iter().flatten().collect()
 }

@@ -1,0 +1,253 @@
+//! Batch normalisation over the channel (last) axis of `x: [N, H, W, C]`, alone or fused with a
+//! ReLU and a residual add.
+//!
+//! Per channel, over its `n = N * H * W` values: in training `mean = sum x / n` and
+//! `var = sum (x - mean)^2 / n` (biased); in evaluation the running mean and variance take their
+//! place. Then `xhat = (x - mean) / sqrt(var + eps)` and `y = act(gamma * xhat + beta [+ residual])`
+//! with `act` the identity or ReLU. The running statistics follow PyTorch:
+//! `running = (1 - m) * running + m * stat`, with the unbiased `var * n / (n - 1)` for the variance.
+//!
+//! Backward, with `dz = dy * act'` (`[y > 0]` for ReLU) and `inv = 1 / sqrt(var + eps)`:
+//! `dbeta = sum dz`, `dgamma = sum dz * xhat`, `dresidual = dz`, and
+//! `dx = gamma * inv * (dz - dbeta / n - xhat * dgamma / n)` in training (through the batch
+//! statistics), `dx = gamma * inv * dz` in evaluation.
+//!
+//! On the CPU the forward is one statistics pass and one normalise-and-activate pass, the backward
+//! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`).
+
+pub(crate) mod cpu;
+#[cfg(test)]
+mod tests;
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// PyTorch's default `eps`.
+pub const DEFAULT_EPS: f32 = 1e-5;
+/// PyTorch's default momentum of the running statistics.
+pub const DEFAULT_MOMENTUM: f32 = 0.1;
+
+/// The statistics of one training batch, per channel.
+#[derive(Clone, Debug)]
+pub struct BatchStats {
+    /// The mean over `N, H, W`, shape `[C]`.
+    pub mean: Tensor,
+    /// The biased variance (sum of squared deviations over the count), shape `[C]`.
+    pub var_biased: Tensor,
+    /// Values per channel, `N * H * W`.
+    pub count: usize,
+}
+
+/// Batch norm with batch statistics (training mode); also returns the statistics.
+pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<(Tensor, BatchStats)> {
+    Norm::new("batch_norm_train", x, None, false, gamma, beta, eps)?.train()
+}
+
+/// `relu(batch_norm(x))` in training mode, as one op.
+pub fn batch_norm_relu_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, BatchStats)> {
+    Norm::new("batch_norm_relu_train", x, None, true, gamma, beta, eps)?.train()
+}
+
+/// `relu(batch_norm(x) + residual)` in training mode, as one op; `residual` has the shape of `x`.
+pub fn batch_norm_add_relu_train(
+    x: &Tensor,
+    residual: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, BatchStats)> {
+    Norm::new("batch_norm_add_relu_train", x, Some(residual), true, gamma, beta, eps)?.train()
+}
+
+/// Batch norm with the running statistics (evaluation mode); gradients reach `x`, `gamma`, `beta`.
+pub fn batch_norm_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    Norm::new("batch_norm_eval", x, None, false, gamma, beta, eps)?.eval(running_mean, running_var)
+}
+
+/// `relu(batch_norm(x))` in evaluation mode, as one op.
+pub fn batch_norm_relu_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    Norm::new("batch_norm_relu_eval", x, None, true, gamma, beta, eps)?.eval(running_mean, running_var)
+}
+
+/// `relu(batch_norm(x) + residual)` in evaluation mode, as one op.
+pub fn batch_norm_add_relu_eval(
+    x: &Tensor,
+    residual: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    Norm::new("batch_norm_add_relu_eval", x, Some(residual), true, gamma, beta, eps)?
+        .eval(running_mean, running_var)
+}
+
+/// Folds one batch's statistics into the running buffers (`[C]` each), PyTorch's way:
+/// `running = (1 - momentum) * running + momentum * stat`, the variance unbiased by `n / (n - 1)`.
+pub fn update_running_stats(
+    running_mean: &mut Tensor,
+    running_var: &mut Tensor,
+    stats: &BatchStats,
+    momentum: f32,
+) -> Result<()> {
+    const OP: &str = "batch_norm_running_stats";
+    stats.mean.expect_shape(OP, "batch mean", &[None])?;
+    let c = stats.mean.shape()[0];
+    stats.var_biased.expect_shape(OP, "batch variance", &[Some(c)])?;
+    running_mean.expect_shape(OP, "running mean", &[Some(c)])?;
+    running_var.expect_shape(OP, "running variance", &[Some(c)])?;
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(Error::invalid(OP, format!("momentum {momentum} is outside [0, 1]")));
+    }
+    if stats.count < 2 {
+        return Err(Error::invalid(
+            OP,
+            format!("{} value(s) per channel: no unbiased variance", stats.count),
+        ));
+    }
+    let unbias = (stats.count as f64 / (stats.count - 1) as f64) as f32;
+    for (r, &m) in running_mean.cpu_mut().iter_mut().zip(stats.mean.cpu()) {
+        *r = (1.0 - momentum) * *r + momentum * m;
+    }
+    for (r, &v) in running_var.cpu_mut().iter_mut().zip(stats.var_biased.cpu()) {
+        *r = (1.0 - momentum) * *r + momentum * v * unbias;
+    }
+    Ok(())
+}
+
+/// The checked inputs of one normalisation.
+struct Norm<'a> {
+    op: &'static str,
+    x: &'a Tensor,
+    residual: Option<&'a Tensor>,
+    relu: bool,
+    gamma: &'a Tensor,
+    beta: &'a Tensor,
+    eps: f32,
+    c: usize,
+}
+
+impl<'a> Norm<'a> {
+    fn new(
+        op: &'static str,
+        x: &'a Tensor,
+        residual: Option<&'a Tensor>,
+        relu: bool,
+        gamma: &'a Tensor,
+        beta: &'a Tensor,
+        eps: f32,
+    ) -> Result<Self> {
+        x.expect_shape(op, "input", &[None, None, None, None])?;
+        if x.numel() == 0 {
+            return Err(Error::shape(op, format!("empty input {:?}", x.shape())));
+        }
+        let c = x.shape()[3];
+        gamma.expect_shape(op, "gamma", &[Some(c)])?;
+        beta.expect_shape(op, "beta", &[Some(c)])?;
+        if let Some(r) = residual.filter(|r| r.shape() != x.shape()) {
+            return Err(Error::shape(
+                op,
+                format!("residual {:?} differs from input {:?}", r.shape(), x.shape()),
+            ));
+        }
+        if !(eps > 0.0 && eps.is_finite()) {
+            return Err(Error::invalid(op, format!("eps {eps} must be positive and finite")));
+        }
+        Ok(Norm { op, x, residual, relu, gamma, beta, eps, c })
+    }
+
+    fn train(self) -> Result<(Tensor, BatchStats)> {
+        let n = self.x.numel() / self.c;
+        if n < 2 {
+            return Err(Error::shape(
+                self.op,
+                format!("input {:?} has one value per channel; training needs more", self.x.shape()),
+            ));
+        }
+        let (mean, var) = cpu::stats(self.x.cpu(), self.c);
+        let inv_std = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        let stats = BatchStats {
+            mean: Tensor::new_cpu(mean.clone(), &[self.c], false),
+            var_biased: Tensor::new_cpu(var, &[self.c], false),
+            count: n,
+        };
+        Ok((self.apply(mean, inv_std, true), stats))
+    }
+
+    fn eval(self, running_mean: &Tensor, running_var: &Tensor) -> Result<Tensor> {
+        running_mean.expect_shape(self.op, "running mean", &[Some(self.c)])?;
+        running_var.expect_shape(self.op, "running variance", &[Some(self.c)])?;
+        if running_var.cpu().iter().any(|v| v.is_nan() || *v < 0.0) {
+            return Err(Error::invalid(self.op, "running variance has a negative or NaN entry"));
+        }
+        let inv_std = running_var.cpu().iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        Ok(self.apply(running_mean.to_vec(), inv_std, false))
+    }
+
+    /// Normalises with `center` and `inv_std` and records the backward rule; `training` says
+    /// whether `center` and `inv_std` are statistics of `x` (and so carry gradient).
+    fn apply(self, center: Vec<f32>, inv_std: Vec<f32>, training: bool) -> Tensor {
+        let Norm { x, residual, relu, gamma, beta, c, .. } = self;
+        let scale: Vec<f32> = gamma.cpu().iter().zip(&inv_std).map(|(g, i)| g * i).collect();
+        let y = cpu::forward(x.cpu(), c, &center, &scale, beta.cpu(), residual.map(Tensor::cpu), relu);
+        let mut inputs = vec![x, gamma, beta];
+        inputs.extend(residual);
+        let y = Tensor::from_op(y, x.shape(), &inputs);
+        let out = relu.then(|| y.clone());
+        let (x, gamma, beta, residual) = (x.clone(), gamma.clone(), beta.clone(), residual.cloned());
+        autograd::record(&y, move |dy, grads| {
+            let n = (x.numel() / c) as f64;
+            let out = out.as_ref().map(Tensor::cpu);
+            let want_dz = residual.as_ref().is_some_and(Tensor::requires_grad);
+            let need_sums = gamma.requires_grad() || beta.requires_grad() || (training && x.requires_grad());
+            let (sum_dz, sum_dz_xc) = if need_sums {
+                cpu::backward_sums(x.cpu(), dy.cpu(), out, c, &center)
+            } else {
+                (vec![0.0; c], vec![0.0; c])
+            };
+            let dgamma = sum_dz_xc.iter().zip(&inv_std).map(|(s, &i)| (s * i as f64) as f32).collect();
+            grads.accumulate(&gamma, Tensor::new_cpu(dgamma, &[c], false))?;
+            let dbeta = sum_dz.iter().map(|&s| s as f32).collect();
+            grads.accumulate(&beta, Tensor::new_cpu(dbeta, &[c], false))?;
+            if !x.requires_grad() && !want_dz {
+                return Ok(());
+            }
+            let (k_mean, k_x) = if training {
+                let k_mean = sum_dz.iter().map(|s| (s / n) as f32).collect();
+                let k_x = sum_dz_xc.iter().zip(&inv_std).map(|(s, &i)| (s / n * (i as f64).powi(2)) as f32);
+                (k_mean, k_x.collect())
+            } else {
+                (vec![0.0; c], vec![0.0; c])
+            };
+            let k = cpu::DxCoefficients { center: &center, scale: &scale, k_mean: &k_mean, k_x: &k_x };
+            let (dx, dz) = cpu::backward_data(x.cpu(), dy.cpu(), out, c, &k, want_dz);
+            grads.accumulate(&x, Tensor::new_cpu(dx, x.shape(), false))?;
+            if let (Some(r), Some(dz)) = (&residual, dz) {
+                grads.accumulate(r, Tensor::new_cpu(dz, r.shape(), false))?;
+            }
+            Ok(())
+        });
+        y
+    }
+}

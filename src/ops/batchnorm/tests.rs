@@ -1,0 +1,174 @@
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::autograd::{self, Gradients};
+use crate::ops::{activation, arith};
+use crate::reference;
+
+fn t(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_vec(data.to_vec(), shape).unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "element {i}: {x} vs {y}");
+    }
+}
+
+#[test]
+fn running_stats_follow_pytorch_by_hand() {
+    // Channel 0 holds 1, 2, 3, 6: mean 3, biased variance 14/4, unbiased 14/3.
+    // Channel 1 holds 0, 0, 0, 4: mean 1, biased variance 12/4, unbiased 4.
+    let x = t(&[1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 6.0, 4.0], &[1, 2, 2, 2]);
+    let (_, stats) =
+        batch_norm_train(&x, &Tensor::full(&[2], 1.0), &Tensor::zeros(&[2]), DEFAULT_EPS).unwrap();
+    assert_eq!(stats.count, 4);
+    close(&stats.mean.to_vec(), &[3.0, 1.0], 1e-6);
+    close(&stats.var_biased.to_vec(), &[3.5, 3.0], 1e-6);
+    let (mut rm, mut rv) = (t(&[0.0, 10.0], &[2]), t(&[1.0, 2.0], &[2]));
+    update_running_stats(&mut rm, &mut rv, &stats, DEFAULT_MOMENTUM).unwrap();
+    close(&rm.to_vec(), &[0.3, 9.1], 1e-6);
+    close(&rv.to_vec(), &[0.9 + 0.1 * 14.0 / 3.0, 1.8 + 0.4], 1e-6);
+}
+
+#[test]
+fn running_stats_reject_bad_arguments() {
+    let stats = BatchStats { mean: Tensor::zeros(&[2]), var_biased: Tensor::zeros(&[2]), count: 8 };
+    let (mut rm, mut rv) = (Tensor::zeros(&[2]), Tensor::zeros(&[2]));
+    let err = update_running_stats(&mut rm, &mut rv, &stats, 1.5).unwrap_err().to_string();
+    assert!(err.starts_with("batch_norm_running_stats:") && err.contains("momentum"), "{err}");
+    let one = BatchStats { count: 1, ..stats.clone() };
+    assert!(update_running_stats(&mut rm, &mut rv, &one, 0.1).is_err());
+    let mut short = Tensor::zeros(&[3]);
+    let err = update_running_stats(&mut short, &mut rv, &stats, 0.1).unwrap_err().to_string();
+    assert!(err.contains("running mean") && err.contains("[3]"), "{err}");
+}
+
+#[test]
+fn eval_mode_uses_running_stats_and_their_gradients_by_hand() {
+    let x = t(&[1.0, 0.0, 4.0, 1.0], &[1, 1, 2, 2]).into_param();
+    let gamma = t(&[2.0, 1.0], &[2]).into_param();
+    let beta = t(&[0.5, -1.0], &[2]).into_param();
+    let (rm, rv) = (t(&[1.0, 0.0], &[2]), t(&[3.0, 0.25], &[2]));
+    let y = batch_norm_eval(&x, &gamma, &beta, &rm, &rv, 1e-5).unwrap();
+    let (i0, i1) = (1.0 / (3.0f32 + 1e-5).sqrt(), 1.0 / (0.25f32 + 1e-5).sqrt());
+    close(&y.to_vec(), &[0.5, -1.0, 2.0 * 3.0 * i0 + 0.5, i1 - 1.0], 1e-6);
+    let g = autograd::backward_with(&y, t(&[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2])).unwrap();
+    close(&g.get(&x).unwrap().to_vec(), &[2.0 * i0, 2.0 * i1, 6.0 * i0, 4.0 * i1], 1e-6);
+    close(&g.get(&gamma).unwrap().to_vec(), &[9.0 * i0, 4.0 * i1], 1e-6);
+    close(&g.get(&beta).unwrap().to_vec(), &[4.0, 6.0], 1e-6);
+}
+
+#[test]
+fn bad_shapes_and_arguments_name_the_op() {
+    let x = Tensor::zeros(&[2, 3, 3, 4]);
+    let (g, b) = (Tensor::full(&[4], 1.0), Tensor::zeros(&[4]));
+    let expect = |r: Result<(Tensor, BatchStats)>, op: &str, needle: &str| {
+        let err = r.unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{op}:")) && err.contains(needle), "{err}");
+    };
+    expect(batch_norm_train(&x, &Tensor::zeros(&[3]), &b, 1e-5), "batch_norm_train", "gamma");
+    expect(batch_norm_train(&Tensor::zeros(&[2, 4]), &g, &b, 1e-5), "batch_norm_train", "[2, 4]");
+    expect(batch_norm_train(&Tensor::zeros(&[0, 3, 3, 4]), &g, &b, 1e-5), "batch_norm_train", "empty");
+    expect(batch_norm_train(&Tensor::zeros(&[1, 1, 1, 4]), &g, &b, 1e-5), "batch_norm_train", "one value");
+    expect(batch_norm_relu_train(&x, &g, &b, 0.0), "batch_norm_relu_train", "eps");
+    let r = Tensor::zeros(&[2, 3, 4, 4]);
+    expect(batch_norm_add_relu_train(&x, &r, &g, &b, 1e-5), "batch_norm_add_relu_train", "[2, 3, 4, 4]");
+    let err = batch_norm_eval(&x, &g, &b, &Tensor::zeros(&[5]), &Tensor::zeros(&[4]), 1e-5).unwrap_err();
+    assert!(err.to_string().starts_with("batch_norm_eval:") && err.to_string().contains("running mean"));
+    let err =
+        batch_norm_relu_eval(&x, &g, &b, &Tensor::zeros(&[4]), &Tensor::full(&[4], -1.0), 1e-5).unwrap_err();
+    assert!(err.to_string().starts_with("batch_norm_relu_eval:"), "{err}");
+}
+
+#[test]
+fn statistics_survive_a_large_mean() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let noise = Tensor::randn(&[4, 9, 9, 3], 0.1, &mut rng).to_vec();
+    let x: Vec<f32> = noise.iter().map(|v| 1000.0 + v).collect();
+    let (mean, var) = cpu::stats(&x, 3);
+    let (rmean, rvar) =
+        reference::batchnorm::batch_stats(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), 3);
+    for ch in 0..3 {
+        assert!((mean[ch] as f64 - rmean[ch]).abs() < 1e-4, "{} vs {}", mean[ch], rmean[ch]);
+        assert!(((var[ch] as f64) / rvar[ch] - 1.0).abs() < 1e-4, "{} vs {}", var[ch], rvar[ch]);
+    }
+}
+
+/// Runs `f` on fresh leaves made from `inputs` and back-propagates `seed`: the output and the
+/// gradient of each input (`None` where none reached it).
+fn forward_backward(inputs: &[Tensor], seed: &Tensor, f: Op) -> (Vec<f32>, Vec<Option<Vec<f32>>>) {
+    let leaves: Vec<Tensor> = inputs.iter().map(|t| t.detach().into_param()).collect();
+    let y = f(&leaves);
+    let g: Gradients = autograd::backward_with(&y, seed.clone()).unwrap();
+    (y.to_vec(), leaves.iter().map(|l| g.get(l).map(Tensor::to_vec)).collect())
+}
+
+/// An op on `[x, residual, gamma, beta, running_mean, running_var]`.
+type Op = fn(&[Tensor]) -> Tensor;
+
+const FUSED_AND_UNFUSED: [(&str, Op, Op); 4] = [
+    (
+        "relu_train",
+        |t| batch_norm_relu_train(&t[0], &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| activation::relu(&batch_norm_train(&t[0], &t[2], &t[3], DEFAULT_EPS).unwrap().0).unwrap(),
+    ),
+    (
+        "add_relu_train",
+        |t| batch_norm_add_relu_train(&t[0], &t[1], &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| {
+            let z =
+                arith::add(&batch_norm_train(&t[0], &t[2], &t[3], DEFAULT_EPS).unwrap().0, &t[1]).unwrap();
+            activation::relu(&z).unwrap()
+        },
+    ),
+    (
+        "relu_eval",
+        |t| batch_norm_relu_eval(&t[0], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
+        |t| {
+            activation::relu(&batch_norm_eval(&t[0], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap())
+                .unwrap()
+        },
+    ),
+    (
+        "add_relu_eval",
+        |t| batch_norm_add_relu_eval(&t[0], &t[1], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
+        |t| {
+            let z =
+                arith::add(&batch_norm_eval(&t[0], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(), &t[1]);
+            activation::relu(&z.unwrap()).unwrap()
+        },
+    ),
+];
+
+#[test]
+fn fused_ops_match_the_unfused_composition() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    // 330 rows of 64 channels: more than one rayon task and a partial block of rows.
+    let shape = [3, 10, 11, 64];
+    let running_var = Tensor::uniform(&[64], 1.0, &mut rng).to_vec().iter().map(|v| v + 1.5).collect();
+    let inputs = [
+        Tensor::randn(&shape, 1.5, &mut rng),
+        Tensor::randn(&shape, 1.0, &mut rng),
+        Tensor::randn(&[64], 1.0, &mut rng),
+        Tensor::randn(&[64], 0.5, &mut rng),
+        Tensor::randn(&[64], 0.3, &mut rng),
+        Tensor::from_vec(running_var, &[64]).unwrap(),
+    ];
+    let seed = Tensor::randn(&shape, 1.0, &mut rng);
+    for (name, fused, unfused) in FUSED_AND_UNFUSED {
+        let (yf, gf) = forward_backward(&inputs, &seed, fused);
+        let (yu, gu) = forward_backward(&inputs, &seed, unfused);
+        close(&yf, &yu, 1e-5);
+        for (i, (a, b)) in gf.iter().zip(&gu).enumerate() {
+            assert_eq!(a.is_some(), b.is_some(), "{name}: input {i}");
+            if let (Some(a), Some(b)) = (a, b) {
+                let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let norm = |v: &[f32]| v.iter().map(|v| v / scale).collect::<Vec<_>>();
+                close(&norm(a), &norm(b), 1e-5);
+            }
+        }
+    }
+}
