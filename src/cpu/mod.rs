@@ -1,4 +1,5 @@
 //! Shared pieces of the CPU (rayon) backend.
 
 pub(crate) mod matmul;
+pub(crate) mod reduce;
 pub(crate) mod scratch;

@@ -2,12 +2,14 @@
 //! contiguous values), rayon over chunks of rows.
 //!
 //! Per-channel reductions accumulate in f32 within blocks of [`BLOCK_ROWS`] rows, then in f64
-//! per rayon task and across tasks. The statistics sum `d = x - x[0, :]` and `d^2` (a shift by the
+//! per group of tasks, added in a fixed order (`ordered_sum`). The statistics sum `d = x - x[0, :]` and `d^2` (a shift by the
 //! first row), so a large mean does not cancel the variance away.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
+
+use crate::cpu::reduce::ordered_sum;
 
 /// Elements a rayon task aims for.
 const TASK_ELEMS: usize = 1 << 14;
@@ -26,34 +28,21 @@ fn channel_sums(
     add_rows: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
 ) -> (Vec<f64>, Vec<f64>) {
     let per = rows_per_task(c);
-    let totals = (0..rows.div_ceil(per))
-        .into_par_iter()
-        .fold(
-            || vec![0.0f64; 2 * c],
-            |mut acc, task| {
-                let (mut a, mut b) = (vec![0.0f32; c], vec![0.0f32; c]);
-                let end = ((task + 1) * per).min(rows);
-                let mut start = task * per;
-                while start < end {
-                    let stop = (start + BLOCK_ROWS).min(end);
-                    a.fill(0.0);
-                    b.fill(0.0);
-                    add_rows(start..stop, &mut a, &mut b);
-                    let (acc_a, acc_b) = acc.split_at_mut(c);
-                    acc_a.iter_mut().zip(&a).for_each(|(s, &v)| *s += v as f64);
-                    acc_b.iter_mut().zip(&b).for_each(|(s, &v)| *s += v as f64);
-                    start = stop;
-                }
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0f64; 2 * c],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+    let totals = ordered_sum(rows.div_ceil(per), 2 * c, |tasks, acc: &mut [f64]| {
+        let (mut a, mut b) = (vec![0.0f32; c], vec![0.0f32; c]);
+        let end = (tasks.end * per).min(rows);
+        let mut start = tasks.start * per;
+        while start < end {
+            let stop = (start + BLOCK_ROWS).min(end);
+            a.fill(0.0);
+            b.fill(0.0);
+            add_rows(start..stop, &mut a, &mut b);
+            let (acc_a, acc_b) = acc.split_at_mut(c);
+            acc_a.iter_mut().zip(&a).for_each(|(s, &v)| *s += v as f64);
+            acc_b.iter_mut().zip(&b).for_each(|(s, &v)| *s += v as f64);
+            start = stop;
+        }
+    });
     let b = totals[c..].to_vec();
     let mut a = totals;
     a.truncate(c);

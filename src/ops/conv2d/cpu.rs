@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::ConvGeometry;
 use super::shifted;
 use crate::cpu::matmul::{Mat, matmul};
+use crate::cpu::reduce::ordered_sum;
 use crate::cpu::scratch::with_scratch;
 
 /// Output rows a task aims for; a chunk is a whole number of images.
@@ -202,60 +203,37 @@ pub fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// `dw` (in `[C_out, C_in, KH, KW]`) for `y = conv(x, w)`: the sum over chunks of `col^T x dy`.
+/// `dw` (in `[C_out, C_in, KH, KW]`) for `y = conv(x, w)`: the sum over chunks of `col^T x dy`,
+/// added in a fixed order.
 pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let per = images_per_task(g);
-    let kc = g.k() * g.c_out;
-    let packed = x
-        .par_chunks(per * g.in_image_len())
-        .zip(dy.par_chunks(per * g.out_image_len()))
-        .fold(
-            || vec![0.0f32; kc],
-            |mut acc, (x, dy)| {
-                let rows = dy.len() / g.c_out;
-                let dymat = Mat::row_major(dy, rows, g.c_out);
-                if is_pointwise(g) {
-                    matmul(&mut acc, Mat::row_major(x, rows, g.k()).t(), dymat, true, 1);
-                } else if use_shifted(g) {
-                    let images = rows / (g.h_out * g.w_out);
-                    let (xp_len, ext_len) = (shifted::padded_len(g, images), shifted::ext_rows(g, images) * g.c_out);
-                    with_scratch(xp_len, ext_len, |xp, dyext| shifted::backward_weight_chunk(g, x, dy, &mut acc, xp, dyext));
-                } else {
-                    with_scratch(rows * g.k(), 0, |col, _| {
-                        im2col(g, x, col);
-                        matmul(&mut acc, Mat::row_major(col, rows, g.k()).t(), dymat, true, 1);
-                    });
-                }
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0f32; kc],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+    let (x_chunk, dy_chunk) = (per * g.in_image_len(), per * g.out_image_len());
+    let packed = ordered_sum(g.n.div_ceil(per), g.k() * g.c_out, |chunks, acc: &mut [f32]| {
+        for (x, dy) in x.chunks(x_chunk).zip(dy.chunks(dy_chunk)).skip(chunks.start).take(chunks.len()) {
+            let rows = dy.len() / g.c_out;
+            let dymat = Mat::row_major(dy, rows, g.c_out);
+            if is_pointwise(g) {
+                matmul(acc, Mat::row_major(x, rows, g.k()).t(), dymat, true, 1);
+            } else if use_shifted(g) {
+                let images = rows / (g.h_out * g.w_out);
+                let (xp_len, ext_len) = (shifted::padded_len(g, images), shifted::ext_rows(g, images) * g.c_out);
+                with_scratch(xp_len, ext_len, |xp, dyext| shifted::backward_weight_chunk(g, x, dy, acc, xp, dyext));
+            } else {
+                with_scratch(rows * g.k(), 0, |col, _| {
+                    im2col(g, x, col);
+                    matmul(acc, Mat::row_major(col, rows, g.k()).t(), dymat, true, 1);
+                });
+            }
+        }
+    });
     unpack_weight(g, &packed)
 }
 
-/// `dbias[co] = sum over all output pixels of dy[.., co]`.
+/// `dbias[co] = sum over all output pixels of dy[.., co]`, added in a fixed order.
 pub fn backward_bias(c_out: usize, dy: &[f32]) -> Vec<f32> {
-    dy.par_chunks(c_out * 256)
-        .fold(
-            || vec![0.0f32; c_out],
-            |mut acc, rows| {
-                for row in rows.chunks_exact(c_out) {
-                    acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-                }
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0f32; c_out],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+    ordered_sum(dy.len() / c_out, c_out, |rows, acc: &mut [f32]| {
+        for row in dy[rows.start * c_out..rows.end * c_out].chunks_exact(c_out) {
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        }
+    })
 }
