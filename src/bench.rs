@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::autograd;
 use crate::error::Result;
-use crate::nn::{Module, ResNet, Shortcut};
+use crate::nn::{Module, Network, ResNet, Shortcut};
 use crate::ops::conv2d::{ConvGeometry, cpu};
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};

@@ -1,7 +1,7 @@
 //! The CPU path gives the same bits for the same seed, whatever the number of threads.
 
 use iekd::autograd;
-use iekd::nn::{Module, ResNet, Shortcut};
+use iekd::nn::{Module, Network, ResNet, Shortcut};
 use iekd::ops::loss::cross_entropy;
 use iekd::optim::{Sgd, SgdConfig};
 use iekd::tensor::Tensor;

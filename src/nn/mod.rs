@@ -6,7 +6,7 @@ pub mod resnet;
 use crate::tensor::Tensor;
 
 pub use layers::{BatchNorm2d, Conv2d, Linear};
-pub use resnet::{ResNet, Shortcut};
+pub use resnet::{Output, ResNet, Shortcut};
 
 /// Whether a tensor of a module is trained or only carried along (batch-norm running statistics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,4 +49,17 @@ pub trait Module {
 /// `prefix.name`, or `name` at the top level.
 pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
+}
+
+/// A classification network that exposes its distillation features.
+pub trait Network: Module + Send {
+    /// Logits and group outputs for channels-last images `x: [N, H, W, C]`; batch norm uses (and
+    /// updates) batch statistics when `train`.
+    fn forward(&mut self, x: &Tensor, train: bool) -> crate::Result<Output>;
+
+    /// Channels of the distillation feature (the last group's output).
+    fn feature_channels(&self) -> usize;
+
+    /// The architecture's name as the command line spells it (`resnet20`, `wrn-16-2`).
+    fn name(&self) -> String;
 }

@@ -3,12 +3,10 @@
 //! Parameter names follow the common PyTorch CIFAR ResNet (`conv1`, `bn1`, `layer1.0.conv1`,
 //! `layer2.0.shortcut.0` for option B, `fc`).
 
-use std::fmt;
-
 use rand::Rng;
 
 use super::layers::{After, BatchNorm2d, Conv2d, Linear};
-use super::{Module, TensorKind, join};
+use super::{Module, Network, TensorKind, join};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -127,9 +125,10 @@ impl ResNet {
         Ok(ResNet { conv1, bn1: BatchNorm2d::new(WIDTHS[0]), groups, fc: Linear::new(WIDTHS[2], classes, rng), depth, shortcut })
     }
 
-    /// Logits and group outputs for channels-last images `x: [N, H, W, C]`; batch norm uses (and
-    /// updates) batch statistics when `train`.
-    pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+}
+
+impl Network for ResNet {
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
         let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
         let mut outs = Vec::with_capacity(3);
         for group in &mut self.groups {
@@ -144,16 +143,13 @@ impl ResNet {
         Ok(Output { logits, groups })
     }
 
-    /// Channels of the distillation feature (the last group's output).
-    pub fn feature_channels(&self) -> usize {
+    fn feature_channels(&self) -> usize {
         WIDTHS[2]
     }
-}
 
-impl fmt::Display for ResNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn name(&self) -> String {
         let suffix = if self.shortcut == Shortcut::B { "b" } else { "" };
-        write!(f, "resnet{}{suffix}", self.depth)
+        format!("resnet{}{suffix}", self.depth)
     }
 }
 
@@ -189,7 +185,7 @@ mod tests {
             (110, Shortcut::A, 1_727_962),
         ] {
             let mut net = ResNet::new(depth, 3, 10, shortcut, &mut rng).unwrap();
-            assert_eq!(net.num_params(), want, "{net}");
+            assert_eq!(net.num_params(), want, "{}", net.name());
         }
     }
 
