@@ -5,8 +5,11 @@
 //! [`gradcheck`] (the fast paths checked against the reference).
 
 pub mod autograd;
+pub mod bench;
+pub mod checkpoint;
 pub mod cka;
 pub(crate) mod cpu;
+pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;
