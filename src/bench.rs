@@ -14,6 +14,45 @@ use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
 
+/// One measured figure: name, value, unit (printed as `BENCH <name> <value> <unit>`).
+pub type Figure = (String, f64, &'static str);
+
+/// Runs the CPU benchmarks at batch `batch`, printing the conv table and the training steps as it
+/// goes and the `BENCH` lines at the end; returns the figures.
+pub fn run_cpu_report(batch: usize) -> Result<Vec<Figure>> {
+    let peak = fma_peak_gflops();
+    println!("{} threads, fp32 FMA peak {peak:.0} GFLOP/s, batch {batch}", rayon::current_num_threads());
+    println!("{:<22} {:>9} {:>9} {:>9} {:>8}", "conv GFLOP/s", "fwd", "bwd-data", "bwd-wgt", "% peak");
+    let mut figures: Vec<Figure> = vec![("fma_peak".into(), peak, "GFLOP/s")];
+    for shape in resnet20_conv_shapes(batch)? {
+        let [f, d, w] = conv_gflops(&shape.geometry, 5)?;
+        let mean = 3.0 / (1.0 / f + 1.0 / d + 1.0 / w);
+        println!("{:<22} {f:>9.1} {d:>9.1} {w:>9.1} {:>7.0}%", shape.name, 100.0 * mean / peak);
+        let key = shape.name.split_whitespace().next().unwrap_or(shape.name);
+        figures.push((format!("conv_{key}_fwd"), f, "GFLOP/s"));
+        figures.push((format!("conv_{key}_bwd_data"), d, "GFLOP/s"));
+        figures.push((format!("conv_{key}_bwd_weight"), w, "GFLOP/s"));
+    }
+    for depth in [20, 56] {
+        let ips = resnet_train_images_per_sec(depth, batch, 5)?;
+        println!("resnet{depth} train step (fwd, CE, bwd, SGD): {ips:.1} images/s");
+        figures.push((format!("resnet{depth}_train_step"), ips, "img/s"));
+    }
+    for (name, value, unit) in &figures {
+        println!("BENCH {name} {value:.1} {unit}");
+    }
+    Ok(figures)
+}
+
+/// The figures as a JSON object `{name: {"value": v, "unit": u}}`.
+pub fn figures_json(figures: &[Figure]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = figures
+        .iter()
+        .map(|(name, value, unit)| (name.clone(), serde_json::json!({ "value": value, "unit": unit })))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
 /// The median wall time of `runs` calls of `f`, after one warm-up call.
 pub fn median_seconds(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;

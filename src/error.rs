@@ -39,6 +39,14 @@ pub enum Error {
         /// What was wrong.
         msg: String,
     },
+    /// Training was stopped on request; the last finished epoch is saved.
+    #[error("interrupted after {epochs_done} finished epoch(s); continue with --resume (state in {})", out.display())]
+    Interrupted {
+        /// Epochs finished and saved.
+        epochs_done: usize,
+        /// The output folder holding the saved state.
+        out: PathBuf,
+    },
     /// The requested device cannot be used.
     #[error("device: {0}")]
     Device(String),

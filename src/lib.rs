@@ -19,6 +19,7 @@ pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use error::{Error, Result};

@@ -1,0 +1,252 @@
+//! `iekd`: train, evaluate, check and benchmark from the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use iekd::checkpoint::Checkpoint;
+use iekd::data::{self, DatasetKind, Loader, LoaderConfig, Split};
+use iekd::nn::Arch;
+use iekd::optim::SgdConfig;
+use iekd::train::{self, RunConfig, ScheduleKind, Supervised};
+use iekd::{Device, Error, Result, bench, gradcheck};
+
+#[derive(Parser)]
+#[command(name = "iekd", version, about = "Inheritance and Exploration Knowledge Distillation: train, distil, check, benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data comes from.
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// Data set: cifar10, cifar100, mnist, fashion-mnist.
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: DatasetKind,
+    /// Folder holding the data set's files (default: /usr/share/datasets/fashion-mnist for
+    /// Fashion-MNIST when present, else data/<name>).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use only the first N training images (quick runs).
+    #[arg(long)]
+    train_subset: Option<usize>,
+    /// Use only the first N test images (quick runs).
+    #[arg(long)]
+    test_subset: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network with cross-entropy and SGD.
+    Train {
+        /// Architecture: resnet20, resnet32, resnet56, resnet110 (any 6n+2; suffix b for option-B
+        /// shortcuts, e.g. resnet56b) or wrn-D-K (e.g. wrn-16-2).
+        #[arg(long, default_value = "resnet20")]
+        arch: Arch,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Epochs.
+        #[arg(long, default_value_t = 160)]
+        epochs: usize,
+        /// Images per batch.
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// Base learning rate.
+        #[arg(long, default_value_t = 0.1)]
+        lr: f32,
+        /// Learning-rate schedule: multistep (x0.1 at 50% and 75% of the epochs), cosine, constant.
+        #[arg(long, value_enum, default_value_t = ScheduleKind::Multistep)]
+        schedule: ScheduleKind,
+        /// SGD momentum.
+        #[arg(long, default_value_t = 0.9)]
+        momentum: f32,
+        /// L2 weight decay, added to the gradient.
+        #[arg(long, default_value_t = 5e-4)]
+        weight_decay: f32,
+        /// Use plain instead of Nesterov momentum.
+        #[arg(long)]
+        no_nesterov: bool,
+        /// Seed of initialisation, shuffling and augmentation.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Device: auto (a GPU when usable, else the CPU), cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Output folder for metrics.jsonl and checkpoints.
+        #[arg(long, default_value = "runs/train")]
+        out: PathBuf,
+        /// Continue an interrupted run from OUT/checkpoint.safetensors.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Evaluate a checkpoint on a test set.
+    Eval {
+        /// A model file written by `train` (model.safetensors or best.safetensors).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The checkpoint's architecture.
+        #[arg(long)]
+        arch: Arch,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Download data sets.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
+    /// Check every op's forward against the f64 reference and its gradient against finite differences.
+    Gradcheck {
+        /// Only ops whose name contains this.
+        #[arg(long)]
+        op: Option<String>,
+        /// Device whose ops are checked: auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Benchmark the convolutions and training steps; ends with `BENCH name value unit` lines.
+    Bench {
+        /// Device: auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// Download and verify a data set's official archives: cifar10, cifar100, mnist, fashion-mnist.
+    Fetch {
+        /// The data set.
+        dataset: DatasetKind,
+        /// Destination folder (default: data/<name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_split(args: &DataArgs, split: Split) -> Result<data::Dataset> {
+    let dir = args.data_dir.clone().unwrap_or_else(|| args.dataset.default_dir());
+    let mut set = data::load(args.dataset, &dir, split).map_err(|e| match e {
+        Error::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => Error::Io {
+            path,
+            source: std::io::Error::new(
+                source.kind(),
+                format!("not found; get it with `iekd data fetch {}` (or apt-get install dataset-fashion-mnist)", args.dataset),
+            ),
+        },
+        e => e,
+    })?;
+    let limit = match split {
+        Split::Train => args.train_subset,
+        Split::Test => args.test_subset,
+    };
+    if let Some(n) = limit {
+        set.truncate(n);
+    }
+    Ok(set)
+}
+
+fn device(name: &str) -> Result<Device> {
+    let device = Device::parse(name)?;
+    eprintln!("device: {device}");
+    Ok(device)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train {
+            arch, data, epochs, batch_size, lr, schedule, momentum, weight_decay, no_nesterov, seed, device: dev, out, resume,
+        } => {
+            device(&dev)?;
+            let train_set = load_split(&data, Split::Train)?;
+            let test_set = load_split(&data, Split::Test)?;
+            let net = arch.build(train_set.channels(), train_set.num_classes(), &mut ChaCha8Rng::seed_from_u64(seed))?;
+            let sgd = SgdConfig { lr, momentum, weight_decay, nesterov: !no_nesterov };
+            let mut trainee = Supervised::new(net, sgd)?;
+            let train_loader = Loader::new(train_set, LoaderConfig::train(data.dataset, batch_size, seed))?;
+            let test_loader = Loader::new(test_set, LoaderConfig::eval(data.dataset, 500))?;
+            let cfg = RunConfig {
+                epochs,
+                lr,
+                schedule: schedule.for_epochs(epochs),
+                out: out.clone(),
+                resume,
+                progress: true,
+                interrupt: Some(interrupt_flag()),
+                identity: format!("train {arch} on {} seed {seed} batch {batch_size} sgd {sgd:?}", data.dataset),
+            };
+            let summary = train::run(&mut trainee, &train_loader, &test_loader, &cfg)?;
+            println!("{arch} on {}: best test accuracy {:.2}%, last {:.2}% ({})", data.dataset, summary.best_acc, summary.last_acc, out.display());
+            Ok(())
+        }
+        Command::Eval { checkpoint, arch, data } => {
+            let test_set = load_split(&data, Split::Test)?;
+            let mut net = arch.build(test_set.channels(), test_set.num_classes(), &mut ChaCha8Rng::seed_from_u64(0))?;
+            Checkpoint::load(&checkpoint)?.load_module("", net.as_mut())?;
+            let loader = Loader::new(test_set, LoaderConfig::eval(data.dataset, 500))?;
+            let (loss, acc) = train::evaluate(net.as_mut(), &loader)?;
+            println!("{arch} {}: test loss {loss:.4}, top-1 accuracy {acc:.2}% on {} images", checkpoint.display(), loader.dataset().len());
+            Ok(())
+        }
+        Command::Data { action: DataAction::Fetch { dataset, dir } } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("data").join(dataset.name()));
+            data::fetch::fetch(dataset, &dir, None)?;
+            println!("{dataset} is in {}", dir.display());
+            Ok(())
+        }
+        Command::Gradcheck { op, device: dev } => {
+            device(&dev)?;
+            let reports = gradcheck::run_all(op.as_deref(), 20260101)?;
+            print!("{}", gradcheck::format_table(&reports));
+            let failed = reports.iter().filter(|r| !r.passed()).count();
+            if failed > 0 {
+                return Err(Error::invalid("gradcheck", format!("{failed} of {} cases failed", reports.len())));
+            }
+            println!("{} cases passed", reports.len());
+            Ok(())
+        }
+        Command::Bench { device: dev, json } => {
+            device(&dev)?;
+            let figures = bench::run_cpu_report(128)?;
+            if let Some(path) = json {
+                iekd::checkpoint::write_atomic(&path, bench::figures_json(&figures).as_bytes())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A flag set by the first Ctrl-C (the run stops after saving); a second Ctrl-C exits at once.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = Arc::clone(&flag);
+    let installed = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this batch; the last finished epoch is saved (Ctrl-C again to quit now)");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C will stop without saving ({e})");
+    }
+    flag
+}

@@ -1,0 +1,116 @@
+//! Plain supervised training: cross-entropy and SGD on one network.
+
+use super::{StepStats, Trainee};
+use crate::autograd;
+use crate::checkpoint::Checkpoint;
+use crate::data::Loader;
+use crate::error::Result;
+use crate::nn::{Network, TensorKind};
+use crate::ops::loss::cross_entropy;
+use crate::optim::{Sgd, SgdConfig};
+use crate::tensor::Tensor;
+
+/// A network trained with cross-entropy and SGD.
+pub struct Supervised {
+    /// The network.
+    pub net: Box<dyn Network>,
+    /// Its optimiser.
+    pub sgd: Sgd,
+}
+
+impl Supervised {
+    /// `net` with a fresh optimiser.
+    pub fn new(net: Box<dyn Network>, sgd: SgdConfig) -> Result<Self> {
+        Ok(Supervised { net, sgd: Sgd::new(sgd)? })
+    }
+}
+
+/// Top-1 hits of `logits: [N, K]` against `labels`.
+pub fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
+    let k = logits.shape()[1];
+    logits
+        .to_vec()
+        .chunks_exact(k)
+        .zip(labels)
+        .filter(|&(row, &y)| {
+            let best = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+            best == y
+        })
+        .count()
+}
+
+/// Mean cross-entropy and top-1 accuracy (percent) of `net` in evaluation mode over `test`.
+pub fn evaluate(net: &mut dyn Network, test: &Loader) -> Result<(f64, f64)> {
+    let _guard = autograd::no_grad();
+    let (mut loss, mut correct, mut seen) = (0.0, 0, 0);
+    for batch in test.epoch(0) {
+        let x = Tensor::from_vec(batch.images, &[batch.n, batch.h, batch.w, batch.c])?;
+        let logits = net.forward(&x, false)?.logits;
+        loss += cross_entropy(&logits, &batch.labels)?.item()? as f64 * batch.n as f64;
+        correct += count_correct(&logits, &batch.labels);
+        seen += batch.n;
+    }
+    let seen = seen.max(1) as f64;
+    Ok((loss / seen, 100.0 * correct as f64 / seen))
+}
+
+/// Adds the momentum buffers of `sgd`, named after the parameters of `net` they belong to.
+pub(crate) fn save_momentum(ckpt: &mut Checkpoint, prefix: &str, net: &mut dyn Network, sgd: &Sgd) {
+    let mut buffers = sgd.export_state().into_iter();
+    net.visit("", &mut |name, _, kind| {
+        if kind == TensorKind::Param
+            && let Some(Some(buf)) = buffers.next()
+        {
+            ckpt.tensors.insert(format!("{prefix}.{name}"), (vec![buf.len()], buf));
+        }
+    });
+}
+
+/// Restores the momentum buffers written by [`save_momentum`].
+pub(crate) fn load_momentum(ckpt: &Checkpoint, prefix: &str, net: &mut dyn Network, sgd: &mut Sgd) {
+    let mut buffers = Vec::new();
+    net.visit("", &mut |name, _, kind| {
+        if kind == TensorKind::Param {
+            buffers.push(ckpt.get(&format!("{prefix}.{name}")).map(<[f32]>::to_vec));
+        }
+    });
+    sgd.import_state(buffers);
+}
+
+impl Trainee for Supervised {
+    fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats> {
+        self.sgd.set_lr(lr)?;
+        let out = self.net.forward(images, true)?;
+        let loss = cross_entropy(&out.logits, labels)?;
+        let stats = StepStats {
+            loss: loss.item()? as f64 * labels.len() as f64,
+            correct: count_correct(&out.logits, labels),
+            images: labels.len(),
+            terms: Default::default(),
+        };
+        let grads = autograd::backward(&loss)?;
+        self.sgd.step(&mut self.net.params_mut(), &grads)?;
+        Ok(stats)
+    }
+
+    fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {
+        evaluate(self.net.as_mut(), test)
+    }
+
+    fn save_state(&mut self, ckpt: &mut Checkpoint) {
+        ckpt.add_module("model", self.net.as_mut());
+        save_momentum(ckpt, "momentum", self.net.as_mut(), &self.sgd);
+    }
+
+    fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
+        ckpt.load_module("model", self.net.as_mut())?;
+        load_momentum(ckpt, "momentum", self.net.as_mut(), &mut self.sgd);
+        Ok(())
+    }
+
+    fn model(&mut self) -> Checkpoint {
+        let mut ckpt = Checkpoint::new();
+        ckpt.add_module("", self.net.as_mut());
+        ckpt
+    }
+}
