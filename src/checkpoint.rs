@@ -148,3 +148,52 @@ impl Checkpoint {
         Checkpoint::from_bytes(&bytes, path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        let mut c = Checkpoint::new();
+        c.tensors.insert("conv1.weight".into(), (vec![2, 1, 1, 3], vec![1.0, -2.5, 3.25, 0.0, 1e-8, -7.0]));
+        c.tensors.insert("bn1.num_batches_tracked".into(), (vec![], vec![42.0]));
+        c.metadata.insert("epoch".into(), "3".into());
+        c
+    }
+
+    #[test]
+    fn round_trips_values_shapes_dtypes_and_metadata() {
+        let c = sample();
+        let bytes = c.to_bytes().unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("bn1.num_batches_tracked").unwrap().dtype(), Dtype::I64);
+        assert_eq!(st.tensor("conv1.weight").unwrap().dtype(), Dtype::F32);
+        let back = Checkpoint::from_bytes(&bytes, Path::new("x")).unwrap();
+        assert_eq!(back.tensors, c.tensors);
+        assert_eq!(back.metadata, c.metadata);
+    }
+
+    #[test]
+    fn corrupt_bytes_are_an_error_naming_the_file() {
+        let bytes = sample().to_bytes().unwrap();
+        for bad in [&bytes[..bytes.len() - 3], &bytes[..5], b"\xff\xff\xff\xff\xff\xff\xff\x7f{}".as_slice()] {
+            let err = Checkpoint::from_bytes(bad, Path::new("ckpt.safetensors")).unwrap_err().to_string();
+            assert!(err.starts_with("ckpt.safetensors"), "{err}");
+        }
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_leaves_no_temporaries() {
+        let dir = std::env::temp_dir().join(format!("iekd-atomic-{}", std::process::id()));
+        let path = dir.join("f.bin");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        // A target that cannot be replaced (a folder) fails and keeps nothing half-written.
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        assert!(write_atomic(&dir.join("sub"), b"x").is_err());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
