@@ -133,6 +133,11 @@ enum DataAction {
     },
 }
 
+/// mimalloc keeps freed activation buffers for reuse instead of returning them to the system, which
+/// saves a page fault per touched page on every op (about a third of the step time with glibc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

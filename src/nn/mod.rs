@@ -1,12 +1,20 @@
 //! Network building blocks and the networks of the paper, with PyTorch-style parameter names.
 
+pub mod arch;
+pub mod coder;
 pub mod layers;
+pub mod paraphraser;
 pub mod resnet;
+pub mod wrn;
 
 use crate::tensor::Tensor;
 
+pub use arch::Arch;
+pub use coder::{AutoEncoder, Coder};
 pub use layers::{BatchNorm2d, Conv2d, Linear};
+pub use paraphraser::{ConvTranspose2d, Paraphraser, Translator};
 pub use resnet::{Output, ResNet, Shortcut};
+pub use wrn::WideResNet;
 
 /// Whether a tensor of a module is trained or only carried along (batch-norm running statistics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,290 @@
+//! Architecture names as the command line spells them, and the networks they build.
+//!
+//! Accepted forms: `resnetN` (CIFAR ResNet, N = 6n+2, option-A shortcuts), `resnetNb` (option-B
+//! shortcuts) and `wrn-D-K` (wide ResNet, D = 6n+4, K >= 1). Depths are capped at
+//! [`MAX_DEPTH`] and widening factors at [`MAX_WIDTH`] so that a typo cannot ask for terabytes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::Rng;
+
+use super::Network;
+use super::resnet::{self, ResNet, Shortcut};
+use super::wrn::WideResNet;
+use crate::error::{Error, Result};
+
+/// The deepest network accepted (ResNet-1202 fits).
+pub const MAX_DEPTH: usize = 2000;
+/// The widest WRN widening factor accepted.
+pub const MAX_WIDTH: usize = 64;
+
+/// A network architecture of the paper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// CIFAR ResNet-`depth` with the given shortcut option.
+    ResNet {
+        /// 6n+2.
+        depth: usize,
+        /// Option A (zero padding) or B (1x1 convolution + BN).
+        shortcut: Shortcut,
+    },
+    /// WRN-`depth`-`width`.
+    Wrn {
+        /// 6n+4.
+        depth: usize,
+        /// The widening factor k.
+        width: usize,
+    },
+}
+
+const FORMS: &str = "expected resnetN (N = 6n+2, e.g. resnet20, resnet56), resnetNb for option-B shortcuts \
+                     (resnet56b) or wrn-D-K (D = 6n+4, 1 <= K <= 64, e.g. wrn-16-2, wrn-40-2); depth at most 2000";
+
+/// A decimal number of digits only (no sign, no spaces), at most [`MAX_DEPTH`].
+fn number(s: &str) -> Option<usize> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&v| v <= MAX_DEPTH)
+}
+
+impl FromStr for Arch {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::invalid("arch", format!("unknown architecture '{s}': {FORMS}"));
+        let arch = if let Some(rest) = s.strip_prefix("resnet") {
+            let (digits, shortcut) = match rest.strip_suffix('b') {
+                Some(digits) => (digits, Shortcut::B),
+                None => (rest, Shortcut::A),
+            };
+            let depth = number(digits).ok_or_else(bad)?;
+            if depth < 8 || (depth - 2) % 6 != 0 {
+                return Err(bad());
+            }
+            Arch::ResNet { depth, shortcut }
+        } else if let Some(rest) = s.strip_prefix("wrn-") {
+            let (d, k) = rest.split_once('-').ok_or_else(bad)?;
+            let (depth, width) = (number(d).ok_or_else(bad)?, number(k).ok_or_else(bad)?);
+            if depth < 10 || (depth - 4) % 6 != 0 || width == 0 || width > MAX_WIDTH {
+                return Err(bad());
+            }
+            Arch::Wrn { depth, width }
+        } else {
+            return Err(bad());
+        };
+        Ok(arch)
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Arch::ResNet { depth, shortcut: Shortcut::A } => write!(f, "resnet{depth}"),
+            Arch::ResNet { depth, shortcut: Shortcut::B } => write!(f, "resnet{depth}b"),
+            Arch::Wrn { depth, width } => write!(f, "wrn-{depth}-{width}"),
+        }
+    }
+}
+
+/// One convolution of a network: input and output channels, kernel size, output pixels.
+struct ConvShape {
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    pixels: usize,
+}
+
+impl Arch {
+    /// The network for `in_channels`-channel images and `classes` classes, initialised from `rng`.
+    pub fn build(&self, in_channels: usize, classes: usize, rng: &mut impl Rng) -> Result<Box<dyn Network>> {
+        Ok(match *self {
+            Arch::ResNet { depth, shortcut } => {
+                Box::new(ResNet::new(depth, in_channels, classes, shortcut, rng)?)
+            }
+            Arch::Wrn { depth, width } => Box::new(WideResNet::new(depth, width, in_channels, classes, rng)?),
+        })
+    }
+
+    /// Channels of the distillation feature.
+    pub fn feature_channels(&self) -> usize {
+        self.widths()[3]
+    }
+
+    /// Channels of the stem and of the three groups.
+    fn widths(&self) -> [usize; 4] {
+        match *self {
+            Arch::ResNet { .. } => {
+                [resnet::WIDTHS[0], resnet::WIDTHS[0], resnet::WIDTHS[1], resnet::WIDTHS[2]]
+            }
+            Arch::Wrn { width, .. } => WideResNet::widths(width),
+        }
+    }
+
+    /// Every convolution of the network on a `height x width` input, in forward order.
+    fn convs(&self, in_channels: usize, height: usize, width: usize) -> Vec<ConvShape> {
+        let (n, conv_shortcut) = match *self {
+            Arch::ResNet { depth, shortcut } => ((depth - 2) / 6, shortcut == Shortcut::B),
+            Arch::Wrn { depth, .. } => ((depth - 4) / 6, true),
+        };
+        let widths = self.widths();
+        let mut convs = vec![ConvShape { c_in: in_channels, c_out: widths[0], k: 3, pixels: height * width }];
+        let (mut c, mut h, mut w) = (widths[0], height, width);
+        for g in 0..3 {
+            for i in 0..n {
+                let stride = if g > 0 && i == 0 { 2 } else { 1 };
+                let c_out = widths[g + 1];
+                (h, w) = (h.div_ceil(stride), w.div_ceil(stride));
+                let pixels = h * w;
+                convs.push(ConvShape { c_in: c, c_out, k: 3, pixels });
+                convs.push(ConvShape { c_in: c_out, c_out, k: 3, pixels });
+                if conv_shortcut && c != c_out {
+                    convs.push(ConvShape { c_in: c, c_out, k: 1, pixels });
+                }
+                c = c_out;
+            }
+        }
+        convs
+    }
+
+    /// Multiply-accumulates of one forward pass on one `in_channels x height x width` image:
+    /// convolutions and the classifier (batch norm, activations and pooling not counted).
+    pub fn macs_per_image(&self, in_channels: usize, classes: usize, height: usize, width: usize) -> usize {
+        let convs: usize = self
+            .convs(in_channels, height, width)
+            .iter()
+            .map(|c| c.pixels * c.c_out * c.c_in * c.k * c.k)
+            .sum();
+        convs + self.feature_channels() * classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::autograd;
+    use crate::nn::TensorKind;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn parses_and_round_trips_good_names() {
+        for (s, want) in [
+            ("resnet20", Arch::ResNet { depth: 20, shortcut: Shortcut::A }),
+            ("resnet32", Arch::ResNet { depth: 32, shortcut: Shortcut::A }),
+            ("resnet56b", Arch::ResNet { depth: 56, shortcut: Shortcut::B }),
+            ("resnet110", Arch::ResNet { depth: 110, shortcut: Shortcut::A }),
+            ("resnet8", Arch::ResNet { depth: 8, shortcut: Shortcut::A }),
+            ("wrn-16-2", Arch::Wrn { depth: 16, width: 2 }),
+            ("wrn-40-1", Arch::Wrn { depth: 40, width: 1 }),
+            ("wrn-28-10", Arch::Wrn { depth: 28, width: 10 }),
+        ] {
+            let arch: Arch = s.parse().unwrap();
+            assert_eq!(arch, want, "{s}");
+            assert_eq!(arch.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_names_with_the_accepted_forms() {
+        assert!(
+            FORMS.contains(&format!("K <= {MAX_WIDTH}")) && FORMS.contains(&format!("at most {MAX_DEPTH}"))
+        );
+        for s in [
+            "",
+            "resnet",
+            "resnet21",
+            "resnet2",
+            "resnet20a",
+            "resnet+20",
+            "resnet 20",
+            "ResNet20",
+            "resnet56bb",
+            "wrn-16",
+            "wrn-16-0",
+            "wrn-18-2",
+            "wrn-16-2-1",
+            "wrn-4-1",
+            "wrn--2",
+            "wrn-16-65",
+            "wrn16-2",
+            "vgg13",
+            "resnet99999999999999999999",
+            "resnet2006",
+        ] {
+            let err = s.parse::<Arch>().err().unwrap_or_else(|| panic!("accepted {s:?}"));
+            let msg = err.to_string();
+            assert!(msg.starts_with("arch: unknown architecture"), "{msg}");
+            assert!(msg.contains("resnetN") && msg.contains("wrn-D-K"), "{msg}");
+            assert!(!msg.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn built_networks_have_the_spec_parameter_counts_and_names() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for (s, want) in
+            [("resnet20", 269_722), ("resnet56b", 855_770), ("wrn-16-1", 175_066), ("wrn-40-2", 2_243_546)]
+        {
+            let arch: Arch = s.parse().unwrap();
+            let mut net = arch.build(3, 10, &mut rng).unwrap();
+            assert_eq!(net.num_params(), want, "{s}");
+            assert_eq!(net.name(), s);
+            assert_eq!(net.feature_channels(), arch.feature_channels());
+        }
+    }
+
+    #[test]
+    fn macs_per_image_match_the_spec() {
+        for (s, millions) in
+            [("resnet20", 40.6), ("resnet56", 125.5), ("wrn-16-2", 101.1), ("wrn-40-2", 327.6)]
+        {
+            let macs = s.parse::<Arch>().unwrap().macs_per_image(3, 10, 32, 32) as f64 / 1e6;
+            assert!((macs - millions).abs() < 0.05, "{s}: {macs:.2} M, spec {millions} M");
+        }
+    }
+
+    #[test]
+    fn counted_convolutions_are_those_of_the_built_network() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for s in ["resnet20", "resnet20b", "wrn-16-1", "wrn-16-2", "wrn-22-3"] {
+            let arch: Arch = s.parse().unwrap();
+            let counted: usize = arch.convs(3, 32, 32).iter().map(|c| c.c_in * c.c_out * c.k * c.k).sum();
+            let mut net = arch.build(3, 10, &mut rng).unwrap();
+            let mut built = 0;
+            net.visit("", &mut |_, t, kind| {
+                if kind == TensorKind::Param && t.rank() == 4 {
+                    built += t.numel();
+                }
+            });
+            assert_eq!(counted, built, "{s}");
+        }
+    }
+
+    #[test]
+    fn every_architecture_runs_forward_and_backward() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let x = Tensor::randn(&[2, 32, 32, 3], 1.0, &mut rng);
+        for s in ["resnet8", "resnet8b", "wrn-10-2"] {
+            let arch: Arch = s.parse().unwrap();
+            let mut net = arch.build(3, 10, &mut rng).unwrap();
+            {
+                let _guard = autograd::no_grad();
+                let out = net.forward(&x, false).unwrap();
+                assert_eq!(out.logits.shape(), &[2, 10], "{s}");
+                assert_eq!(out.groups[2].shape(), &[2, 8, 8, arch.feature_channels()], "{s}");
+            }
+            let out = net.forward(&x, true).unwrap();
+            assert_eq!(out.groups[2].shape(), &[2, 8, 8, arch.feature_channels()], "{s}");
+            let grads = autograd::backward_with(&out.logits, Tensor::randn(&[2, 10], 1.0, &mut rng)).unwrap();
+            net.visit("", &mut |name, t, kind| {
+                if kind == TensorKind::Param {
+                    assert!(grads.get(t).is_some_and(|g| g.cpu().iter().any(|v| *v != 0.0)), "{s}: {name}");
+                }
+            });
+        }
+    }
+}
