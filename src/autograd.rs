@@ -32,7 +32,10 @@ pub fn is_recording() -> bool {
 }
 
 /// Records the backward rule of an op whose result is `output`; nothing when it needs no gradient.
-pub(crate) fn record(output: &Tensor, backward: impl FnOnce(&Tensor, &mut Gradients) -> Result<()> + 'static) {
+pub(crate) fn record(
+    output: &Tensor,
+    backward: impl FnOnce(&Tensor, &mut Gradients) -> Result<()> + 'static,
+) {
     if output.requires_grad() {
         TAPE.with(|t| t.borrow_mut().push(Node { output: output.id(), backward: Box::new(backward) }));
     }
@@ -106,7 +109,10 @@ impl Gradients {
 pub fn backward(loss: &Tensor) -> Result<Gradients> {
     if loss.numel() != 1 {
         clear_tape();
-        return Err(Error::shape("backward", format!("loss must have one element, got shape {:?}", loss.shape())));
+        return Err(Error::shape(
+            "backward",
+            format!("loss must have one element, got shape {:?}", loss.shape()),
+        ));
     }
     backward_with(loss, Tensor::full(loss.shape(), 1.0))
 }

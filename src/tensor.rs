@@ -79,12 +79,7 @@ impl Tensor {
 
     pub(crate) fn new_cpu(data: Vec<f32>, shape: &[usize], requires_grad: bool) -> Tensor {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-        Tensor {
-            id: next_id(),
-            shape: shape.into(),
-            storage: Arc::new(Storage::Cpu(data)),
-            requires_grad,
-        }
+        Tensor { id: next_id(), shape: shape.into(), storage: Arc::new(Storage::Cpu(data)), requires_grad }
     }
 
     /// The result of an op on the CPU: it takes part in autograd when any input does and the
@@ -107,12 +102,7 @@ impl Tensor {
     /// A view of the same data with another shape of the same element count (no copy).
     pub(crate) fn with_shape(&self, shape: &[usize], requires_grad: bool) -> Tensor {
         debug_assert_eq!(self.numel(), shape.iter().product::<usize>());
-        Tensor {
-            id: next_id(),
-            shape: shape.into(),
-            storage: self.storage.clone(),
-            requires_grad,
-        }
+        Tensor { id: next_id(), shape: shape.into(), storage: self.storage.clone(), requires_grad }
     }
 
     /// The identity of this tensor in the autograd graph.
@@ -175,16 +165,19 @@ impl Tensor {
     }
 
     /// Checks that the shape is `expected`, where `None` matches any extent.
-    pub(crate) fn expect_shape(&self, op: &'static str, what: &str, expected: &[Option<usize>]) -> Result<()> {
+    pub(crate) fn expect_shape(
+        &self,
+        op: &'static str,
+        what: &str,
+        expected: &[Option<usize>],
+    ) -> Result<()> {
         let ok = self.rank() == expected.len()
             && self.shape.iter().zip(expected).all(|(&d, e)| e.is_none_or(|e| e == d));
         if ok {
             return Ok(());
         }
-        let want: Vec<String> = expected
-            .iter()
-            .map(|e| e.map_or_else(|| "_".to_string(), |d| d.to_string()))
-            .collect();
+        let want: Vec<String> =
+            expected.iter().map(|e| e.map_or_else(|| "_".to_string(), |d| d.to_string())).collect();
         Err(Error::shape(op, format!("{what} has shape {:?}, expected [{}]", self.shape(), want.join(", "))))
     }
 }

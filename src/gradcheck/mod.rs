@@ -218,12 +218,12 @@ pub fn run_all(filter: Option<&str>, seed: u64) -> Result<Vec<Report>> {
 /// The reports as a text table, one row per case.
 pub fn format_table(reports: &[Report]) -> String {
     let mut out = format!(
-        "{:<22} {:<44} {:>10} {:>12} {:>9}  {}\n",
+        "{:<26} {:<44} {:>10} {:>12} {:>9}  {}\n",
         "op", "configuration", "fwd ratio", "grad error", "bound", "result"
     );
     for r in reports {
         out += &format!(
-            "{:<22} {:<44} {:>10.3} {:>12.2e} {:>9.0e}  {}\n",
+            "{:<26} {:<44} {:>10.3} {:>12.2e} {:>9.0e}  {}\n",
             r.op,
             r.detail,
             r.forward_ratio,
