@@ -4,11 +4,11 @@
 //!
 //! `cargo bench --bench resnet20` (threads: RAYON_NUM_THREADS, default all cores).
 
-/// mimalloc keeps freed activation buffers for reuse instead of returning them to the system, which
-/// saves a page fault per touched page on every op (about a third of the step time with glibc).
+/// See [`iekd::alloc`]: reused activation buffers without page faults.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: iekd::alloc::MiMalloc = iekd::alloc::MiMalloc;
 
 fn main() -> iekd::Result<()> {
+    iekd::alloc::keep_freed_pages();
     iekd::bench::run_cpu_report(128).map(drop)
 }

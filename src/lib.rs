@@ -4,6 +4,7 @@
 //! every op), [`autograd`] (the tape), [`reference`] (naive f64 versions of every op) and
 //! [`gradcheck`] (the fast paths checked against the reference).
 
+pub mod alloc;
 pub mod autograd;
 pub mod bench;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub(crate) mod cpu;
 pub mod cuda;
 pub mod data;
 pub mod device;
+pub mod distill;
 pub mod error;
 pub mod gradcheck;
 pub mod nn;
