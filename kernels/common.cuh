@@ -1,0 +1,154 @@
+// Shared by every kernel file: the parameter structs (mirrored field for field by
+// src/cuda/params.rs), launch-shape constants, indexing helpers, warp and block reductions, and the
+// shared-memory tiled matrix product behind convolution and the linear layer.
+//
+// Compiled three ways: by NVRTC (the build splices this file in place of its #include), by NVRTC
+// for sm_90 in the resource report, and by g++ after kernels/emu/cuda_emu.h for CPU execution.
+// Conventions: every kernel takes its parameter struct first, then its buffers; a null pointer
+// marks an optional buffer that is absent; kernels that call __syncthreads never return early.
+#ifndef IEKD_COMMON_CUH
+#define IEKD_COMMON_CUH
+
+// One convolution: input [n, h, w, c_in], weight [c_out, c_in, kh, kw], output [n, h_out, w_out,
+// c_out]; split_rows is the number of output pixels one block of the weight gradient sums.
+struct ConvParams {
+    int n, h, w, c_in, c_out, kh, kw, stride, pad, h_out, w_out, split_rows;
+};
+// c[m, n] = sum_k a(i, k) b(k, j) with a(i, k) = a[i * a_row + k * a_col], b likewise.
+struct GemmParams {
+    int m, n, k, a_row, a_col, b_row, b_col;
+};
+// Batch norm over rows x c (channels last); split_rows rows per block of a channel reduction.
+struct BnParams {
+    int rows, c, split_rows, relu, training;
+    float eps, momentum, unbias;
+};
+// An elementwise map over len values with one scalar a and a mode (see each kernel).
+struct MapParams {
+    int len, mode;
+    float a;
+};
+// Rows of c channels; channels [start, start + k) or k gathered channels.
+struct ChannelParams {
+    int rows, c, start, k;
+};
+// The option-A shortcut: input [n, h, w, c], output [n, ceil(h/2), ceil(w/2), c_out].
+struct SubsampleParams {
+    int n, h, w, c, c_out;
+};
+// Global average pooling of [n, pixels, c].
+struct PoolParams {
+    int n, pixels, c;
+};
+// A row-wise op on rows x cols values with a mode and one scalar a (see each kernel).
+struct RowParams {
+    int rows, cols, mode;
+    float a;
+};
+// One SGD update of len parameters.
+struct SgdParams {
+    int len, nesterov, first;
+    float lr, momentum, weight_decay;
+};
+
+// Threads of every one-dimensional block.
+constexpr int BLOCK = 256;
+constexpr int WARP = 32;
+constexpr unsigned FULL_MASK = 0xffffffffu;
+// The smallest divisor when normalizing a row (PyTorch's F.normalize eps).
+constexpr float NORM_EPS = 1e-12f;
+// Channel reductions: blocks of 32 channels x 8 row lanes.
+constexpr int RED_C = 32;
+constexpr int RED_R = 8;
+
+// Tiles of the matrix product: TILE_M x TILE_N outputs per block of TILE_THREADS threads, each
+// thread a 4 x 4 micro-tile (rows ty + 16 i, columns tx + 16 j); TILE_K deep stages in shared
+// memory, rows padded by one word so the transposed stores do not collide in a bank.
+constexpr int TILE_M = 64;
+constexpr int TILE_N = 64;
+constexpr int TILE_K = 16;
+constexpr int TILE_THREADS = 256;
+
+__device__ __forceinline__ int global_thread() { return blockIdx.x * blockDim.x + threadIdx.x; }
+
+__device__ __forceinline__ int grid_stride() { return gridDim.x * blockDim.x; }
+
+// 1, -1 or 0 (the subgradient of |v| that PyTorch uses).
+__device__ __forceinline__ float sign_of(float v) { return v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = WARP / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int offset = WARP / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
+    return v;
+}
+
+// The sum of v over a one-dimensional block of BLOCK threads, returned to every thread; the order
+// of additions is fixed, so the result is the same on every run.
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float warp_totals[BLOCK / WARP];
+    v = warp_sum(v);
+    __syncthreads();  // an earlier call's readers are done with warp_totals
+    if (threadIdx.x % WARP == 0) warp_totals[threadIdx.x / WARP] = v;
+    __syncthreads();
+    float total = 0.f;
+    for (int i = 0; i < BLOCK / WARP; ++i) total += warp_totals[i];
+    return total;
+}
+
+// acc[i][j] += sum_{k < k_len} a(ty + 16 i, k) * b(k, tx + 16 j) over the block's tile, where
+// load_a(row, k) and load_b(k, col) return the operands (zero outside the matrices), row and col
+// local to the tile. The loads walk k fastest for a and col fastest for b.
+template <class LoadA, class LoadB>
+__device__ __forceinline__ void tile_product(float (&acc)[4][4], int k_len, LoadA load_a, LoadB load_b) {
+    __shared__ float a_tile[TILE_K][TILE_M + 1];
+    __shared__ float b_tile[TILE_K][TILE_N + 1];
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    for (int k0 = 0; k0 < k_len; k0 += TILE_K) {
+#pragma unroll
+        for (int r = 0; r < TILE_M * TILE_K / TILE_THREADS; ++r) {
+            const int e = tid + r * TILE_THREADS, kk = e % TILE_K, row = e / TILE_K;
+            a_tile[kk][row] = k0 + kk < k_len ? load_a(row, k0 + kk) : 0.f;
+        }
+#pragma unroll
+        for (int r = 0; r < TILE_N * TILE_K / TILE_THREADS; ++r) {
+            const int e = tid + r * TILE_THREADS, col = e % TILE_N, kk = e / TILE_N;
+            b_tile[kk][col] = k0 + kk < k_len ? load_b(k0 + kk, col) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TILE_K; ++kk) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) a[i] = a_tile[kk][ty + 16 * i];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) b[j] = b_tile[kk][tx + 16 * j];
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+        }
+        __syncthreads();
+    }
+}
+
+// Writes a tile_product result: out[row * ld + col] = acc (+ bias[col]) for the rows < m and
+// columns < n of the tile at (row0, col0).
+__device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, int col0, int m, int n, int ld,
+                                           const float* __restrict__ bias, float* __restrict__ out) {
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int row = row0 + ty + 16 * i;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int col = col0 + tx + 16 * j;
+            if (row < m && col < n) out[row * ld + col] = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
+        }
+    }
+}
+
+#endif

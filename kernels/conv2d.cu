@@ -1,0 +1,91 @@
+// 2-D convolution, channels-last, as tiled implicit GEMMs (no im2col buffer): the operands are
+// read straight from the activations and the [c_out, c_in, kh, kw] weight into shared-memory tiles.
+// Mirrors src/ops/conv2d/cpu.rs: GEMM row m is the output pixel (n, oh, ow), GEMM column k is
+// (kh * KW + kw) * C_in + ci, and the packed weight is W[k][co] = w[co, ci, kh, kw].
+#include "common.cuh"
+
+// The im2col element (m, k): x[n, oh*s - p + kh, ow*s - p + kw, ci], zero outside the image.
+__device__ __forceinline__ float im2col(const ConvParams& p, const float* __restrict__ x, int m, int k) {
+    if (m >= p.n * p.h_out * p.w_out || k >= p.kh * p.kw * p.c_in) return 0.f;
+    const int ci = k % p.c_in, tap = k / p.c_in;
+    const int ow = m % p.w_out, rest = m / p.w_out, oh = rest % p.h_out, n = rest / p.h_out;
+    const int ih = oh * p.stride - p.pad + tap / p.kw, iw = ow * p.stride - p.pad + tap % p.kw;
+    if (ih < 0 || iw < 0 || ih >= p.h || iw >= p.w) return 0.f;
+    return __ldg(&x[((n * p.h + ih) * p.w + iw) * p.c_in + ci]);
+}
+
+// w[co, ci, tap] with tap = kh * KW + kw, zero outside.
+__device__ __forceinline__ float weight_at(const ConvParams& p, const float* __restrict__ w, int co, int ci, int tap) {
+    if (co >= p.c_out || ci >= p.c_in || tap >= p.kh * p.kw) return 0.f;
+    return __ldg(&w[(co * p.c_in + ci) * p.kh * p.kw + tap]);
+}
+
+// y = conv(x, w) + bias: grid (ceil(M / TILE_M), ceil(C_out / TILE_N)), M = N * H_out * W_out.
+extern "C" __global__ void __launch_bounds__(TILE_THREADS)
+    conv2d_forward(const ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
+                   const float* __restrict__ bias, float* __restrict__ y) {
+    const int m0 = blockIdx.x * TILE_M, co0 = blockIdx.y * TILE_N;
+    float acc[4][4] = {};
+    tile_product(
+        acc, p.kh * p.kw * p.c_in, [&](int row, int k) { return im2col(p, x, m0 + row, k); },
+        [&](int k, int col) { return weight_at(p, w, co0 + col, k % p.c_in, k / p.c_in); });
+    store_tile(acc, m0, co0, p.n * p.h_out * p.w_out, p.c_out, p.c_out, bias, y);
+}
+
+// dx = sum over (kh, kw, co) of dy[n, oh, ow, co] w[co, ci, kh, kw] where ih = oh*s - p + kh: a
+// gather over the output pixels that read each input pixel, so every dx element is written once.
+// GEMM row m is the input pixel (n, ih, iw), column k = (kh * KW + kw) * C_out + co.
+__device__ __forceinline__ float dy_gather(const ConvParams& p, const float* __restrict__ dy, int m, int k) {
+    if (m >= p.n * p.h * p.w || k >= p.kh * p.kw * p.c_out) return 0.f;
+    const int co = k % p.c_out, tap = k / p.c_out;
+    const int iw = m % p.w, rest = m / p.w, ih = rest % p.h, n = rest / p.h;
+    const int sh = ih + p.pad - tap / p.kw, sw = iw + p.pad - tap % p.kw;
+    if (sh < 0 || sw < 0 || sh % p.stride != 0 || sw % p.stride != 0) return 0.f;
+    const int oh = sh / p.stride, ow = sw / p.stride;
+    if (oh >= p.h_out || ow >= p.w_out) return 0.f;
+    return __ldg(&dy[((n * p.h_out + oh) * p.w_out + ow) * p.c_out + co]);
+}
+
+// dx for y = conv(x, w): grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)).
+extern "C" __global__ void __launch_bounds__(TILE_THREADS)
+    conv2d_backward_data(const ConvParams p, const float* __restrict__ dy, const float* __restrict__ w,
+                         float* __restrict__ dx) {
+    const int m0 = blockIdx.x * TILE_M, ci0 = blockIdx.y * TILE_N;
+    float acc[4][4] = {};
+    tile_product(
+        acc, p.kh * p.kw * p.c_out, [&](int row, int k) { return dy_gather(p, dy, m0 + row, k); },
+        [&](int k, int col) { return weight_at(p, w, k % p.c_out, ci0 + col, k / p.c_out); });
+    store_tile(acc, m0, ci0, p.n * p.h * p.w, p.c_in, p.c_in, nullptr, dx);
+}
+
+// One slice of dw in the packed [C_out][K] layout: partial[z][co][k] = sum over the output pixels
+// m of split z of dy[m, co] * im2col(m, k). Grid (ceil(C_out / TILE_M), ceil(K / TILE_N), splits).
+extern "C" __global__ void __launch_bounds__(TILE_THREADS)
+    conv2d_backward_weight(const ConvParams p, const float* __restrict__ x, const float* __restrict__ dy,
+                           float* __restrict__ partial) {
+    const int co0 = blockIdx.x * TILE_M, k0 = blockIdx.y * TILE_N;
+    const int taps_k = p.kh * p.kw * p.c_in, pixels = p.n * p.h_out * p.w_out;
+    const int first = blockIdx.z * p.split_rows;
+    const int rows = min(p.split_rows, pixels - first);
+    float acc[4][4] = {};
+    tile_product(
+        acc, rows,
+        [&](int row, int r) { return co0 + row < p.c_out ? __ldg(&dy[(first + r) * p.c_out + co0 + row]) : 0.f; },
+        [&](int r, int col) { return im2col(p, x, first + r, k0 + col); });
+    store_tile(acc, co0, k0, p.c_out, taps_k, taps_k, nullptr, partial + blockIdx.z * p.c_out * taps_k);
+}
+
+// dw[co, ci, kh, kw] = sum over the splits of partial[z][co][(kh * KW + kw) * C_in + ci], the
+// splits added in order.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    conv2d_reduce_weight(const ConvParams p, const float* __restrict__ partial, float* __restrict__ dw) {
+    const int taps = p.kh * p.kw, taps_k = taps * p.c_in, total = p.c_out * taps_k;
+    const int splits = (p.n * p.h_out * p.w_out + p.split_rows - 1) / p.split_rows;
+    for (int i = global_thread(); i < total; i += grid_stride()) {
+        const int co = i / taps_k, ci = (i % taps_k) / taps, tap = i % taps;
+        const int k = tap * p.c_in + ci;
+        float sum = 0.f;
+        for (int z = 0; z < splits; ++z) sum += partial[z * total + co * taps_k + k];
+        dw[i] = sum;
+    }
+}

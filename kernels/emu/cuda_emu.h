@@ -1,0 +1,138 @@
+// CUDA's execution model on the host, so that g++ compiles the kernel files unchanged and runs them
+// on the CPU (cargo feature cuda-emulation).
+//
+// A launch runs its blocks one after another. Every CUDA thread of a block is a std::thread that
+// stays alive for the whole launch; __syncthreads() is a std::barrier over them, and the end of a
+// block is one more barrier. Warp shuffles exchange values through one slot per thread between two
+// barriers of the warp. __shared__ variables are static: one block runs at a time and launches are
+// serialised, so the block being run owns them. ThreadSanitizer sees every synchronisation.
+#ifndef IEKD_CUDA_EMU_H
+#define IEKD_CUDA_EMU_H
+
+#include <math.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+inline thread_local dim3 threadIdx;
+inline thread_local dim3 blockIdx;
+inline dim3 blockDim;
+inline dim3 gridDim;
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+
+namespace emu {
+
+// The synchronisation state of the block being run.
+struct Block {
+    std::barrier<> all;
+    std::vector<std::unique_ptr<std::barrier<>>> warps;
+    std::vector<unsigned long long> slots;
+
+    explicit Block(unsigned threads) : all(threads), slots(threads) {
+        for (unsigned first = 0; first < threads; first += 32)
+            warps.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - first)));
+    }
+};
+
+inline Block* current = nullptr;
+inline std::mutex one_launch;
+
+inline unsigned linear_thread() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+
+// The value that lane src of the calling warp passed (v itself when src is outside the warp).
+template <class T>
+T exchange(T v, int src) {
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(unsigned long long));
+    const unsigned t = linear_thread(), first = t - t % 32;
+    const unsigned width = std::min(32u, blockDim.x * blockDim.y * blockDim.z - first);
+    std::memcpy(&current->slots[t], &v, sizeof v);
+    std::barrier<>& warp = *current->warps[t / 32];
+    warp.arrive_and_wait();
+    T out = v;
+    if (src >= 0 && static_cast<unsigned>(src) < width) std::memcpy(&out, &current->slots[first + src], sizeof out);
+    warp.arrive_and_wait();
+    return out;
+}
+
+// Calls kernel k with its arguments unpacked from args (CUDA's kernelParams layout).
+template <class... A, std::size_t... I>
+void call(void (*k)(A...), void** args, std::index_sequence<I...>) {
+    k(*static_cast<std::remove_cv_t<A>*>(args[I])...);
+}
+
+// Runs kernel k over grid x block, one block at a time.
+template <class... A>
+void run(void (*k)(A...), dim3 grid, dim3 block, void** args) {
+    std::lock_guard<std::mutex> guard(one_launch);
+    gridDim = grid;
+    blockDim = block;
+    const unsigned threads = block.x * block.y * block.z, blocks = grid.x * grid.y * grid.z;
+    Block state(threads);
+    current = &state;
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (unsigned t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            threadIdx = dim3(t % block.x, t / block.x % block.y, t / (block.x * block.y));
+            for (unsigned b = 0; b < blocks; ++b) {
+                blockIdx = dim3(b % grid.x, b / grid.x % grid.y, b / (grid.x * grid.y));
+                call(k, args, std::index_sequence_for<A...>{});
+                state.all.arrive_and_wait();
+            }
+        });
+    for (std::thread& th : pool) th.join();
+    current = nullptr;
+}
+
+}  // namespace emu
+
+inline void __syncthreads() { emu::current->all.arrive_and_wait(); }
+
+template <class T>
+T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+    return emu::exchange(v, static_cast<int>(emu::linear_thread() % 32) ^ lane_mask);
+}
+
+template <class T>
+T __shfl_down_sync(unsigned, T v, unsigned delta) {
+    return emu::exchange(v, static_cast<int>(emu::linear_thread() % 32 + delta));
+}
+
+template <class T>
+T __ldg(const T* p) {
+    return *p;
+}
+
+inline float __int_as_float(int i) {
+    float f;
+    std::memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
+
+inline float atomicAdd(float* address, float v) { return std::atomic_ref<float>(*address).fetch_add(v); }
+
+using std::max;
+using std::min;
+
+#endif

@@ -1,0 +1,167 @@
+//! The GPU through cudarc (driver API, loaded dynamically): one context and one stream, kernel
+//! modules loaded on first use and cached, and [`CudaBackend::probe`], which says in words why no
+//! GPU can be used.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtrMut, PushKernelArg, result, sys,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::exec::{Arg, Elem, Exec, Grid};
+use super::params::KernelParams;
+use super::{nvrtc, sources};
+use crate::error::{Error, Result};
+
+/// The value of a null pointer parameter.
+static NULL: u64 = 0;
+
+fn device_err(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Device(format!("cuda: {what}: {e:?}"))
+}
+
+/// One GPU with its stream and the kernel functions loaded so far.
+pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    poison: bool,
+}
+
+impl CudaBackend {
+    /// The first GPU, or an [`Error::Device`] saying why there is none: no driver library, the
+    /// driver failing to start, no device, a device older than compute capability 9.0, or no way
+    /// to get the kernels (not compiled at build time and no libnvrtc now).
+    pub fn probe() -> Result<CudaBackend> {
+        // SAFETY: only tries to open the library; cudarc panics on calls into a missing one.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(Error::Device("no NVIDIA driver: libcuda.so cannot be loaded".into()));
+        }
+        let count = CudaContext::device_count().map_err(|e| device_err("the driver did not start", e))?;
+        if count < 1 {
+            return Err(Error::Device("the NVIDIA driver sees no GPU".into()));
+        }
+        CudaBackend::new(0)
+    }
+
+    /// GPU `ordinal` (see [`CudaBackend::probe`] for the checks).
+    pub fn new(ordinal: usize) -> Result<CudaBackend> {
+        let ctx = CudaContext::new(ordinal).map_err(|e| device_err("creating a context", e))?;
+        let (major, minor) = ctx.compute_capability().map_err(|e| device_err("compute capability", e))?;
+        if major < 9 {
+            return Err(Error::Device(format!(
+                "GPU {ordinal} has compute capability {major}.{minor}; the kernels are built for 9.0 (Hopper)"
+            )));
+        }
+        if sources::MODULES.iter().any(|m| m.ptx.is_none()) && !nvrtc::available() {
+            return Err(Error::Device(
+                "the kernels were not compiled at build time and libnvrtc cannot be loaded now".into(),
+            ));
+        }
+        let stream = ctx.default_stream();
+        Ok(CudaBackend { ctx, stream, functions: Mutex::new(HashMap::new()), poison: false })
+    }
+
+    /// Fills every buffer from [`Exec::alloc`] with NaN bytes (0xFF) first, so an element a
+    /// kernel forgets to write shows up in a check; off by default.
+    pub fn poison_allocations(mut self, on: bool) -> Self {
+        self.poison = on;
+        self
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> Result<String> {
+        self.ctx.name().map_err(|e| device_err("device name", e))
+    }
+
+    /// Waits for every launched kernel and copy.
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| device_err("synchronize", e))
+    }
+
+    /// The function `kernel`, loading its module (build-time PTX, or NVRTC now) on first use.
+    fn function(&self, kernel: &'static str) -> Result<CudaFunction> {
+        let mut functions =
+            self.functions.lock().map_err(|_| Error::Device("kernel cache poisoned".into()))?;
+        if let Some(f) = functions.get(kernel) {
+            return Ok(f.clone());
+        }
+        let module =
+            sources::module_of(kernel).ok_or_else(|| Error::Device(format!("no kernel named {kernel}")))?;
+        let ptx = match module.ptx {
+            Some(ptx) => ptx.to_string(),
+            None => nvrtc::compile_ptx(module.name, sources::COMMON, module.source).map_err(Error::Device)?,
+        };
+        let loaded = self.ctx.load_module(Ptx::from_src(ptx)).map_err(|e| device_err(module.name, e))?;
+        for &name in module.kernels {
+            let f = loaded.load_function(name).map_err(|e| device_err(name, e))?;
+            functions.insert(name, f);
+        }
+        functions
+            .get(kernel)
+            .cloned()
+            .ok_or_else(|| Error::Device(format!("{kernel} missing from its module")))
+    }
+}
+
+impl Exec for CudaBackend {
+    type Buf<T: Elem> = CudaSlice<T>;
+
+    fn len<T: Elem>(&self, buf: &CudaSlice<T>) -> usize {
+        buf.len()
+    }
+
+    fn upload<T: Elem>(&self, host: &[T]) -> Result<CudaSlice<T>> {
+        self.stream.clone_htod(host).map_err(|e| device_err("copy to the device", e))
+    }
+
+    fn download<T: Elem>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
+        self.stream.clone_dtoh(buf).map_err(|e| device_err("copy to the host", e))
+    }
+
+    fn alloc<T: Elem>(&self, len: usize) -> Result<CudaSlice<T>> {
+        let mut buf = self.stream.alloc_zeros::<T>(len).map_err(|e| device_err("allocation", e))?;
+        if self.poison {
+            let bytes = buf.num_bytes();
+            let (ptr, _sync) = buf.device_ptr_mut(&self.stream);
+            // SAFETY: sets the `bytes` bytes of this allocation, ordered on its stream.
+            unsafe { result::memset_d8_async(ptr, 0xFF, bytes, self.stream.cu_stream()) }
+                .map_err(|e| device_err("poisoning an allocation", e))?;
+        }
+        Ok(buf)
+    }
+
+    unsafe fn launch<P: KernelParams>(
+        &self,
+        kernel: &'static str,
+        grid: Grid,
+        params: &P,
+        args: &mut [Arg<'_, Self>],
+    ) -> Result<()> {
+        if !grid.is_valid() {
+            return Err(Error::Device(format!("{kernel}: invalid launch shape {grid:?}")));
+        }
+        let f = self.function(kernel)?;
+        let cfg = cudarc::driver::LaunchConfig {
+            grid_dim: (grid.blocks[0], grid.blocks[1], grid.blocks[2]),
+            block_dim: (grid.threads[0], grid.threads[1], grid.threads[2]),
+            shared_mem_bytes: 0,
+        };
+        let mut builder = self.stream.launch_builder(&f);
+        builder.arg(params);
+        for a in args.iter_mut() {
+            match a {
+                Arg::In(b) => builder.arg(*b),
+                Arg::Index(b) => builder.arg(*b),
+                Arg::Out(b) => builder.arg(&mut **b),
+                Arg::Null => builder.arg(&NULL),
+            };
+        }
+        // SAFETY: the caller guarantees that the parameters match the kernel and that the buffers
+        // are large enough.
+        unsafe { builder.launch(cfg) }.map_err(|e| device_err(kernel, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,348 @@
+//! Loss kernels (`kernels/losses.cu`); per-row losses are averaged by
+//! [`super::conv::column_sums`], so every loss stays on the device until it is read.
+
+use super::conv::column_sums;
+use super::{block_per_row, expect_len, fits, flat, non_empty, warp_per_row};
+use crate::cuda::exec::{Arg, Exec};
+use crate::cuda::params::{MapParams, RowParams};
+use crate::error::{Error, Result};
+
+fn row_params(op: &'static str, rows: usize, cols: usize, mode: i32, a: f32) -> Result<RowParams> {
+    non_empty(op, "input", rows * cols)?;
+    fits(op, &[("elements", rows * cols)])?;
+    Ok(RowParams { rows: rows as i32, cols: cols as i32, mode, a })
+}
+
+/// The results of [`softmax_ce`].
+pub struct CrossEntropy<B> {
+    /// The batch-mean loss, one element.
+    pub loss: B,
+    /// The softmax, when asked for (the taped backward's input).
+    pub prob: Option<B>,
+    /// `grad_scale * (softmax - onehot)`, when a scale was given (the fused gradient).
+    pub dz: Option<B>,
+}
+
+/// Softmax cross-entropy of `logits: [rows, k]` against `labels` (each in `[0, k)`), batch-mean:
+/// `crate::ops::loss::cross_entropy::cpu::forward`, fused with the gradient
+/// (`cpu::backward` with `scale = grad_scale`) when `grad_scale` is given.
+pub fn softmax_ce<E: Exec>(
+    e: &E,
+    [rows, k]: [usize; 2],
+    logits: &E::Buf<f32>,
+    labels: &E::Buf<i32>,
+    keep_prob: bool,
+    grad_scale: Option<f32>,
+) -> Result<CrossEntropy<E::Buf<f32>>> {
+    const OP: &str = "cuda softmax_ce";
+    let p = row_params(OP, rows, k, 0, grad_scale.unwrap_or(0.0))?;
+    expect_len(e, OP, "logits", logits, rows * k)?;
+    check_labels(e, OP, rows, k, labels)?;
+    let mut prob = if keep_prob { Some(e.alloc(rows * k)?) } else { None };
+    let mut dz = if grad_scale.is_some() { Some(e.alloc(rows * k)?) } else { None };
+    let mut row_loss = e.alloc(rows)?;
+    // SAFETY: softmax_ce(RowParams, z, labels, prob, dz, row_loss) with labels below k (checked),
+    // lengths checked or allocated above.
+    unsafe {
+        e.launch(
+            "softmax_ce",
+            warp_per_row(rows),
+            &p,
+            &mut [
+                Arg::In(logits),
+                Arg::Index(labels),
+                prob.as_mut().map_or(Arg::Null, Arg::Out),
+                dz.as_mut().map_or(Arg::Null, Arg::Out),
+                Arg::Out(&mut row_loss),
+            ],
+        )?;
+    }
+    let loss = column_sums(e, rows, 1, 1.0 / rows as f32, &row_loss)?;
+    Ok(CrossEntropy { loss, prob, dz })
+}
+
+fn check_labels<E: Exec>(e: &E, op: &'static str, rows: usize, k: usize, labels: &E::Buf<i32>) -> Result<()> {
+    expect_len(e, op, "labels", labels, rows)?;
+    match e.download(labels)?.iter().position(|&y| y < 0 || y as usize >= k) {
+        Some(i) => Err(Error::invalid(op, format!("label at index {i} is outside [0, {k})"))),
+        None => Ok(()),
+    }
+}
+
+/// `dz = scale * (prob - onehot(labels))`: `crate::ops::loss::cross_entropy::cpu::backward`.
+pub fn softmax_ce_backward<E: Exec>(
+    e: &E,
+    [rows, k]: [usize; 2],
+    scale: f32,
+    prob: &E::Buf<f32>,
+    labels: &E::Buf<i32>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda softmax_ce_backward";
+    let p = row_params(OP, rows, k, 0, scale)?;
+    expect_len(e, OP, "softmax", prob, rows * k)?;
+    check_labels(e, OP, rows, k, labels)?;
+    let mut dz = e.alloc(rows * k)?;
+    // SAFETY: softmax_ce_backward(RowParams, prob, labels, dz), labels below k, lengths checked.
+    unsafe {
+        e.launch(
+            "softmax_ce_backward",
+            flat(rows * k),
+            &p,
+            &mut [Arg::In(prob), Arg::Index(labels), Arg::Out(&mut dz)],
+        )?;
+    }
+    Ok(dz)
+}
+
+/// The results of [`kd_forward`].
+pub struct Distillation<B> {
+    /// `T^2 / N * sum KL(p_t || p_s)`, one element.
+    pub loss: B,
+    /// `log_softmax(s / T)`.
+    pub ls: B,
+    /// `log_softmax(t / T)`.
+    pub lt: B,
+}
+
+/// Hinton's loss between `student` and `teacher` logits `[rows, k]`:
+/// `crate::ops::loss::kd::cpu::forward`, averaged and scaled by `T^2`.
+pub fn kd_forward<E: Exec>(
+    e: &E,
+    [rows, k]: [usize; 2],
+    temperature: f32,
+    student: &E::Buf<f32>,
+    teacher: &E::Buf<f32>,
+) -> Result<Distillation<E::Buf<f32>>> {
+    const OP: &str = "cuda kd_forward";
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(Error::invalid(OP, format!("temperature {temperature} must be positive and finite")));
+    }
+    let p = row_params(OP, rows, k, 0, 1.0 / temperature)?;
+    expect_len(e, OP, "student", student, rows * k)?;
+    expect_len(e, OP, "teacher", teacher, rows * k)?;
+    let (mut ls, mut lt, mut row_loss) = (e.alloc(rows * k)?, e.alloc(rows * k)?, e.alloc(rows)?);
+    // SAFETY: kd_forward(RowParams, s, t, ls, lt, row_loss), lengths checked or allocated above.
+    unsafe {
+        e.launch(
+            "kd_forward",
+            warp_per_row(rows),
+            &p,
+            &mut [
+                Arg::In(student),
+                Arg::In(teacher),
+                Arg::Out(&mut ls),
+                Arg::Out(&mut lt),
+                Arg::Out(&mut row_loss),
+            ],
+        )?;
+    }
+    let loss = column_sums(e, rows, 1, temperature * temperature / rows as f32, &row_loss)?;
+    Ok(Distillation { loss, ls, lt })
+}
+
+/// Gradients at two inputs; the second only when it was asked for.
+pub struct TwoGrads<B> {
+    /// The gradient at the first input.
+    pub first: B,
+    /// The gradient at the second input.
+    pub second: Option<B>,
+}
+
+/// The gradients of `scale * sum KL` at the student and, when `want_teacher`, the teacher:
+/// `crate::ops::loss::kd::cpu::backward_student` and `backward_teacher` (`scale = dL T / N`).
+pub fn kd_backward<E: Exec>(
+    e: &E,
+    [rows, k]: [usize; 2],
+    scale: f32,
+    [ls, lt]: [&E::Buf<f32>; 2],
+    want_teacher: bool,
+) -> Result<TwoGrads<E::Buf<f32>>> {
+    const OP: &str = "cuda kd_backward";
+    let p = row_params(OP, rows, k, 0, scale)?;
+    expect_len(e, OP, "student log-softmax", ls, rows * k)?;
+    expect_len(e, OP, "teacher log-softmax", lt, rows * k)?;
+    let mut ds = e.alloc(rows * k)?;
+    let mut dt = if want_teacher { Some(e.alloc(rows * k)?) } else { None };
+    // SAFETY: kd_backward(RowParams, ls, lt, ds, dt), lengths checked or allocated above.
+    unsafe {
+        e.launch(
+            "kd_backward",
+            warp_per_row(rows),
+            &p,
+            &mut [Arg::In(ls), Arg::In(lt), Arg::Out(&mut ds), dt.as_mut().map_or(Arg::Null, Arg::Out)],
+        )?;
+    }
+    Ok(TwoGrads { first: ds, second: dt })
+}
+
+/// `phi = x / max(||x||, NORM_EPS)` per row of `d` and the norms:
+/// `crate::ops::loss::factor::cpu::normalize_rows`.
+pub fn normalize_rows<E: Exec>(
+    e: &E,
+    [rows, d]: [usize; 2],
+    x: &E::Buf<f32>,
+) -> Result<(E::Buf<f32>, E::Buf<f32>)> {
+    const OP: &str = "cuda normalize_rows";
+    let p = row_params(OP, rows, d, 0, 0.0)?;
+    expect_len(e, OP, "input", x, rows * d)?;
+    let (mut phi, mut norms) = (e.alloc(rows * d)?, e.alloc(rows)?);
+    // SAFETY: normalize_rows(RowParams, x, phi, norms), lengths checked or allocated above.
+    unsafe {
+        e.launch(
+            "normalize_rows",
+            block_per_row(rows),
+            &p,
+            &mut [Arg::In(x), Arg::Out(&mut phi), Arg::Out(&mut norms)],
+        )?;
+    }
+    Ok((phi, norms))
+}
+
+/// The gradient reaching `x` from `g` reaching `phi`:
+/// `crate::ops::loss::factor::cpu::normalize_rows_backward`.
+pub fn normalize_rows_backward<E: Exec>(
+    e: &E,
+    [rows, d]: [usize; 2],
+    [phi, norms, g]: [&E::Buf<f32>; 3],
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda normalize_rows_backward";
+    let p = row_params(OP, rows, d, 0, 0.0)?;
+    expect_len(e, OP, "normalized rows", phi, rows * d)?;
+    expect_len(e, OP, "norms", norms, rows)?;
+    expect_len(e, OP, "gradient", g, rows * d)?;
+    let mut dx = e.alloc(rows * d)?;
+    // SAFETY: normalize_rows_backward(RowParams, phi, norms, g, dx), lengths checked above.
+    unsafe {
+        e.launch(
+            "normalize_rows_backward",
+            block_per_row(rows),
+            &p,
+            &mut [Arg::In(phi), Arg::In(norms), Arg::In(g), Arg::Out(&mut dx)],
+        )?;
+    }
+    Ok(dx)
+}
+
+/// What [`row_reduce`] sums per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowReduce {
+    /// `|a - b|`: `factor::cpu::distance` with L1, and `recon::cpu::forward` on one row.
+    AbsDiff = 0,
+    /// `(a - b)^2`: the same with L2 / squared.
+    SquaredDiff = 1,
+    /// `a * b`: `factor::cpu::dots`.
+    Dot = 2,
+}
+
+/// `out[r] = sum_j f(a[r, j], b[r, j])` per row of `d` (one row of all elements gives the
+/// reconstruction losses' sums).
+pub fn row_reduce<E: Exec>(
+    e: &E,
+    [rows, d]: [usize; 2],
+    f: RowReduce,
+    a: &E::Buf<f32>,
+    b: &E::Buf<f32>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda row_distance";
+    let p = row_params(OP, rows, d, f as i32, 0.0)?;
+    expect_len(e, OP, "first operand", a, rows * d)?;
+    expect_len(e, OP, "second operand", b, rows * d)?;
+    let mut out = e.alloc(rows)?;
+    // SAFETY: row_distance(RowParams, a, b, out), lengths checked above.
+    unsafe {
+        e.launch("row_distance", block_per_row(rows), &p, &mut [Arg::In(a), Arg::In(b), Arg::Out(&mut out)])?
+    };
+    Ok(out)
+}
+
+/// The gradient at `a` of `scale * sum |a - b|` (`squared = false`) or `scale * sum (a - b)^2`,
+/// and its negation (the gradient at `b`) when `want_b`: `crate::ops::loss::recon::cpu::backward`
+/// and `factor::cpu::distance_backward`.
+pub fn diff_backward<E: Exec>(
+    e: &E,
+    squared: bool,
+    scale: f32,
+    a: &E::Buf<f32>,
+    b: &E::Buf<f32>,
+    want_b: bool,
+) -> Result<TwoGrads<E::Buf<f32>>> {
+    const OP: &str = "cuda diff_backward";
+    let len = e.len(a);
+    non_empty(OP, "input", len)?;
+    fits(OP, &[("elements", len)])?;
+    expect_len(e, OP, "second operand", b, len)?;
+    let p = MapParams { len: len as i32, mode: squared as i32, a: scale };
+    let mut ga = e.alloc(len)?;
+    let mut gb = if want_b { Some(e.alloc(len)?) } else { None };
+    // SAFETY: diff_backward(MapParams, a, b, ga, gb), lengths checked or allocated above.
+    unsafe {
+        e.launch(
+            "diff_backward",
+            flat(len),
+            &p,
+            &mut [Arg::In(a), Arg::In(b), Arg::Out(&mut ga), gb.as_mut().map_or(Arg::Null, Arg::Out)],
+        )?;
+    }
+    Ok(TwoGrads { first: ga, second: gb })
+}
+
+/// `g = scale * sign(dots[r]) * other[r, :]`: `crate::ops::loss::factor::cpu::dots_backward`.
+pub fn dots_backward<E: Exec>(
+    e: &E,
+    [rows, d]: [usize; 2],
+    scale: f32,
+    dots: &E::Buf<f32>,
+    other: &E::Buf<f32>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda dots_backward";
+    let p = row_params(OP, rows, d, 0, scale)?;
+    expect_len(e, OP, "dots", dots, rows)?;
+    expect_len(e, OP, "other factor", other, rows * d)?;
+    let mut g = e.alloc(rows * d)?;
+    // SAFETY: dots_backward(RowParams, dots, other, g), lengths checked above.
+    unsafe {
+        e.launch("dots_backward", flat(rows * d), &p, &mut [Arg::In(dots), Arg::In(other), Arg::Out(&mut g)])?
+    };
+    Ok(g)
+}
+
+/// `q[p] = sum_c x[p, c]^2 / C` per pixel of `c` channels, and with `dq` given its backward
+/// `dx = 2 / C * dq[p] * x`: `crate::ops::loss::attention::cpu::channel_mean_square` and
+/// `channel_mean_square_backward`.
+pub fn channel_mean_square<E: Exec>(
+    e: &E,
+    [pixels, c]: [usize; 2],
+    x: &E::Buf<f32>,
+    dq: Option<&E::Buf<f32>>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda channel_mean_square";
+    let p = row_params(OP, pixels, c, 0, 0.0)?;
+    expect_len(e, OP, "input", x, pixels * c)?;
+    // SAFETY: channel_mean_square(RowParams, x, q) and channel_mean_square_backward(RowParams, x,
+    // dq, dx), lengths checked or allocated here.
+    unsafe {
+        match dq {
+            None => {
+                let mut q = e.alloc(pixels)?;
+                e.launch(
+                    "channel_mean_square",
+                    warp_per_row(pixels),
+                    &p,
+                    &mut [Arg::In(x), Arg::Out(&mut q)],
+                )?;
+                Ok(q)
+            }
+            Some(dq) => {
+                expect_len(e, OP, "map gradient", dq, pixels)?;
+                let mut dx = e.alloc(pixels * c)?;
+                e.launch(
+                    "channel_mean_square_backward",
+                    flat(pixels * c),
+                    &p,
+                    &mut [Arg::In(x), Arg::In(dq), Arg::Out(&mut dx)],
+                )?;
+                Ok(dx)
+            }
+        }
+    }
+}

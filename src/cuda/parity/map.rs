@@ -1,0 +1,108 @@
+//! Elementwise, channel-selection and SGD kernels against `ops::activation::cpu`,
+//! `ops::arith::cpu`, `ops::channels::cpu` and `optim::cpu`.
+
+use super::{Ctx, Tol};
+use crate::cuda::exec::Exec;
+use crate::cuda::launch::map::{
+    Binary, binary, gather_channels, leaky_relu_backward, leaky_relu_forward, scale, sgd_step, shortcut_a,
+    slice_channels,
+};
+use crate::error::Result;
+use crate::ops::activation::cpu as act;
+use crate::ops::arith::cpu as arith;
+use crate::ops::channels::cpu as chan;
+use crate::optim::{SgdConfig, cpu as sgd};
+
+/// Bit-for-bit: the same single operations in the same order.
+const EXACT: Tol = Tol { atol: 0.0, rtol: 0.0 };
+/// A few operations that a GPU may fuse into one multiply-add.
+const FUSED: Tol = Tol { atol: 1e-7, rtol: 1e-6 };
+
+pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+    // Lengths 1, a block - 1, a block, a block + 1, and several blocks.
+    for len in [1, 255, 256, 257, 5000] {
+        let (x, y, dy) = (cx.normal(len), cx.normal(len), cx.normal(len));
+        let (xb, yb, dyb) = (cx.up(&x)?, cx.up(&y)?, cx.up(&dy)?);
+        for slope in [0.0, 0.1] {
+            let case = format!("len {len} slope {slope}");
+            let got = leaky_relu_forward(cx.e, slope, &xb)?;
+            cx.compare("leaky_relu_forward", &case, &got, &act::forward(&x, slope), EXACT)?;
+            let got = leaky_relu_backward(cx.e, slope, &xb, &dyb)?;
+            cx.compare("leaky_relu_backward", &case, &got, &act::backward(&x, &dy, slope), EXACT)?;
+        }
+        let case = format!("len {len}");
+        cx.compare(
+            "binary_map (add)",
+            &case,
+            &binary(cx.e, Binary::Add, &xb, &yb)?,
+            &arith::add(&x, &y),
+            EXACT,
+        )?;
+        cx.compare(
+            "binary_map (mul)",
+            &case,
+            &binary(cx.e, Binary::Mul, &xb, &yb)?,
+            &arith::mul(&x, &y),
+            EXACT,
+        )?;
+        cx.compare("scale_values", &case, &scale(cx.e, -0.37, &xb)?, &arith::scale(&x, -0.37), EXACT)?;
+    }
+    // [rows, c], start..end: sizes 1; the second half of 33 channels; the first half of 64.
+    for ([rows, c], start, end) in [([1, 1], 0, 1), ([98, 33], 16, 33), ([50, 64], 0, 32)] {
+        let case = format!("x[{rows},{c}] {start}..{end}");
+        let (x, dy) = (cx.normal(rows * c), cx.normal(rows * (end - start)));
+        let got = slice_channels(cx.e, false, [rows, c], start, end, &cx.up(&x)?)?;
+        cx.compare("slice_channels", &case, &got, &chan::slice(&x, c, start, end), EXACT)?;
+        let got = slice_channels(cx.e, true, [rows, c], start, end, &cx.up(&dy)?)?;
+        cx.compare("slice_channels_backward", &case, &got, &chan::slice_backward(&dy, c, start, end), EXACT)?;
+    }
+    // A permutation-like index with repeats (their gradients add up), and a single channel.
+    for ([rows, c], index) in
+        [([1, 1], vec![0usize]), ([70, 7], vec![6, 0, 6, 3, 2]), ([33, 64], (0..64).rev().collect())]
+    {
+        let case = format!("x[{rows},{c}] {} indices", index.len());
+        let (x, dy) = (cx.normal(rows * c), cx.normal(rows * index.len()));
+        let ib = cx.e.upload(&index.iter().map(|&i| i as i32).collect::<Vec<i32>>())?;
+        let got = gather_channels(cx.e, false, [rows, c], &ib, &cx.up(&x)?)?;
+        cx.compare("gather_channels", &case, &got, &chan::gather(&x, c, &index), EXACT)?;
+        let got = gather_channels(cx.e, true, [rows, c], &ib, &cx.up(&dy)?)?;
+        cx.compare("scatter_add_channels", &case, &got, &chan::scatter_add(&dy, c, &index), EXACT)?;
+    }
+    // [n, h, w, c] -> c_out: sizes 1; odd sizes; a ResNet stage change (16 -> 32 channels).
+    for (dims @ [n, h, w, c], c_out) in [([1, 1, 1, 1], 1), ([2, 9, 7, 3], 5), ([3, 8, 8, 16], 32)] {
+        let g = chan::Subsample { n, h, w, c, c_out };
+        let case = format!("x[{n},{h},{w},{c}] -> {c_out}");
+        let (x, dy) = (cx.normal(n * h * w * c), cx.normal(n * h.div_ceil(2) * w.div_ceil(2) * c_out));
+        let got = shortcut_a(cx.e, false, dims, c_out, &cx.up(&x)?)?;
+        cx.compare("shortcut_a_forward", &case, &got, &chan::shortcut_a(&g, &x), EXACT)?;
+        let got = shortcut_a(cx.e, true, dims, c_out, &cx.up(&dy)?)?;
+        cx.compare("shortcut_a_backward", &case, &got, &chan::shortcut_a_backward(&g, &dy), EXACT)?;
+    }
+    sgd_steps(cx)
+}
+
+/// Two steps of each optimiser setting (the first initialises the momentum buffer).
+fn sgd_steps<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+    let settings = [(0.0, 0.0, false), (0.0, 5e-4, false), (0.9, 5e-4, false), (0.9, 5e-4, true)];
+    for (momentum, weight_decay, nesterov) in settings {
+        let cfg = SgdConfig { lr: 0.1, momentum, weight_decay, nesterov };
+        let len = 1000;
+        let case = format!("len {len} m {momentum} wd {weight_decay} nesterov {nesterov}");
+        let (mut p, mut buf) = (cx.normal(len), vec![0.0; len]);
+        let (mut pb, mut bb) = (cx.up(&p)?, cx.up(&buf)?);
+        for first in [true, false] {
+            let g = cx.normal(len);
+            let gb = cx.up(&g)?;
+            if momentum > 0.0 {
+                sgd::step_momentum(&cfg, &mut p, &g, &mut buf, first);
+                sgd_step(cx.e, &cfg, first, &gb, &mut pb, Some(&mut bb))?;
+                cx.compare("sgd_step", &format!("{case} buffer"), &bb, &buf, FUSED)?;
+            } else {
+                sgd::step_plain(&cfg, &mut p, &g);
+                sgd_step(cx.e, &cfg, first, &gb, &mut pb, None)?;
+            }
+            cx.compare("sgd_step", &format!("{case} first {first}"), &pb, &p, FUSED)?;
+        }
+    }
+    Ok(())
+}

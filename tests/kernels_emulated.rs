@@ -1,0 +1,67 @@
+//! The CUDA kernels, compiled unchanged by g++ with the CUDA-emulation header and run on the CPU,
+//! against the rayon CPU path: every kernel on seeded random inputs at edge sizes, each output
+//! within its stated tolerance (`-- --nocapture` prints the table). Needs the `cuda-emulation`
+//! feature.
+#![cfg(feature = "cuda-emulation")]
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use iekd::cuda::emu::Emulator;
+use iekd::cuda::exec::{Arg, Exec, Grid};
+use iekd::cuda::launch::conv::conv2d_forward;
+use iekd::cuda::launch::map::leaky_relu_forward;
+use iekd::cuda::params::MapParams;
+use iekd::cuda::{params, parity, sources};
+use iekd::ops::conv2d::ConvGeometry;
+
+#[test]
+fn every_kernel_matches_the_cpu_path() {
+    let start = Instant::now();
+    let report = parity::run_all(&Emulator, 0x1e_4d).expect("the parity run completes");
+    println!("{}", parity::table(&report.checks));
+    println!("{} checks in {:.1} s", report.checks.len(), start.elapsed().as_secs_f64());
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| !c.passed())
+        .map(|c| format!("{} [{}]: worst {}", c.kernel, c.case, c.worst))
+        .collect();
+    assert!(failed.is_empty(), "outside tolerance:\n{}", failed.join("\n"));
+    let missed: Vec<&str> = sources::kernel_names().filter(|k| !report.launched.contains(k)).collect();
+    assert!(missed.is_empty(), "kernels no check launched: {missed:?}");
+}
+
+#[test]
+fn parameter_structs_match_the_header_under_gcc() {
+    let kernels = concat!(env!("CARGO_MANIFEST_DIR"), "/kernels");
+    let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let mut child = Command::new(&compiler)
+        .args(["-std=c++20", "-fsyntax-only", "-x", "c++", "-I", kernels, "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{compiler}: {e}"));
+    let source = format!("#include \"emu/cuda_emu.h\"\n#include \"common.cuh\"\n{}", params::layout_checks());
+    child.stdin.take().expect("piped stdin").write_all(source.as_bytes()).expect("write to the compiler");
+    let out = child.wait_with_output().expect("the compiler runs");
+    assert!(out.status.success(), "layouts differ:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn launch_errors_name_the_kernel_and_sizes() {
+    let e = Emulator;
+    let g = ConvGeometry::new("test", &[1, 4, 4, 3], &[2, 3, 3, 3], 1, 1).expect("valid geometry");
+    let x = e.upload(&[0.0f32; 47]).expect("upload");
+    let w = e.upload(&[0.0f32; 54]).expect("upload");
+    let err = conv2d_forward(&e, &g, &x, &w, None).expect_err("a short input is rejected").to_string();
+    assert!(err.contains("conv2d_forward") && err.contains("47") && err.contains("48"), "{err}");
+    let empty = e.upload::<f32>(&[]).expect("upload");
+    assert!(leaky_relu_forward(&e, 0.0, &empty).is_err());
+    let grid = Grid { blocks: [1, 1, 1], threads: [32, 1, 1] };
+    let mut y = e.alloc::<f32>(1).expect("alloc");
+    // SAFETY: no kernel has this name, so nothing runs.
+    let err = unsafe { e.launch("no_such_kernel", grid, &MapParams::default(), &mut [Arg::Out(&mut y)]) };
+    assert!(err.is_err_and(|e| e.to_string().contains("no_such_kernel")));
+}
