@@ -97,9 +97,18 @@ pub fn conv_gflops(g: &ConvGeometry, runs: usize) -> Result<[f64; 3]> {
     let w = Tensor::randn(&[g.c_out, g.c_in, g.kh, g.kw], 0.1, &mut rng).to_vec();
     let dy = Tensor::randn(&[g.n, g.h_out, g.w_out, g.c_out], 1.0, &mut rng).to_vec();
     let flop = 2.0 * g.macs() as f64 * 1e-9;
-    let fwd = median_seconds(runs, || Ok(drop(std::hint::black_box(cpu::forward(g, &x, &w, None)))))?;
-    let data = median_seconds(runs, || Ok(drop(std::hint::black_box(cpu::backward_data(g, &dy, &w)))))?;
-    let weight = median_seconds(runs, || Ok(drop(std::hint::black_box(cpu::backward_weight(g, &x, &dy)))))?;
+    let fwd = median_seconds(runs, || {
+        std::hint::black_box(cpu::forward(g, &x, &w, None));
+        Ok(())
+    })?;
+    let data = median_seconds(runs, || {
+        std::hint::black_box(cpu::backward_data(g, &dy, &w));
+        Ok(())
+    })?;
+    let weight = median_seconds(runs, || {
+        std::hint::black_box(cpu::backward_weight(g, &x, &dy));
+        Ok(())
+    })?;
     Ok([flop / fwd, flop / data, flop / weight])
 }
 

@@ -57,7 +57,7 @@ fn alignment_terms(xc: &[f64], yc: &[f64], n: usize, gram: bool) -> (f64, f64, f
 /// Linear CKA of `x: [n, d1]` and `y: [n, d2]` (row-major, one row per example), in `[0, 1]`.
 /// Errors when `n < 2`, when a slice is not `n` whole rows, or when a feature set is constant.
 pub fn linear_cka(x: &[f32], y: &[f32], n: usize) -> Result<f64> {
-    if n < 2 || x.is_empty() || y.is_empty() || x.len() % n != 0 || y.len() % n != 0 {
+    if n < 2 || x.is_empty() || y.is_empty() || !x.len().is_multiple_of(n) || !y.len().is_multiple_of(n) {
         return Err(Error::shape(
             OP,
             format!("{} and {} elements are not [n, d] features of n = {n} >= 2 examples", x.len(), y.len()),

@@ -39,7 +39,7 @@ struct BasicBlock {
 enum BlockShortcut {
     Identity,
     PadA { out_channels: usize },
-    ConvB { conv: Conv2d, bn: BatchNorm2d },
+    ConvB(Box<(Conv2d, BatchNorm2d)>),
 }
 
 impl BasicBlock {
@@ -49,10 +49,10 @@ impl BasicBlock {
         } else {
             match kind {
                 Shortcut::A => BlockShortcut::PadA { out_channels: c_out },
-                Shortcut::B => BlockShortcut::ConvB {
-                    conv: Conv2d::kaiming(c_in, c_out, 1, stride, 0, rng),
-                    bn: BatchNorm2d::new(c_out),
-                },
+                Shortcut::B => BlockShortcut::ConvB(Box::new((
+                    Conv2d::kaiming(c_in, c_out, 1, stride, 0, rng),
+                    BatchNorm2d::new(c_out),
+                ))),
             }
         };
         BasicBlock {
@@ -70,7 +70,10 @@ impl BasicBlock {
         let residual = match &mut self.shortcut {
             BlockShortcut::Identity => x.clone(),
             BlockShortcut::PadA { out_channels } => ops::channels::shortcut_a(x, *out_channels)?,
-            BlockShortcut::ConvB { conv, bn } => bn.forward(&conv.forward(x)?, train, After::Identity)?,
+            BlockShortcut::ConvB(b) => {
+                let (conv, bn) = &mut **b;
+                bn.forward(&conv.forward(x)?, train, After::Identity)?
+            }
         };
         self.bn2.forward(&out, train, After::AddRelu(&residual))
     }
@@ -82,7 +85,8 @@ impl Module for BasicBlock {
         self.bn1.visit(&join(prefix, "bn1"), f);
         self.conv2.visit(&join(prefix, "conv2"), f);
         self.bn2.visit(&join(prefix, "bn2"), f);
-        if let BlockShortcut::ConvB { conv, bn } = &mut self.shortcut {
+        if let BlockShortcut::ConvB(b) = &mut self.shortcut {
+            let (conv, bn) = &mut **b;
             conv.visit(&join(prefix, "shortcut.0"), f);
             bn.visit(&join(prefix, "shortcut.1"), f);
         }
@@ -106,7 +110,7 @@ impl ResNet {
     /// ResNet-`depth` (20, 32, 56, 110, ...: any 6n+2) for `in_channels`-channel images and
     /// `classes` classes, He-normal initialised from `rng`.
     pub fn new(depth: usize, in_channels: usize, classes: usize, shortcut: Shortcut, rng: &mut impl Rng) -> Result<Self> {
-        if depth < 8 || (depth - 2) % 6 != 0 {
+        if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return Err(Error::invalid("resnet", format!("depth {depth} is not 6n+2 with n >= 1")));
         }
         let n = (depth - 2) / 6;

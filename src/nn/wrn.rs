@@ -92,7 +92,7 @@ impl WideResNet {
         classes: usize,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        if depth < 10 || (depth - 4) % 6 != 0 {
+        if depth < 10 || !(depth - 4).is_multiple_of(6) {
             return Err(Error::invalid("wrn", format!("depth {depth} is not 6n+4 with n >= 1")));
         }
         if width == 0 || in_channels == 0 || classes == 0 {

@@ -81,7 +81,7 @@ pub fn shortcut_a(x: &Tensor, out_channels: usize) -> Result<Tensor> {
     if x.numel() == 0 {
         return Err(Error::shape(OP, format!("empty input {:?}", x.shape())));
     }
-    if out_channels < c || (out_channels - c) % 2 != 0 {
+    if out_channels < c || !(out_channels - c).is_multiple_of(2) {
         return Err(Error::invalid(
             OP,
             format!("cannot pad {c} channels of {:?} evenly to {out_channels}", x.shape()),

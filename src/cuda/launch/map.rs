@@ -145,7 +145,7 @@ pub fn shortcut_a<E: Exec>(
     x: &E::Buf<f32>,
 ) -> Result<E::Buf<f32>> {
     const OP: &str = "cuda shortcut_a";
-    if c_out < c || (c_out - c) % 2 != 0 {
+    if c_out < c || !(c_out - c).is_multiple_of(2) {
         return Err(Error::invalid(OP, format!("cannot pad {c} channels evenly to {c_out}")));
     }
     let (big, small) = (n * h * w * c, n * h.div_ceil(2) * w.div_ceil(2) * c_out);
