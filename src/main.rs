@@ -11,34 +11,23 @@ use rand_chacha::ChaCha8Rng;
 
 use iekd::checkpoint::Checkpoint;
 use iekd::data::{self, DatasetKind, Loader, LoaderConfig, Split};
+use iekd::distill::analysis::{self, CkaArgs};
+use iekd::distill::cli::{self as distill_cli, AutoencoderArgs, DataArgs, DistillArgs};
+use iekd::distill::demo::{self, DemoArgs};
 use iekd::nn::Arch;
 use iekd::optim::SgdConfig;
 use iekd::train::{self, RunConfig, ScheduleKind, Supervised};
 use iekd::{Device, Error, Result, bench, gradcheck};
 
 #[derive(Parser)]
-#[command(name = "iekd", version, about = "Inheritance and Exploration Knowledge Distillation: train, distil, check, benchmark")]
+#[command(
+    name = "iekd",
+    version,
+    about = "Inheritance and Exploration Knowledge Distillation: train, distil, check, benchmark"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Where the data comes from.
-#[derive(clap::Args, Clone)]
-struct DataArgs {
-    /// Data set: cifar10, cifar100, mnist, fashion-mnist.
-    #[arg(long, default_value = "fashion-mnist")]
-    dataset: DatasetKind,
-    /// Folder holding the data set's files (default: /usr/share/datasets/fashion-mnist for
-    /// Fashion-MNIST when present, else data/<name>).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Use only the first N training images (quick runs).
-    #[arg(long)]
-    train_subset: Option<usize>,
-    /// Use only the first N test images (quick runs).
-    #[arg(long)]
-    test_subset: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +85,16 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Stage 1 of IE-KD: train the teacher's auto-encoder on its frozen distillation feature.
+    Autoencoder(AutoencoderArgs),
+    /// Stage 2: train a student from scratch with a distillation recipe (IE-FT by default).
+    Distill(DistillArgs),
+    /// Linear CKA between two networks' distillation features on the test set (first 1000 images
+    /// unless --test-subset), and each network's share of active neurons (feature elements above zero).
+    Cka(CkaArgs),
+    /// Teacher, auto-encoder and students (none, KD, FT, IE-FT) on Fashion-MNIST in about 15
+    /// minutes on two cores; prints a table, writes results.json and curves.svg.
+    Demo(DemoArgs),
     /// Download data sets.
     Data {
         #[command(subcommand)]
@@ -133,12 +132,12 @@ enum DataAction {
     },
 }
 
-/// mimalloc keeps freed activation buffers for reuse instead of returning them to the system, which
-/// saves a page fault per touched page on every op (about a third of the step time with glibc).
+/// See [`iekd::alloc`]: reused activation buffers without page faults.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: iekd::alloc::MiMalloc = iekd::alloc::MiMalloc;
 
 fn main() -> ExitCode {
+    iekd::alloc::keep_freed_pages();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,28 +145,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn load_split(args: &DataArgs, split: Split) -> Result<data::Dataset> {
-    let dir = args.data_dir.clone().unwrap_or_else(|| args.dataset.default_dir());
-    let mut set = data::load(args.dataset, &dir, split).map_err(|e| match e {
-        Error::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => Error::Io {
-            path,
-            source: std::io::Error::new(
-                source.kind(),
-                format!("not found; get it with `iekd data fetch {}` (or apt-get install dataset-fashion-mnist)", args.dataset),
-            ),
-        },
-        e => e,
-    })?;
-    let limit = match split {
-        Split::Train => args.train_subset,
-        Split::Test => args.test_subset,
-    };
-    if let Some(n) = limit {
-        set.truncate(n);
-    }
-    Ok(set)
 }
 
 fn device(name: &str) -> Result<Device> {
@@ -179,12 +156,28 @@ fn device(name: &str) -> Result<Device> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train {
-            arch, data, epochs, batch_size, lr, schedule, momentum, weight_decay, no_nesterov, seed, device: dev, out, resume,
+            arch,
+            data,
+            epochs,
+            batch_size,
+            lr,
+            schedule,
+            momentum,
+            weight_decay,
+            no_nesterov,
+            seed,
+            device: dev,
+            out,
+            resume,
         } => {
             device(&dev)?;
-            let train_set = load_split(&data, Split::Train)?;
-            let test_set = load_split(&data, Split::Test)?;
-            let net = arch.build(train_set.channels(), train_set.num_classes(), &mut ChaCha8Rng::seed_from_u64(seed))?;
+            let train_set = data.load(Split::Train)?;
+            let test_set = data.load(Split::Test)?;
+            let net = arch.build(
+                train_set.channels(),
+                train_set.num_classes(),
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            )?;
             let sgd = SgdConfig { lr, momentum, weight_decay, nesterov: !no_nesterov };
             let mut trainee = Supervised::new(net, sgd)?;
             let train_loader = Loader::new(train_set, LoaderConfig::train(data.dataset, batch_size, seed))?;
@@ -197,19 +190,74 @@ fn run(cli: Cli) -> Result<()> {
                 resume,
                 progress: true,
                 interrupt: Some(interrupt_flag()),
-                identity: format!("train {arch} on {} seed {seed} batch {batch_size} sgd {sgd:?}", data.dataset),
+                identity: format!(
+                    "train {arch} on {} seed {seed} batch {batch_size} sgd {sgd:?}",
+                    data.dataset
+                ),
             };
             let summary = train::run(&mut trainee, &train_loader, &test_loader, &cfg)?;
-            println!("{arch} on {}: best test accuracy {:.2}%, last {:.2}% ({})", data.dataset, summary.best_acc, summary.last_acc, out.display());
+            println!(
+                "{arch} on {}: best test accuracy {:.2}%, last {:.2}% ({})",
+                data.dataset,
+                summary.best_acc,
+                summary.last_acc,
+                out.display()
+            );
             Ok(())
         }
         Command::Eval { checkpoint, arch, data } => {
-            let test_set = load_split(&data, Split::Test)?;
-            let mut net = arch.build(test_set.channels(), test_set.num_classes(), &mut ChaCha8Rng::seed_from_u64(0))?;
+            let test_set = data.load(Split::Test)?;
+            let mut net =
+                arch.build(test_set.channels(), test_set.num_classes(), &mut ChaCha8Rng::seed_from_u64(0))?;
             Checkpoint::load(&checkpoint)?.load_module("", net.as_mut())?;
             let loader = Loader::new(test_set, LoaderConfig::eval(data.dataset, 500))?;
             let (loss, acc) = train::evaluate(net.as_mut(), &loader)?;
-            println!("{arch} {}: test loss {loss:.4}, top-1 accuracy {acc:.2}% on {} images", checkpoint.display(), loader.dataset().len());
+            println!(
+                "{arch} {}: test loss {loss:.4}, top-1 accuracy {acc:.2}% on {} images",
+                checkpoint.display(),
+                loader.dataset().len()
+            );
+            Ok(())
+        }
+        Command::Autoencoder(args) => {
+            device(&args.optim.device)?;
+            let summary = distill_cli::run_autoencoder(&args, Some(interrupt_flag()))?;
+            let last = summary.history.last().map_or(f64::NAN, |m| m.test_loss);
+            println!(
+                "auto-encoder of {}: test reconstruction loss {last:.5} ({})",
+                args.teacher_arch,
+                args.out.display()
+            );
+            Ok(())
+        }
+        Command::Distill(args) => {
+            device(&args.optim.device)?;
+            let summary = distill_cli::run_distill(&args, Some(interrupt_flag()))?;
+            println!(
+                "{} {} on {}: best test accuracy {:.2}%, last {:.2}% ({})",
+                args.method,
+                args.student_arch,
+                args.data.dataset,
+                summary.best_acc,
+                summary.last_acc,
+                args.out.display()
+            );
+            Ok(())
+        }
+        Command::Cka(args) => {
+            let r = analysis::run_cka(&args)?;
+            println!("linear CKA {:.4} on {} test images", r.cka, r.images);
+            println!("active neurons: a {:.1}%, b {:.1}%", 100.0 * r.active_a, 100.0 * r.active_b);
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let report = demo::run_demo(&args, Some(interrupt_flag()))?;
+            print!("{}", demo::table(&report));
+            println!(
+                "total {:.0} s; results.json, results.md and curves.svg in {}",
+                report.total_seconds,
+                args.out.display()
+            );
             Ok(())
         }
         Command::Data { action: DataAction::Fetch { dataset, dir } } => {
@@ -224,7 +272,10 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", gradcheck::format_table(&reports));
             let failed = reports.iter().filter(|r| !r.passed()).count();
             if failed > 0 {
-                return Err(Error::invalid("gradcheck", format!("{failed} of {} cases failed", reports.len())));
+                return Err(Error::invalid(
+                    "gradcheck",
+                    format!("{failed} of {} cases failed", reports.len()),
+                ));
             }
             println!("{} cases passed", reports.len());
             Ok(())

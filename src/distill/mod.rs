@@ -1,0 +1,295 @@
+//! Knowledge distillation: IE-KD and the baselines it is compared with, as [`Trainee`]s for the
+//! training loop, plus the analyses of the paper (linear CKA, active neurons) and the end-to-end
+//! demo.
+//!
+//! The three stages of IE-KD:
+//! 0. a teacher trained with cross-entropy (`iekd train`, [`crate::train::Supervised`]);
+//! 1. the teacher's auto-encoder ([`AutoEncoderTrainee`]): the teacher frozen, its distillation
+//!    feature `F_T` (the last group's output) encoded to a factor and rebuilt, trained on the
+//!    reconstruction loss;
+//! 2. a student trained from scratch ([`Distiller`]): its feature split into channel halves
+//!    ([`ChannelSplit`]), one encoder per half, the inheritance half pulled towards the teacher's
+//!    factor and the exploration half pushed away from it:
+//!    `L = CE + lambda_inh * L_inh + lambda_exp * L_exp`.
+//!
+//! The same [`Distiller`] trains the single-network baselines (none, KD, FT, AT, IE-AT);
+//! [`Mutual`] trains two networks together (DML, IE-DML). Every recipe's formula is on its
+//! [`Method`] variant.
+//!
+//! [`Trainee`]: crate::train::Trainee
+
+pub mod analysis;
+mod autoencoder;
+pub mod cli;
+pub mod demo;
+mod encoder;
+mod mutual;
+mod plot;
+mod split;
+mod student;
+mod teacher;
+
+pub use analysis::{active_fraction, collect_features, feature_cka};
+pub use autoencoder::{AutoEncoderTrainee, Recon};
+pub use encoder::{EncoderKind, FactorAutoEncoder, StudentEncoder, load_autoencoder};
+pub use mutual::{Mutual, Side};
+pub use plot::{Curve, write_curves};
+pub use split::{ChannelSplit, SplitKind};
+pub use student::{DistillConfig, Distiller, Losses};
+pub use teacher::{FrozenTeacher, TeacherOutput};
+
+use std::collections::BTreeMap;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::nn::{Module, Network, TensorKind};
+use crate::ops::arith::{add, scale};
+use crate::ops::loss::FactorNorm;
+use crate::optim::Sgd;
+use crate::tensor::Tensor;
+
+/// A distillation recipe. `CE` is the cross-entropy on the labels, `s`/`t` the student's and the
+/// teacher's logits, `F` a distillation feature, `E(.)` a trainable encoder, `R_T` the teacher's
+/// frozen factor (its auto-encoder's encoder applied to `F_T`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Inheritance and exploration on factors: `CE + lambda_inh * L_inh(E_inh(F_S,inh), R_T) +
+    /// lambda_exp * L_exp(E_exp(F_S,exp), R_T)`.
+    IeFt,
+    /// Factor Transfer: `CE + beta * L_inh(E(F_S), R_T)`, one translator on the whole feature.
+    Ft,
+    /// Hinton's KD: `(1 - alpha) * CE + alpha * T^2 * KL(softmax(t/T) || softmax(s/T))`.
+    Kd,
+    /// Attention transfer: `CE + beta * sum_g at_loss(G_S,g, G_T,g)` over the three group outputs.
+    At,
+    /// IE on attention maps: each group output split in channel halves, `CE + lambda_inh *
+    /// sum_g at_loss(G_inh,g, G_T,g) - lambda_exp * sum_g at_loss(G_exp,g, G_T,g)`; no encoder.
+    IeAt,
+    /// Deep mutual learning: two networks, each with `CE + KL(p_peer || p_self)`, updated in turn.
+    Dml,
+    /// DML plus inheritance from / exploration away from the peer's factor, the peer's
+    /// auto-encoder trained online on its reconstruction loss.
+    IeDml,
+    /// Plain training with cross-entropy (the baseline).
+    None,
+}
+
+impl Method {
+    /// The name as the command line spells it (`ie-ft`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::IeFt => "ie-ft",
+            Method::Ft => "ft",
+            Method::Kd => "kd",
+            Method::At => "at",
+            Method::IeAt => "ie-at",
+            Method::Dml => "dml",
+            Method::IeDml => "ie-dml",
+            Method::None => "none",
+        }
+    }
+
+    /// Whether the recipe distils from a trained teacher.
+    pub fn needs_teacher(self) -> bool {
+        !matches!(self, Method::None | Method::Dml | Method::IeDml)
+    }
+
+    /// Whether the recipe needs the teacher's auto-encoder (its factor).
+    pub fn needs_autoencoder(self) -> bool {
+        matches!(self, Method::IeFt | Method::Ft)
+    }
+
+    /// Whether two networks are trained together ([`Mutual`]).
+    pub fn is_mutual(self) -> bool {
+        matches!(self, Method::Dml | Method::IeDml)
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The form of the exploration loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Exploration {
+    /// `-1/(B*D) * sum_b ||phi(F_exp,b) - phi(R_T,b)||_p^p` (the authors' code; `p` is
+    /// the factor distance's, `--factor-norm`).
+    L1,
+    /// `1/B * sum_b |<phi(F_exp,b), phi(R_T,b)>|` (the alternative in the authors' code).
+    Dot,
+}
+
+/// The weights and settings of the recipes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyper {
+    /// Weight of the inheritance loss (IE-FT, IE-AT, IE-DML).
+    pub lambda_inh: f32,
+    /// Weight of the exploration loss (IE-FT, IE-AT, IE-DML).
+    pub lambda_exp: f32,
+    /// Weight of the FT or AT loss.
+    pub beta: f32,
+    /// KD's weight of the distillation term.
+    pub alpha: f32,
+    /// KD's temperature.
+    pub temperature: f32,
+    /// Form of the exploration loss.
+    pub exploration: Exploration,
+    /// `p` of the factor distance (1 as the authors' code, or 2).
+    pub factor_norm: FactorNorm,
+}
+
+/// Default `lambda_inh` of IE-FT and IE-DML: Factor Transfer's `beta` on the same loss. With
+/// [`DEFAULT_LAMBDA_EXP`] it was the best of (1, 1), (10, 10), (100, 100), (500, 500), (500, 50)
+/// in a Fashion-MNIST sweep (ResNet-20 teacher, ResNet-8 student; the README has the numbers).
+pub const DEFAULT_LAMBDA_INH: f32 = 500.0;
+/// Default `lambda_exp` of IE-FT and IE-DML: smaller, since at the end of training the
+/// exploration loss is several times larger than the inheritance loss.
+pub const DEFAULT_LAMBDA_EXP: f32 = 50.0;
+/// Factor Transfer's `beta` on the mean-reduced factor loss.
+pub const DEFAULT_FT_BETA: f32 = 500.0;
+/// Attention transfer's `beta`.
+pub const DEFAULT_AT_BETA: f32 = 1000.0;
+
+impl Hyper {
+    /// The defaults of `method`: IE weights [`DEFAULT_LAMBDA_INH`] and [`DEFAULT_LAMBDA_EXP`]
+    /// (IE-AT: AT's 1000 for both), FT beta 500, AT beta 1000, KD alpha 0.9 and T 4, L1
+    /// exploration, p = 1.
+    pub fn defaults(method: Method) -> Hyper {
+        let (lambda_inh, lambda_exp, beta) = match method {
+            Method::IeAt | Method::At => (DEFAULT_AT_BETA, DEFAULT_AT_BETA, DEFAULT_AT_BETA),
+            _ => (DEFAULT_LAMBDA_INH, DEFAULT_LAMBDA_EXP, DEFAULT_FT_BETA),
+        };
+        Hyper {
+            lambda_inh,
+            lambda_exp,
+            beta,
+            alpha: 0.9,
+            temperature: 4.0,
+            exploration: Exploration::L1,
+            factor_norm: FactorNorm::L1,
+        }
+    }
+
+    /// Rejects weights that are negative or not finite, `alpha` outside `[0, 1]` and a
+    /// temperature that is not positive.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in
+            [("lambda_inh", self.lambda_inh), ("lambda_exp", self.lambda_exp), ("beta", self.beta)]
+        {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::invalid(
+                    "distill",
+                    format!("{name} must be finite and non-negative, got {v}"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return Err(Error::invalid("distill", format!("alpha must be in [0, 1], got {}", self.alpha)));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(Error::invalid(
+                "distill",
+                format!("temperature must be positive, got {}", self.temperature),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The sum of one-element loss tensors (on the tape).
+pub(crate) fn sum(terms: Vec<Tensor>) -> Result<Tensor> {
+    let mut terms = terms.into_iter();
+    let first = terms.next().ok_or_else(|| Error::invalid("distill", "no loss terms to add"))?;
+    terms.try_fold(first, |acc, t| add(&acc, &t))
+}
+
+/// The loss terms of one step, each with its weight: the total is `sum weight * value`.
+#[derive(Default)]
+pub(crate) struct Terms {
+    parts: Vec<(&'static str, f32, Tensor)>,
+}
+
+impl Terms {
+    /// Adds `weight * value` under `name`.
+    pub(crate) fn push(&mut self, name: &'static str, weight: f32, value: Tensor) {
+        self.parts.push((name, weight, value));
+    }
+
+    /// The weighted sum (a one-element tensor on the tape) and each term's unweighted value.
+    pub(crate) fn total(self) -> Result<(Tensor, Vec<(&'static str, f64)>)> {
+        let (mut values, mut weighted) = (Vec::new(), Vec::new());
+        for (name, weight, value) in self.parts {
+            values.push((name, value.item()? as f64));
+            weighted.push(if weight == 1.0 { value } else { scale(&value, weight)? });
+        }
+        Ok((sum(weighted)?, values))
+    }
+}
+
+/// Named values summed over a batch of `n` images, as [`crate::train::StepStats::terms`] wants.
+pub(crate) fn batch_terms(values: &[(&'static str, f64)], n: usize) -> BTreeMap<String, f64> {
+    values.iter().map(|(k, v)| (k.to_string(), v * n as f64)).collect()
+}
+
+/// Top-1 hits of `logits: [N, K]` against `labels` (ties go to the lowest class).
+pub(crate) fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
+    let k = logits.shape()[1];
+    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+    logits.cpu().chunks_exact(k).zip(labels).filter(|&(row, &y)| argmax(row) == y).count()
+}
+
+/// A network and its encoders, named `name`, `encoder0`, `encoder1`, in the optimiser's order.
+pub(crate) fn with_encoders<'a>(
+    name: &'static str,
+    net: &'a mut dyn Network,
+    encoders: &'a mut [StudentEncoder],
+) -> Vec<(&'static str, &'a mut dyn Module)> {
+    let mut modules: Vec<(&str, &mut dyn Module)> = vec![(name, net)];
+    modules.extend(encoders.iter_mut().zip(["encoder0", "encoder1"]).map(|(e, n)| (n, e as &mut dyn Module)));
+    modules
+}
+
+/// The trainable tensors of several modules, in order (one optimiser over all of them).
+pub(crate) fn params_of(modules: Vec<&mut dyn Module>) -> Vec<&mut Tensor> {
+    modules.into_iter().flat_map(|m| m.params_mut()).collect()
+}
+
+/// Adds the momentum buffers of `sgd`, whose parameters are those of `modules` in order, each
+/// named `prefix.<module name>.<parameter name>`.
+pub(crate) fn save_momentum(
+    ckpt: &mut Checkpoint,
+    prefix: &str,
+    modules: Vec<(&str, &mut dyn Module)>,
+    sgd: &Sgd,
+) {
+    let mut buffers = sgd.export_state().into_iter();
+    for (name, module) in modules {
+        module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
+            if kind == TensorKind::Param
+                && let Some(Some(buf)) = buffers.next()
+            {
+                ckpt.tensors.insert(full.to_string(), (vec![buf.len()], buf));
+            }
+        });
+    }
+}
+
+/// Restores the momentum buffers written by [`save_momentum`].
+pub(crate) fn load_momentum(
+    ckpt: &Checkpoint,
+    prefix: &str,
+    modules: Vec<(&str, &mut dyn Module)>,
+    sgd: &mut Sgd,
+) {
+    let mut buffers = Vec::new();
+    for (name, module) in modules {
+        module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
+            if kind == TensorKind::Param {
+                buffers.push(ckpt.get(full).map(<[f32]>::to_vec));
+            }
+        });
+    }
+    sgd.import_state(buffers);
+}

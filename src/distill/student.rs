@@ -1,0 +1,257 @@
+//! Stage 2: one student trained from scratch against a frozen teacher (IE-FT, FT, KD, AT, IE-AT)
+//! or alone (none). The formulas are those of [`Method`]; the student and its encoders share one
+//! SGD optimiser, the teacher and its auto-encoder are never in it.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::encoder::{EncoderKind, StudentEncoder};
+use super::split::{ChannelSplit, SplitKind};
+use super::teacher::FrozenTeacher;
+use super::{
+    Exploration, Hyper, Method, Terms, batch_terms, count_correct, load_momentum, params_of, save_momentum,
+    sum, with_encoders,
+};
+use crate::autograd;
+use crate::checkpoint::Checkpoint;
+use crate::data::Loader;
+use crate::error::{Error, Result};
+use crate::nn::Network;
+use crate::ops::arith::scale;
+use crate::ops::loss::{
+    at_loss, cross_entropy, exploration_loss, factor_dot_loss, inheritance_loss, kd_loss,
+};
+use crate::optim::{Sgd, SgdConfig};
+use crate::tensor::Tensor;
+use crate::train::{StepStats, Trainee, evaluate};
+
+/// How a distillation run is set up (beside the networks themselves).
+#[derive(Clone, Copy, Debug)]
+pub struct DistillConfig {
+    /// The recipe.
+    pub method: Method,
+    /// Its weights.
+    pub hyper: Hyper,
+    /// The family of the student's encoders.
+    pub encoder: EncoderKind,
+    /// How the feature's channels are split (IE recipes).
+    pub split: SplitKind,
+    /// The optimiser of the student and its encoders.
+    pub sgd: SgdConfig,
+    /// Seed of the encoders' initialisation and of a random split.
+    pub seed: u64,
+}
+
+/// A step's losses: the total on the tape, the student's logits, and each term's unweighted value.
+pub struct Losses {
+    /// The weighted sum of the terms (what is minimised).
+    pub total: Tensor,
+    /// The student's logits.
+    pub logits: Tensor,
+    /// Each term by name (`ce`, `kd`, `l_inh`, `l_exp`, `at`), unweighted.
+    pub terms: Vec<(&'static str, f64)>,
+}
+
+/// A student, its encoders and the frozen teacher, trained with one recipe.
+pub struct Distiller {
+    /// The recipe and its weights.
+    pub config: DistillConfig,
+    /// The student network.
+    pub student: Box<dyn Network>,
+    /// The student's encoders: IE-FT `[inheritance, exploration]`, FT `[translator]`, else none.
+    pub encoders: Vec<StudentEncoder>,
+    /// The frozen teacher (none for plain training).
+    pub teacher: Option<FrozenTeacher>,
+    /// IE-FT: the feature's split; IE-AT: one split per group output; else none.
+    pub splits: Vec<ChannelSplit>,
+    /// The optimiser of the student and its encoders.
+    pub sgd: Sgd,
+}
+
+/// Channels of the three group outputs of a CIFAR ResNet or WRN with `feature` final channels.
+fn group_channels(feature: usize) -> [usize; 3] {
+    [feature / 4, feature / 2, feature]
+}
+
+impl Distiller {
+    /// Sets up `config.method` for `student`; `teacher` is required by every recipe but `none`
+    /// (and ignored by it), with its auto-encoder for IE-FT and FT (dropped for the others).
+    pub fn new(
+        student: Box<dyn Network>,
+        teacher: Option<FrozenTeacher>,
+        config: DistillConfig,
+    ) -> Result<Self> {
+        let method = config.method;
+        config.hyper.validate()?;
+        if method.is_mutual() {
+            return Err(Error::invalid("distill", format!("{method} trains two networks; use Mutual")));
+        }
+        let mut teacher =
+            if method.needs_teacher() {
+                Some(teacher.ok_or_else(|| {
+                    Error::invalid("distill", format!("{method} needs a teacher (--teacher)"))
+                })?)
+            } else {
+                None
+            };
+        if let Some(t) = teacher.as_mut().filter(|_| !method.needs_autoencoder()) {
+            t.autoencoder = None;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x1e4d);
+        let c = student.feature_channels();
+        let (mut encoders, mut splits) = (Vec::new(), Vec::new());
+        match method {
+            Method::IeFt => {
+                let factor = teacher.as_ref().expect("checked").factor_channels(method.name())?;
+                let split = ChannelSplit::new(config.split, c, config.seed);
+                let (a, b) = split.half_sizes();
+                encoders.push(StudentEncoder::new(config.encoder, a, factor, &mut rng)?);
+                encoders.push(StudentEncoder::new(config.encoder, b, factor, &mut rng)?);
+                splits.push(split);
+            }
+            Method::Ft => {
+                let factor = teacher.as_ref().expect("checked").factor_channels(method.name())?;
+                encoders.push(StudentEncoder::new(config.encoder, c, factor, &mut rng)?);
+            }
+            Method::IeAt => {
+                for (g, channels) in group_channels(c).into_iter().enumerate() {
+                    splits.push(ChannelSplit::new(
+                        config.split,
+                        channels,
+                        config.seed.wrapping_add(g as u64),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(Distiller { config, student, encoders, teacher, splits, sgd: Sgd::new(config.sgd)? })
+    }
+
+    /// The losses of one training-mode forward pass on a batch; the teacher runs once.
+    pub fn losses(&mut self, images: &Tensor, labels: &[usize]) -> Result<Losses> {
+        let out = self.student.forward(images, true)?;
+        let teacher = match &mut self.teacher {
+            Some(t) => Some(t.forward(images)?),
+            None => None,
+        };
+        let h = self.config.hyper;
+        let mut terms = Terms::default();
+        let ce = cross_entropy(&out.logits, labels)?;
+        let factor = || {
+            teacher
+                .as_ref()
+                .and_then(|t| t.factor.as_ref())
+                .ok_or_else(|| Error::invalid("distill", "no teacher factor"))
+        };
+        let t = || teacher.as_ref().ok_or_else(|| Error::invalid("distill", "no teacher"));
+        match self.config.method {
+            Method::None | Method::Dml | Method::IeDml => terms.push("ce", 1.0, ce),
+            Method::Kd => {
+                terms.push("ce", 1.0 - h.alpha, ce);
+                terms.push("kd", h.alpha, kd_loss(&out.logits, &t()?.logits, h.temperature)?);
+            }
+            Method::Ft => {
+                terms.push("ce", 1.0, ce);
+                let s = self.encoders[0].forward(&out.groups[2], true)?;
+                terms.push("l_inh", h.beta, inheritance_loss(&s, factor()?, h.factor_norm)?);
+            }
+            Method::IeFt => {
+                terms.push("ce", 1.0, ce);
+                let (inh, exp) = self.splits[0].halves(&out.groups[2])?;
+                let (inh, exp) =
+                    (self.encoders[0].forward(&inh, true)?, self.encoders[1].forward(&exp, true)?);
+                terms.push("l_inh", h.lambda_inh, inheritance_loss(&inh, factor()?, h.factor_norm)?);
+                let l_exp = match h.exploration {
+                    Exploration::L1 => exploration_loss(&exp, factor()?, h.factor_norm)?,
+                    Exploration::Dot => factor_dot_loss(&exp, factor()?)?,
+                };
+                terms.push("l_exp", h.lambda_exp, l_exp);
+            }
+            Method::At => {
+                terms.push("ce", 1.0, ce);
+                let t = t()?;
+                let at = (0..3).map(|g| at_loss(&out.groups[g], &t.groups[g])).collect::<Result<_>>()?;
+                terms.push("at", h.beta, sum(at)?);
+            }
+            Method::IeAt => {
+                terms.push("ce", 1.0, ce);
+                let t = t()?;
+                let (mut inh, mut exp) = (Vec::new(), Vec::new());
+                for g in 0..3 {
+                    let (a, b) = self.splits[g].halves(&out.groups[g])?;
+                    inh.push(at_loss(&a, &t.groups[g])?);
+                    exp.push(at_loss(&b, &t.groups[g])?);
+                }
+                terms.push("l_inh", h.lambda_inh, sum(inh)?);
+                terms.push("l_exp", h.lambda_exp, scale(&sum(exp)?, -1.0)?);
+            }
+        }
+        let (total, terms) = terms.total()?;
+        Ok(Losses { total, logits: out.logits, terms })
+    }
+
+    /// Channel counts the splits must have.
+    fn split_channels(&self) -> Vec<usize> {
+        self.splits.iter().map(ChannelSplit::channels).collect()
+    }
+}
+
+impl Trainee for Distiller {
+    fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats> {
+        self.sgd.set_lr(lr)?;
+        let losses = self.losses(images, labels)?;
+        let n = labels.len();
+        let stats = StepStats {
+            loss: losses.total.item()? as f64 * n as f64,
+            correct: count_correct(&losses.logits, labels),
+            images: n,
+            terms: batch_terms(&losses.terms, n),
+        };
+        let grads = autograd::backward(&losses.total)?;
+        let modules = with_encoders("student", self.student.as_mut(), &mut self.encoders);
+        let mut params = params_of(modules.into_iter().map(|(_, m)| m).collect());
+        self.sgd.step(&mut params, &grads)?;
+        Ok(stats)
+    }
+
+    fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {
+        evaluate(self.student.as_mut(), test)
+    }
+
+    fn save_state(&mut self, ckpt: &mut Checkpoint) {
+        for (name, module) in with_encoders("student", self.student.as_mut(), &mut self.encoders) {
+            ckpt.add_module(name, module);
+        }
+        save_momentum(
+            ckpt,
+            "momentum",
+            with_encoders("student", self.student.as_mut(), &mut self.encoders),
+            &self.sgd,
+        );
+        ChannelSplit::save(&self.splits, ckpt);
+    }
+
+    fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
+        self.splits = ChannelSplit::load(ckpt, &self.split_channels())?;
+        for (name, module) in with_encoders("student", self.student.as_mut(), &mut self.encoders) {
+            ckpt.load_module(name, module)?;
+        }
+        load_momentum(
+            ckpt,
+            "momentum",
+            with_encoders("student", self.student.as_mut(), &mut self.encoders),
+            &mut self.sgd,
+        );
+        Ok(())
+    }
+
+    fn model(&mut self) -> Checkpoint {
+        let mut ckpt = Checkpoint::new();
+        ckpt.add_module("", self.student.as_mut());
+        ckpt.metadata.insert("method".into(), self.config.method.name().into());
+        if !self.splits.is_empty() {
+            ChannelSplit::save(&self.splits, &mut ckpt);
+        }
+        ckpt
+    }
+}
