@@ -31,6 +31,9 @@ mod tests {
     fn purge_delay_is_the_option_before_numa_nodes() {
         // SAFETY: reading an option is a plain load from mimalloc's option table.
         let default = unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) };
-        assert!([10, 1000].contains(&default), "purge delay defaults to 10 ms (mimalloc 2) or 1000 ms (3), got {default}");
+        assert!(
+            [10, 1000].contains(&default),
+            "purge delay defaults to 10 ms (mimalloc 2) or 1000 ms (3), got {default}"
+        );
     }
 }

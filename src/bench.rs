@@ -164,11 +164,13 @@ fn fma_loop(iters: usize) -> f64 {
             }
         }
         let mut lanes = [0.0f32; 8];
-        acc.iter().map(|&v| {
-            // SAFETY: `lanes` holds the 8 floats stored.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-            lanes.iter().sum::<f32>()
-        }).sum()
+        acc.iter()
+            .map(|&v| {
+                // SAFETY: `lanes` holds the 8 floats stored.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+                lanes.iter().sum::<f32>()
+            })
+            .sum()
     }
     let (sink, lanes) = if is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F (checked just above).

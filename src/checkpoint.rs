@@ -78,7 +78,10 @@ impl Checkpoint {
             None => missing.push(format!("{name} is missing")),
         });
         if !missing.is_empty() {
-            return Err(Error::invalid("checkpoint", format!("does not fit the network: {}", missing.join("; "))));
+            return Err(Error::invalid(
+                "checkpoint",
+                format!("does not fit the network: {}", missing.join("; ")),
+            ));
         }
         module.visit(prefix, &mut |name, t, _| {
             if let Some((_, values)) = self.tensors.get(name) {
@@ -103,13 +106,20 @@ impl Checkpoint {
                     let data = values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect();
                     (name.clone(), Dtype::I64, shape.clone(), data)
                 } else {
-                    (name.clone(), Dtype::F32, shape.clone(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
+                    (
+                        name.clone(),
+                        Dtype::F32,
+                        shape.clone(),
+                        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    )
                 }
             })
             .collect();
         let views = bytes
             .iter()
-            .map(|(name, dtype, shape, data)| Ok((name.as_str(), TensorView::new(*dtype, shape.clone(), data)?)))
+            .map(|(name, dtype, shape, data)| {
+                Ok((name.as_str(), TensorView::new(*dtype, shape.clone(), data)?))
+            })
             .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
             .map_err(|e| Error::invalid("checkpoint", e.to_string()))?;
         let metadata = (!self.metadata.is_empty()).then(|| self.metadata.clone());
@@ -131,10 +141,15 @@ impl Checkpoint {
         for (name, view) in st.iter() {
             let data = view.data();
             let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                Dtype::F32 => {
+                    data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                }
                 Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(le8(b)) as f32).collect(),
                 Dtype::I64 => data.chunks_exact(8).map(|b| i64::from_le_bytes(le8(b)) as f32).collect(),
-                Dtype::I32 => data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect(),
+                Dtype::I32 => data
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+                    .collect(),
                 other => return Err(bad(format!("tensor {name} has unsupported dtype {other:?}"))),
             };
             tensors.insert(name.to_string(), (view.shape().to_vec(), values));
@@ -176,7 +191,8 @@ mod tests {
     #[test]
     fn corrupt_bytes_are_an_error_naming_the_file() {
         let bytes = sample().to_bytes().unwrap();
-        for bad in [&bytes[..bytes.len() - 3], &bytes[..5], b"\xff\xff\xff\xff\xff\xff\xff\x7f{}".as_slice()] {
+        for bad in [&bytes[..bytes.len() - 3], &bytes[..5], b"\xff\xff\xff\xff\xff\xff\xff\x7f{}".as_slice()]
+        {
             let err = Checkpoint::from_bytes(bad, Path::new("ckpt.safetensors")).unwrap_err().to_string();
             assert!(err.starts_with("ckpt.safetensors"), "{err}");
         }

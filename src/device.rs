@@ -24,7 +24,9 @@ impl Device {
     pub fn parse(name: &str) -> Result<Device> {
         match name {
             "cpu" | "auto" => Ok(Device::Cpu),
-            "cuda" => Err(Error::Device("the CUDA backend cannot run training in this build yet; use --device cpu".into())),
+            "cuda" => Err(Error::Device(
+                "the CUDA backend cannot run training in this build yet; use --device cpu".into(),
+            )),
             other => Err(Error::Device(format!("unknown device {other:?} (auto, cpu, cuda)"))),
         }
     }

@@ -27,7 +27,9 @@ fn train_three_steps() -> Vec<f32> {
 
 #[test]
 fn training_is_bitwise_reproducible_across_thread_counts() {
-    let run = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(train_three_steps);
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(train_three_steps)
+    };
     let one = run(1);
     let three = run(3);
     assert!(one.iter().all(|v| v.is_finite()));

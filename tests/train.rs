@@ -59,7 +59,13 @@ fn temp_out(name: &str) -> PathBuf {
     dir
 }
 
-fn run(out: &Path, epochs: usize, resume: bool, interrupt: Option<Arc<AtomicBool>>, data: &(Loader, Loader)) -> (iekd::Result<Summary>, Supervised) {
+fn run(
+    out: &Path,
+    epochs: usize,
+    resume: bool,
+    interrupt: Option<Arc<AtomicBool>>,
+    data: &(Loader, Loader),
+) -> (iekd::Result<Summary>, Supervised) {
     let mut t = trainee();
     let summary = train::run(&mut t, &data.0, &data.1, &config(out, epochs, resume, interrupt));
     (summary, t)
@@ -82,7 +88,11 @@ fn training_lowers_the_loss_and_writes_metrics_and_checkpoints() {
         assert!(model.tensors.contains_key(name), "missing {name}");
     }
     assert!(model.tensors.keys().all(|k| !k.starts_with("momentum")), "model file holds only the network");
-    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
@@ -117,7 +127,9 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     }
     let m1 = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
     let m2 = std::fs::read_to_string(interrupted.join("metrics.jsonl")).unwrap();
-    let strip = |s: &str| s.lines().map(|l| l.split("\"seconds\"").next().unwrap_or("").to_string()).collect::<Vec<_>>();
+    let strip = |s: &str| {
+        s.lines().map(|l| l.split("\"seconds\"").next().unwrap_or("").to_string()).collect::<Vec<_>>()
+    };
     assert_eq!(strip(&m1), strip(&m2));
 }
 
@@ -145,7 +157,10 @@ fn command_line_errors_are_one_line_and_fail() {
         assert!(!out.status.success(), "{args:?} succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
         // One error line (clap may add its usual "try '--help'" hint below a usage error).
-        let lines: Vec<_> = err.lines().filter(|l| !l.is_empty() && !l.starts_with("device:") && !l.contains("'--help'")).collect();
+        let lines: Vec<_> = err
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("device:") && !l.contains("'--help'"))
+            .collect();
         assert_eq!(lines.len(), 1, "{args:?}: {err}");
         assert!(lines[0].starts_with("error: "), "{err}");
         assert!(!err.contains("panicked"), "{err}");

@@ -11,7 +11,11 @@ const GROUPS: usize = 32;
 /// a fixed number of contiguous groups; `add_items(range, acc)` adds the contributions of the items
 /// in `range` to the group's zeroed accumulator `acc`; the groups run in parallel and their
 /// partials are added in group order. The same inputs give the same bits on any thread count.
-pub(crate) fn ordered_sum<T>(items: usize, len: usize, add_items: impl Fn(Range<usize>, &mut [T]) + Sync) -> Vec<T>
+pub(crate) fn ordered_sum<T>(
+    items: usize,
+    len: usize,
+    add_items: impl Fn(Range<usize>, &mut [T]) + Sync,
+) -> Vec<T>
 where
     T: Copy + Default + AddAssign + Send,
 {

@@ -23,7 +23,16 @@ impl Conv2d {
     /// A square `k x k` convolution whose weights are drawn from N(0, std^2); bias, when asked
     /// for, from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch does.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, bias: bool, std: f32, rng: &mut impl Rng) -> Self {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        bias: bool,
+        std: f32,
+        rng: &mut impl Rng,
+    ) -> Self {
         let fan_in = (c_in * k * k) as f32;
         Conv2d {
             weight: Tensor::randn(&[c_out, c_in, k, k], std, rng).into_param(),
@@ -34,7 +43,14 @@ impl Conv2d {
     }
 
     /// He (Kaiming) normal initialisation for ReLU networks: std = sqrt(2 / fan_in).
-    pub fn kaiming(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, rng: &mut impl Rng) -> Self {
+    pub fn kaiming(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        rng: &mut impl Rng,
+    ) -> Self {
         let std = (2.0 / (c_in * k * k) as f32).sqrt();
         Conv2d::new(c_in, c_out, k, stride, pad, false, std, rng)
     }
@@ -106,7 +122,9 @@ impl BatchNorm2d {
             return match after {
                 After::Identity => bn::batch_norm_eval(x, &self.weight, &self.bias, mean, var, Self::EPS),
                 After::Relu => bn::batch_norm_relu_eval(x, &self.weight, &self.bias, mean, var, Self::EPS),
-                After::AddRelu(r) => bn::batch_norm_add_relu_eval(x, r, &self.weight, &self.bias, mean, var, Self::EPS),
+                After::AddRelu(r) => {
+                    bn::batch_norm_add_relu_eval(x, r, &self.weight, &self.bias, mean, var, Self::EPS)
+                }
             };
         }
         let (y, stats) = match after {

@@ -109,7 +109,13 @@ pub const WIDTHS: [usize; 3] = [16, 32, 64];
 impl ResNet {
     /// ResNet-`depth` (20, 32, 56, 110, ...: any 6n+2) for `in_channels`-channel images and
     /// `classes` classes, He-normal initialised from `rng`.
-    pub fn new(depth: usize, in_channels: usize, classes: usize, shortcut: Shortcut, rng: &mut impl Rng) -> Result<Self> {
+    pub fn new(
+        depth: usize,
+        in_channels: usize,
+        classes: usize,
+        shortcut: Shortcut,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
         if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return Err(Error::invalid("resnet", format!("depth {depth} is not 6n+2 with n >= 1")));
         }
@@ -126,9 +132,15 @@ impl ResNet {
                 })
                 .collect()
         });
-        Ok(ResNet { conv1, bn1: BatchNorm2d::new(WIDTHS[0]), groups, fc: Linear::new(WIDTHS[2], classes, rng), depth, shortcut })
+        Ok(ResNet {
+            conv1,
+            bn1: BatchNorm2d::new(WIDTHS[0]),
+            groups,
+            fc: Linear::new(WIDTHS[2], classes, rng),
+            depth,
+            shortcut,
+        })
     }
-
 }
 
 impl Network for ResNet {
@@ -198,7 +210,14 @@ mod tests {
         let mut net = ResNet::new(20, 3, 10, Shortcut::B, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
         let mut names = Vec::new();
         net.visit("", &mut |name, _, _| names.push(name.to_string()));
-        for want in ["conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.shortcut.0.weight", "layer3.2.bn2.num_batches_tracked", "fc.bias"] {
+        for want in [
+            "conv1.weight",
+            "bn1.running_mean",
+            "layer1.0.conv1.weight",
+            "layer2.0.shortcut.0.weight",
+            "layer3.2.bn2.num_batches_tracked",
+            "fc.bias",
+        ] {
             assert!(names.iter().any(|n| n == want), "missing {want}");
         }
     }

@@ -59,7 +59,15 @@ pub struct EpochMetrics {
 
 impl EpochMetrics {
     /// The metrics of an epoch from its step totals and evaluation.
-    pub fn new(epoch: usize, lr: f32, totals: &StepStats, test_loss: f64, test_acc: f64, seconds: f64, train_seconds: f64) -> Self {
+    pub fn new(
+        epoch: usize,
+        lr: f32,
+        totals: &StepStats,
+        test_loss: f64,
+        test_acc: f64,
+        seconds: f64,
+        train_seconds: f64,
+    ) -> Self {
         let n = totals.images.max(1) as f64;
         EpochMetrics {
             epoch,
@@ -79,7 +87,14 @@ impl EpochMetrics {
         let terms: String = self.terms.iter().map(|(k, v)| format!(" {k} {v:.4}")).collect();
         format!(
             "epoch {:>3}  lr {:.4}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%{terms}  {:.1}s  {:.0} img/s",
-            self.epoch, self.lr, self.train_loss, self.train_acc, self.test_loss, self.test_acc, self.seconds, self.images_per_sec
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_acc,
+            self.test_loss,
+            self.test_acc,
+            self.seconds,
+            self.images_per_sec
         )
     }
 }

@@ -107,7 +107,10 @@ pub fn run(trainee: &mut dyn Trainee, train: &Loader, test: &Loader, cfg: &RunCo
             }
             let stats = trainee.train_step(&images_tensor(&batch)?, &batch.labels, lr)?;
             if !stats.loss.is_finite() {
-                return Err(Error::invalid("train", format!("loss became {} in epoch {}", stats.loss, epoch + 1)));
+                return Err(Error::invalid(
+                    "train",
+                    format!("loss became {} in epoch {}", stats.loss, epoch + 1),
+                ));
             }
             totals.add(&stats);
             bar.inc(1);
@@ -121,7 +124,15 @@ pub fn run(trainee: &mut dyn Trainee, train: &Loader, test: &Loader, cfg: &RunCo
         }
         let train_seconds = start.elapsed().as_secs_f64();
         let (test_loss, test_acc) = trainee.evaluate(test)?;
-        history.push(EpochMetrics::new(epoch + 1, lr, &totals, test_loss, test_acc, start.elapsed().as_secs_f64(), train_seconds));
+        history.push(EpochMetrics::new(
+            epoch + 1,
+            lr,
+            &totals,
+            test_loss,
+            test_acc,
+            start.elapsed().as_secs_f64(),
+            train_seconds,
+        ));
         save(trainee, &cfg.out, &history, &cfg.identity)?;
         bar.println(history[history.len() - 1].summary_line());
     }
@@ -170,7 +181,8 @@ fn resume(trainee: &mut dyn Trainee, path: &Path, identity: &str) -> Result<Vec<
             format!("{} was written by another run ({saved}); this run is {identity}", path.display()),
         ));
     }
-    let history = metrics::from_json(state.metadata.get("history").map(String::as_str).unwrap_or("[]"), path)?;
+    let history =
+        metrics::from_json(state.metadata.get("history").map(String::as_str).unwrap_or("[]"), path)?;
     trainee.load_state(&state)?;
     Ok(history)
 }

@@ -133,7 +133,9 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> 
             matmul(y, Mat::row_major(x, rows, g.k()), wmat, bias.is_some(), 1);
         } else if use_shifted(g) {
             let (xp_len, ext_len) = (shifted::padded_len(g, images), shifted::ext_rows(g, images) * g.c_out);
-            with_scratch(xp_len, ext_len, |xp, yext| shifted::forward_chunk(g, x, &packed, bias, y, xp, yext));
+            with_scratch(xp_len, ext_len, |xp, yext| {
+                shifted::forward_chunk(g, x, &packed, bias, y, xp, yext)
+            });
         } else {
             fill_bias(y, bias);
             with_scratch(rows * g.k(), 0, |col, _| {
@@ -165,12 +167,22 @@ fn backward_data_as_forward(g: &ConvGeometry, w: &[f32]) -> Option<(ConvGeometry
         for ci in 0..g.c_in {
             for i in 0..kh {
                 for j in 0..kw {
-                    flipped[((ci * g.c_out + co) * kh + i) * kw + j] = w[((co * g.c_in + ci) * kh + kh - 1 - i) * kw + kw - 1 - j];
+                    flipped[((ci * g.c_out + co) * kh + i) * kw + j] =
+                        w[((co * g.c_in + ci) * kh + kh - 1 - i) * kw + kw - 1 - j];
                 }
             }
         }
     }
-    let bg = ConvGeometry { h: g.h_out, w: g.w_out, c_in: g.c_out, c_out: g.c_in, pad: kh - 1 - g.pad, h_out: g.h, w_out: g.w, ..*g };
+    let bg = ConvGeometry {
+        h: g.h_out,
+        w: g.w_out,
+        c_in: g.c_out,
+        c_out: g.c_in,
+        pad: kh - 1 - g.pad,
+        h_out: g.h,
+        w_out: g.w,
+        ..*g
+    };
     Some((bg, flipped))
 }
 
@@ -216,8 +228,11 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 matmul(acc, Mat::row_major(x, rows, g.k()).t(), dymat, true, 1);
             } else if use_shifted(g) {
                 let images = rows / (g.h_out * g.w_out);
-                let (xp_len, ext_len) = (shifted::padded_len(g, images), shifted::ext_rows(g, images) * g.c_out);
-                with_scratch(xp_len, ext_len, |xp, dyext| shifted::backward_weight_chunk(g, x, dy, acc, xp, dyext));
+                let (xp_len, ext_len) =
+                    (shifted::padded_len(g, images), shifted::ext_rows(g, images) * g.c_out);
+                with_scratch(xp_len, ext_len, |xp, dyext| {
+                    shifted::backward_weight_chunk(g, x, dy, acc, xp, dyext)
+                });
             } else {
                 with_scratch(rows * g.k(), 0, |col, _| {
                     im2col(g, x, col);

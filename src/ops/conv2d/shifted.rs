@@ -65,7 +65,15 @@ pub(super) fn for_each_valid_row(g: &ConvGeometry, images: usize, mut f: impl Fn
 }
 
 /// Forward of one chunk of whole images: `y` (dense, channels-last) from `x`.
-pub(super) fn forward_chunk(g: &ConvGeometry, x: &[f32], packed: &[f32], bias: Option<&[f32]>, y: &mut [f32], xp: &mut [f32], yext: &mut [f32]) {
+pub(super) fn forward_chunk(
+    g: &ConvGeometry,
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    xp: &mut [f32],
+    yext: &mut [f32],
+) {
     let images = x.len() / g.in_image_len();
     let rows = ext_rows(g, images);
     pad_images(g, x, xp);
@@ -84,14 +92,23 @@ pub(super) fn forward_chunk(g: &ConvGeometry, x: &[f32], packed: &[f32], bias: O
 }
 
 /// Adds `x^T dy` of one chunk into the packed weight gradient `acc`.
-pub(super) fn backward_weight_chunk(g: &ConvGeometry, x: &[f32], dy: &[f32], acc: &mut [f32], xp: &mut [f32], dyext: &mut [f32]) {
+pub(super) fn backward_weight_chunk(
+    g: &ConvGeometry,
+    x: &[f32],
+    dy: &[f32],
+    acc: &mut [f32],
+    xp: &mut [f32],
+    dyext: &mut [f32],
+) {
     let images = x.len() / g.in_image_len();
     let rows = ext_rows(g, images);
     pad_images(g, x, xp);
     let co = g.c_out;
     let dyext = &mut dyext[..rows * co];
     dyext.fill(0.0);
-    for_each_valid_row(g, images, |e, d| dyext[e * co..(e + 1) * co].copy_from_slice(&dy[d * co..(d + 1) * co]));
+    for_each_valid_row(g, images, |e, d| {
+        dyext[e * co..(e + 1) * co].copy_from_slice(&dy[d * co..(d + 1) * co])
+    });
     let len = g.kw * g.c_in * co;
     for kh in 0..g.kh {
         let dw = &mut acc[kh * len..(kh + 1) * len];
