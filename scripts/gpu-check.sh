@@ -16,7 +16,7 @@ out=target/gpu-check
 case "${1:-}" in
 build)
     if [[ -z "${LD_LIBRARY_PATH:-}" || ! "$LD_LIBRARY_PATH" =~ cuda_nvrtc ]]; then
-        site=$(python3 -c 'import nvidia.cuda_nvrtc, os; print(os.path.dirname(nvidia.cuda_nvrtc.__file__))' 2>/dev/null || true)
+        site=$(python3 -c 'import nvidia.cuda_nvrtc as m; print(list(m.__path__)[0])' 2>/dev/null || true)
         [[ -n "$site" ]] && export LD_LIBRARY_PATH="$site/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     fi
     binary=$(CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_TARGET_DIR=target/gpu-check-build \
