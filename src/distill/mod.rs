@@ -40,13 +40,12 @@ pub use teacher::{FrozenTeacher, TeacherOutput};
 
 use std::collections::BTreeMap;
 
-use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::nn::{Module, Network, TensorKind};
+use crate::nn::{Module, Network};
 use crate::ops::arith::{add, scale};
 use crate::ops::loss::FactorNorm;
-use crate::optim::Sgd;
 use crate::tensor::Tensor;
+pub(crate) use crate::train::{count_correct, load_momentum, save_momentum};
 
 /// A distillation recipe. `CE` is the cross-entropy on the labels, `s`/`t` the student's and the
 /// teacher's logits, `F` a distillation feature, `E(.)` a trainable encoder, `R_T` the teacher's
@@ -233,13 +232,6 @@ pub(crate) fn batch_terms(values: &[(&'static str, f64)], n: usize) -> BTreeMap<
     values.iter().map(|(k, v)| (k.to_string(), v * n as f64)).collect()
 }
 
-/// Top-1 hits of `logits: [N, K]` against `labels` (ties go to the lowest class).
-pub(crate) fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
-    let k = logits.shape()[1];
-    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-    logits.cpu().chunks_exact(k).zip(labels).filter(|&(row, &y)| argmax(row) == y).count()
-}
-
 /// A network and its encoders, named `name`, `encoder0`, `encoder1`, in the optimiser's order.
 pub(crate) fn with_encoders<'a>(
     name: &'static str,
@@ -254,42 +246,4 @@ pub(crate) fn with_encoders<'a>(
 /// The trainable tensors of several modules, in order (one optimiser over all of them).
 pub(crate) fn params_of(modules: Vec<&mut dyn Module>) -> Vec<&mut Tensor> {
     modules.into_iter().flat_map(|m| m.params_mut()).collect()
-}
-
-/// Adds the momentum buffers of `sgd`, whose parameters are those of `modules` in order, each
-/// named `prefix.<module name>.<parameter name>`.
-pub(crate) fn save_momentum(
-    ckpt: &mut Checkpoint,
-    prefix: &str,
-    modules: Vec<(&str, &mut dyn Module)>,
-    sgd: &Sgd,
-) {
-    let mut buffers = sgd.export_state().into_iter();
-    for (name, module) in modules {
-        module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
-            if kind == TensorKind::Param
-                && let Some(Some(buf)) = buffers.next()
-            {
-                ckpt.tensors.insert(full.to_string(), (vec![buf.len()], buf));
-            }
-        });
-    }
-}
-
-/// Restores the momentum buffers written by [`save_momentum`].
-pub(crate) fn load_momentum(
-    ckpt: &Checkpoint,
-    prefix: &str,
-    modules: Vec<(&str, &mut dyn Module)>,
-    sgd: &mut Sgd,
-) {
-    let mut buffers = Vec::new();
-    for (name, module) in modules {
-        module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
-            if kind == TensorKind::Param {
-                buffers.push(ckpt.get(full).map(<[f32]>::to_vec));
-            }
-        });
-    }
-    sgd.import_state(buffers);
 }

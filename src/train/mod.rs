@@ -21,7 +21,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub use metrics::{EpochMetrics, StepStats};
 pub use schedule::{Schedule, ScheduleKind};
-pub use supervised::{Supervised, evaluate};
+pub use supervised::{Supervised, count_correct, evaluate};
+pub(crate) use supervised::{load_momentum, save_momentum};
 
 use crate::autograd;
 use crate::checkpoint::Checkpoint;

@@ -5,7 +5,7 @@ use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::Result;
-use crate::nn::{Network, TensorKind};
+use crate::nn::{Module, Network, TensorKind};
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
@@ -28,15 +28,8 @@ impl Supervised {
 /// Top-1 hits of `logits: [N, K]` against `labels`.
 pub fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
     let k = logits.shape()[1];
-    logits
-        .to_vec()
-        .chunks_exact(k)
-        .zip(labels)
-        .filter(|&(row, &y)| {
-            let best = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-            best == y
-        })
-        .count()
+    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+    logits.cpu().chunks_exact(k).zip(labels).filter(|&(row, &y)| argmax(row) == y).count()
 }
 
 /// Mean cross-entropy and top-1 accuracy (percent) of `net` in evaluation mode over `test`.
@@ -54,26 +47,41 @@ pub fn evaluate(net: &mut dyn Network, test: &Loader) -> Result<(f64, f64)> {
     Ok((loss / seen, 100.0 * correct as f64 / seen))
 }
 
-/// Adds the momentum buffers of `sgd`, named after the parameters of `net` they belong to.
-pub(crate) fn save_momentum(ckpt: &mut Checkpoint, prefix: &str, net: &mut dyn Network, sgd: &Sgd) {
+/// Adds the momentum buffers of `sgd`, whose parameters are those of `modules` in order, each
+/// named `prefix.<module name>.<parameter name>`.
+pub(crate) fn save_momentum(
+    ckpt: &mut Checkpoint,
+    prefix: &str,
+    modules: Vec<(&str, &mut dyn Module)>,
+    sgd: &Sgd,
+) {
     let mut buffers = sgd.export_state().into_iter();
-    net.visit("", &mut |name, _, kind| {
-        if kind == TensorKind::Param
-            && let Some(Some(buf)) = buffers.next()
-        {
-            ckpt.tensors.insert(format!("{prefix}.{name}"), (vec![buf.len()], buf));
-        }
-    });
+    for (name, module) in modules {
+        module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
+            if kind == TensorKind::Param
+                && let Some(Some(buf)) = buffers.next()
+            {
+                ckpt.tensors.insert(full.to_string(), (vec![buf.len()], buf));
+            }
+        });
+    }
 }
 
 /// Restores the momentum buffers written by [`save_momentum`].
-pub(crate) fn load_momentum(ckpt: &Checkpoint, prefix: &str, net: &mut dyn Network, sgd: &mut Sgd) {
+pub(crate) fn load_momentum(
+    ckpt: &Checkpoint,
+    prefix: &str,
+    modules: Vec<(&str, &mut dyn Module)>,
+    sgd: &mut Sgd,
+) {
     let mut buffers = Vec::new();
-    net.visit("", &mut |name, _, kind| {
-        if kind == TensorKind::Param {
-            buffers.push(ckpt.get(&format!("{prefix}.{name}")).map(<[f32]>::to_vec));
-        }
-    });
+    for (name, module) in modules {
+        module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
+            if kind == TensorKind::Param {
+                buffers.push(ckpt.get(full).map(<[f32]>::to_vec));
+            }
+        });
+    }
     sgd.import_state(buffers);
 }
 
@@ -99,12 +107,12 @@ impl Trainee for Supervised {
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) {
         ckpt.add_module("model", self.net.as_mut());
-        save_momentum(ckpt, "momentum", self.net.as_mut(), &self.sgd);
+        save_momentum(ckpt, "momentum", vec![("model", self.net.as_mut() as &mut dyn Module)], &self.sgd);
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
         ckpt.load_module("model", self.net.as_mut())?;
-        load_momentum(ckpt, "momentum", self.net.as_mut(), &mut self.sgd);
+        load_momentum(ckpt, "momentum", vec![("model", self.net.as_mut() as &mut dyn Module)], &mut self.sgd);
         Ok(())
     }
 
