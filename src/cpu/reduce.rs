@@ -35,6 +35,15 @@ where
     total
 }
 
+/// `sums[c] = sum over rows of data[row * cols + c]` (a bias gradient), added in a fixed order.
+pub(crate) fn column_sums(cols: usize, data: &[f32]) -> Vec<f32> {
+    ordered_sum(data.len() / cols, cols, |rows, acc: &mut [f32]| {
+        for row in data[rows.start * cols..rows.end * cols].chunks_exact(cols) {
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
             )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
-            let db = crate::ops::conv2d::cpu::backward_bias(m, dy.cpu());
+            let db = crate::cpu::reduce::column_sums(m, dy.cpu());
             grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;
         }
         Ok(())

@@ -128,7 +128,7 @@ pub fn conv2d_backward_weight<E: Exec>(
 }
 
 /// `out[j] = scale * sum_i x[i, j]` for `x: [rows, cols]`: bias gradients
-/// ([`crate::ops::conv2d::cpu::backward_bias`] with `scale = 1`) and batch means of per-row losses.
+/// ([`crate::cpu::reduce::column_sums`] with `scale = 1`) and batch means of per-row losses.
 pub fn column_sums<E: Exec>(
     e: &E,
     rows: usize,

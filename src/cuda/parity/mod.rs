@@ -123,6 +123,22 @@ pub struct Report {
     pub launched: BTreeSet<&'static str>,
 }
 
+impl Report {
+    /// Every problem, one line each: a comparison outside its tolerance, or a kernel of
+    /// `kernels/` that no check launched. Empty when the run is complete and within tolerance.
+    pub fn problems(&self) -> Vec<String> {
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| format!("{} [{}]: worst {}", c.kernel, c.case, c.worst));
+        let missed = super::sources::kernel_names()
+            .filter(|k| !self.launched.contains(k))
+            .map(|k| format!("{k}: launched by no check"));
+        failed.chain(missed).collect()
+    }
+}
+
 /// Runs every parity check on `e` with inputs drawn from `seed`.
 pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     let recorder = Recorder::new(e);

@@ -243,12 +243,3 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     });
     unpack_weight(g, &packed)
 }
-
-/// `dbias[co] = sum over all output pixels of dy[.., co]`, added in a fixed order.
-pub fn backward_bias(c_out: usize, dy: &[f32]) -> Vec<f32> {
-    ordered_sum(dy.len() / c_out, c_out, |rows, acc: &mut [f32]| {
-        for row in dy[rows.start * c_out..rows.end * c_out].chunks_exact(c_out) {
-            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-        }
-    })
-}

@@ -13,6 +13,7 @@ pub mod cpu;
 mod shifted;
 
 use crate::autograd;
+use crate::cpu::reduce::column_sums;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -128,7 +129,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
             )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
-            grads.accumulate(&b, Tensor::new_cpu(cpu::backward_bias(g.c_out, dy.cpu()), b.shape(), false))?;
+            grads.accumulate(&b, Tensor::new_cpu(column_sums(g.c_out, dy.cpu()), b.shape(), false))?;
         }
         Ok(())
     });
@@ -198,7 +199,7 @@ pub fn conv_transpose2d(
             )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
-            grads.accumulate(&b, Tensor::new_cpu(cpu::backward_bias(g.c_in, dy.cpu()), b.shape(), false))?;
+            grads.accumulate(&b, Tensor::new_cpu(column_sums(g.c_in, dy.cpu()), b.shape(), false))?;
         }
         Ok(())
     });
