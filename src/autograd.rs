@@ -87,12 +87,13 @@ impl Gradients {
             ));
         }
         match self.map.get_mut(&t.id()) {
-            Some(acc) => {
-                let acc = acc.cpu_mut();
-                for (a, g) in acc.iter_mut().zip(grad.cpu()) {
+            Some(acc) if acc.device().is_cpu() && grad.device().is_cpu() => {
+                let acc = acc.host_mut()?;
+                for (a, g) in acc.iter_mut().zip(grad.host()?) {
                     *a += g;
                 }
             }
+            Some(acc) => *acc = crate::ops::arith::sum(acc, &grad)?,
             None => {
                 self.map.insert(t.id(), grad.detach());
             }
@@ -114,7 +115,14 @@ pub fn backward(loss: &Tensor) -> Result<Gradients> {
             format!("loss must have one element, got shape {:?}", loss.shape()),
         ));
     }
-    backward_with(loss, Tensor::full(loss.shape(), 1.0))
+    let seed = Tensor::full(loss.shape(), 1.0).to_device(&loss.device());
+    match seed {
+        Ok(seed) => backward_with(loss, seed),
+        Err(e) => {
+            clear_tape();
+            Err(e)
+        }
+    }
 }
 
 /// Back-propagates the gradient `seed` of `output`; returns the gradients of the leaves.

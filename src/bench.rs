@@ -93,9 +93,9 @@ pub fn resnet20_conv_shapes(n: usize) -> Result<Vec<ConvShape>> {
 /// GFLOP/s of one shape's forward, backward-data and backward-weight on the CPU.
 pub fn conv_gflops(g: &ConvGeometry, runs: usize) -> Result<[f64; 3]> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let x = Tensor::randn(&[g.n, g.h, g.w, g.c_in], 1.0, &mut rng).to_vec();
-    let w = Tensor::randn(&[g.c_out, g.c_in, g.kh, g.kw], 0.1, &mut rng).to_vec();
-    let dy = Tensor::randn(&[g.n, g.h_out, g.w_out, g.c_out], 1.0, &mut rng).to_vec();
+    let x = Tensor::randn(&[g.n, g.h, g.w, g.c_in], 1.0, &mut rng).to_vec()?;
+    let w = Tensor::randn(&[g.c_out, g.c_in, g.kh, g.kw], 0.1, &mut rng).to_vec()?;
+    let dy = Tensor::randn(&[g.n, g.h_out, g.w_out, g.c_out], 1.0, &mut rng).to_vec()?;
     let flop = 2.0 * g.macs() as f64 * 1e-9;
     let fwd = median_seconds(runs, || {
         std::hint::black_box(cpu::forward(g, &x, &w, None));

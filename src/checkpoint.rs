@@ -62,10 +62,16 @@ impl Checkpoint {
     }
 
     /// Adds every parameter and buffer of `module`, named `prefix.name`.
-    pub fn add_module(&mut self, prefix: &str, module: &mut dyn Module) {
+    pub fn add_module(&mut self, prefix: &str, module: &mut dyn Module) -> Result<()> {
+        let mut result = Ok(());
         module.visit(prefix, &mut |name, t, _| {
-            self.tensors.insert(name.to_string(), (t.shape().to_vec(), t.to_vec()));
+            if result.is_ok() {
+                result = t.to_vec().map(|v| {
+                    self.tensors.insert(name.to_string(), (t.shape().to_vec(), v));
+                });
+            }
         });
+        result
     }
 
     /// Copies the tensors named `prefix.name` into `module`; every one must be present with the
@@ -83,12 +89,13 @@ impl Checkpoint {
                 format!("does not fit the network: {}", missing.join("; ")),
             ));
         }
+        let mut result = Ok(());
         module.visit(prefix, &mut |name, t, _| {
-            if let Some((_, values)) = self.tensors.get(name) {
-                t.cpu_mut().copy_from_slice(values);
+            if let (Ok(()), Some((_, values))) = (&result, self.tensors.get(name)) {
+                result = t.set_values(values);
             }
         });
-        Ok(())
+        result
     }
 
     /// A named tensor's values.

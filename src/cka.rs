@@ -84,7 +84,7 @@ pub fn linear_cka_tensors(x: &Tensor, y: &Tensor) -> Result<f64> {
             format!("features {:?} and {:?} differ in examples", x.shape(), y.shape()),
         ));
     }
-    linear_cka(x.cpu(), y.cpu(), x.shape()[0])
+    linear_cka(x.host()?, y.host()?, x.shape()[0])
 }
 
 #[cfg(test)]
@@ -95,7 +95,7 @@ mod tests {
     use super::*;
 
     fn randn(n: usize, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[n], 1.0, &mut ChaCha8Rng::seed_from_u64(seed)).to_vec()
+        Tensor::randn(&[n], 1.0, &mut ChaCha8Rng::seed_from_u64(seed)).to_vec().unwrap()
     }
 
     /// `x [n, d]` times a random orthogonal `d x d` matrix (Gram-Schmidt of a Gaussian one).

@@ -1,33 +1,84 @@
 //! Where tensors live and where ops run.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
+use crate::cuda::gpu::Gpu;
 use crate::error::{Error, Result};
 
 /// A compute device. The CPU (rayon) path runs everywhere and is the oracle for the others.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Device {
     /// Host memory; ops run on rayon's thread pool.
     Cpu,
+    /// A device running the CUDA kernels of `kernels/` (a GPU, or their CPU emulation).
+    Cuda(Arc<Gpu>),
 }
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Device) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Cuda(a), Device::Cuda(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Device {}
 
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => write!(f, "cpu ({} threads)", rayon::current_num_threads()),
+            Device::Cuda(gpu) => f.write_str(gpu.label()),
         }
     }
 }
 
+/// The first GPU, probed once per process: the device, or why there is none.
+fn first_gpu() -> std::result::Result<Arc<Gpu>, String> {
+    static GPU: OnceLock<std::result::Result<Arc<Gpu>, String>> = OnceLock::new();
+    GPU.get_or_init(|| Gpu::probe().map(Arc::new).map_err(|e| e.to_string())).clone()
+}
+
 impl Device {
-    /// The device named on the command line: `cpu`, `cuda`, or `auto` (a usable GPU, else the CPU).
+    /// The device named on the command line: `cpu`, `cuda` (an error saying why when no GPU can
+    /// be used), `auto` ([`Device::auto`]), or `cuda-emulated` (the kernels run on the CPU; in
+    /// builds with the `cuda-emulation` feature, for checks: it is very slow).
     pub fn parse(name: &str) -> Result<Device> {
         match name {
-            "cpu" | "auto" => Ok(Device::Cpu),
-            "cuda" => Err(Error::Device(
-                "the CUDA backend cannot run training in this build yet; use --device cpu".into(),
-            )),
-            other => Err(Error::Device(format!("unknown device {other:?} (auto, cpu, cuda)"))),
+            "cpu" => Ok(Device::Cpu),
+            "auto" => Ok(Device::auto().0),
+            "cuda" => first_gpu().map(Device::Cuda).map_err(|why| Error::Device(format!("cuda: {why}"))),
+            "cuda-emulated" => Device::emulated(),
+            other => Err(Error::Device(format!("unknown device {other:?} (auto, cpu, cuda, cuda-emulated)"))),
         }
+    }
+
+    /// The first usable GPU, else the CPU; with the reason when it is the CPU.
+    pub fn auto() -> (Device, Option<String>) {
+        match first_gpu() {
+            Ok(gpu) => (Device::Cuda(gpu), None),
+            Err(why) => (Device::Cpu, Some(why)),
+        }
+    }
+
+    /// The CPU emulation of the CUDA kernels, one shared instance.
+    #[cfg(feature = "cuda-emulation")]
+    pub fn emulated() -> Result<Device> {
+        static EMU: OnceLock<Arc<Gpu>> = OnceLock::new();
+        Ok(Device::Cuda(EMU.get_or_init(|| Arc::new(Gpu::emulated())).clone()))
+    }
+
+    /// The CPU emulation of the CUDA kernels: not in this build.
+    #[cfg(not(feature = "cuda-emulation"))]
+    pub fn emulated() -> Result<Device> {
+        Err(Error::Device("this build has no CUDA emulation (cargo feature cuda-emulation)".into()))
+    }
+
+    /// Whether this is the CPU.
+    pub fn is_cpu(&self) -> bool {
+        matches!(self, Device::Cpu)
     }
 }

@@ -147,9 +147,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The device named by `--device`, announced once; for `auto` on the CPU, with the reason.
 fn device(name: &str) -> Result<Device> {
     let device = Device::parse(name)?;
-    eprintln!("device: {device}");
+    match (name, Device::auto()) {
+        ("auto", (Device::Cpu, Some(why))) => eprintln!("device: {device} (no GPU: {why})"),
+        _ => eprintln!("device: {device}"),
+    }
     Ok(device)
 }
 
@@ -170,7 +174,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             resume,
         } => {
-            device(&dev)?;
+            let device = device(&dev)?;
             let train_set = data.load(Split::Train)?;
             let test_set = data.load(Split::Test)?;
             let net = arch.build(
@@ -179,7 +183,7 @@ fn run(cli: Cli) -> Result<()> {
                 &mut ChaCha8Rng::seed_from_u64(seed),
             )?;
             let sgd = SgdConfig { lr, momentum, weight_decay, nesterov: !no_nesterov };
-            let mut trainee = Supervised::new(net, sgd)?;
+            let mut trainee = Supervised::new(net, sgd)?.to_device(&device)?;
             let train_loader = Loader::new(train_set, LoaderConfig::train(data.dataset, batch_size, seed))?;
             let test_loader = Loader::new(test_set, LoaderConfig::eval(data.dataset, 500))?;
             let cfg = RunConfig {

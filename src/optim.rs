@@ -9,6 +9,7 @@
 use std::borrow::BorrowMut;
 
 use crate::autograd::Gradients;
+use crate::cuda::launch;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -75,11 +76,35 @@ pub(crate) mod cpu {
     }
 }
 
-/// SGD with momentum buffers keyed by parameter position.
+/// One parameter's update by `g`, on their device.
+fn update(
+    config: &SgdConfig,
+    p: &mut Tensor,
+    g: &Tensor,
+    buf: Option<&mut Tensor>,
+    first: bool,
+) -> Result<()> {
+    if let Some((gb, _)) = g.gpu() {
+        let (pb, gpu) = p.gpu_mut()?;
+        let bb = match buf {
+            Some(b) => Some(b.gpu_mut()?.0),
+            None => None,
+        };
+        return launch::map::sgd_step(&*gpu, config, first, gb, pb, bb);
+    }
+    let g = g.host()?;
+    match buf {
+        None => cpu::step_plain(config, p.host_mut()?, g),
+        Some(b) => cpu::step_momentum(config, p.host_mut()?, g, b.host_mut()?, first),
+    }
+    Ok(())
+}
+
+/// SGD with momentum buffers keyed by parameter position, each on its parameter's device.
 #[derive(Clone, Debug)]
 pub struct Sgd {
     config: SgdConfig,
-    buffers: Vec<Option<Vec<f32>>>,
+    buffers: Vec<Option<Tensor>>,
 }
 
 impl Sgd {
@@ -119,39 +144,47 @@ impl Sgd {
         for (i, (p, buf)) in params.iter_mut().zip(&mut self.buffers).enumerate() {
             let p: &mut Tensor = p.borrow_mut();
             let Some(g) = grads.get(p) else { continue };
-            if g.numel() != p.numel() || buf.as_ref().is_some_and(|b| b.len() != p.numel()) {
+            if g.numel() != p.numel() || buf.as_ref().is_some_and(|b| b.numel() != p.numel()) {
                 return Err(Error::shape(
                     OP,
                     format!(
                         "parameter {i} of shape {:?} has a gradient of shape {:?} and a momentum buffer of {} elements",
                         p.shape(),
                         g.shape(),
-                        buf.as_ref().map_or(0, Vec::len)
+                        buf.as_ref().map_or(0, Tensor::numel)
                     ),
                 ));
             }
-            let g = g.cpu();
-            if self.config.momentum == 0.0 {
-                cpu::step_plain(&self.config, p.cpu_mut(), g);
-                continue;
+            let device = p.device();
+            if g.device() != device {
+                return Err(Error::Device(format!(
+                    "{OP}: parameter {i} is on {device}, its gradient on {}",
+                    g.device()
+                )));
             }
             let first = buf.is_none();
-            let b = buf.get_or_insert_with(|| vec![0.0; g.len()]);
-            cpu::step_momentum(&self.config, p.cpu_mut(), g, b, first);
+            if self.config.momentum > 0.0 {
+                match buf {
+                    Some(b) => b.move_to(&device)?,
+                    None => *buf = Some(Tensor::zeros(p.shape()).to_device(&device)?),
+                }
+            }
+            update(&self.config, p, g, buf.as_mut(), first)?;
         }
         Ok(())
     }
 
     /// The momentum buffers by parameter position (`None` before a parameter's first update),
-    /// for checkpoints.
-    pub fn export_state(&self) -> Vec<Option<Vec<f32>>> {
-        self.buffers.clone()
+    /// copied to the host for checkpoints.
+    pub fn export_state(&self) -> Result<Vec<Option<Vec<f32>>>> {
+        self.buffers.iter().map(|b| b.as_ref().map(Tensor::to_vec).transpose()).collect()
     }
 
     /// Restores buffers saved by [`Sgd::export_state`]; the next step checks them against the
     /// parameters.
     pub fn import_state(&mut self, buffers: Vec<Option<Vec<f32>>>) {
-        self.buffers = buffers;
+        self.buffers =
+            buffers.into_iter().map(|b| b.map(|v| Tensor::new_cpu(v.clone(), &[v.len()], false))).collect();
     }
 }
 
@@ -177,7 +210,7 @@ mod tests {
         opt.step(&mut params, &grads).unwrap();
         let grads = grads_of(&params[0], G2);
         opt.step(&mut params, &grads).unwrap();
-        params[0].to_vec()
+        params[0].to_vec().unwrap()
     }
 
     fn assert_close(got: &[f32], want: &[f32]) {
@@ -211,15 +244,15 @@ mod tests {
         let mut params = vec![Tensor::from_vec(vec![1.0, -2.0], &[2]).unwrap().into_param(), frozen];
         let grads = grads_of(&params[0], G1);
         opt.step(&mut params, &grads).unwrap();
-        assert_eq!(params[1].to_vec(), vec![3.0]);
-        let state = opt.export_state();
+        assert_eq!(params[1].to_vec().unwrap(), vec![3.0]);
+        let state = opt.export_state().unwrap();
         assert!(state[0].is_some() && state[1].is_none());
 
         let mut resumed = Sgd::new(cfg).unwrap();
         resumed.import_state(state);
         let grads = grads_of(&params[0], G2);
         resumed.step(&mut params, &grads).unwrap();
-        assert_close(&params[0].to_vec(), &[1.010566, -2.223412]);
+        assert_close(&params[0].to_vec().unwrap(), &[1.010566, -2.223412]);
         let msg = resumed.step(&mut params[..1], &Gradients::default()).unwrap_err().to_string();
         assert!(msg.contains("sgd") && msg.contains("1 parameters"), "{msg}");
 
@@ -229,8 +262,8 @@ mod tests {
         let grads = grads_of(&params[0], G2);
         // Borrowed parameters; p -= 0.1 * (G2 + 0.1 p) = [1.010566 + 0.0898943, -2.223412 - 0.0027659].
         opt.step(&mut [&mut params[0]], &grads).unwrap();
-        assert_close(&params[0].to_vec(), &[1.10046, -2.226178]);
-        assert!(opt.export_state()[0].is_none());
+        assert_close(&params[0].to_vec().unwrap(), &[1.10046, -2.226178]);
+        assert!(opt.export_state().unwrap()[0].is_none());
         assert!(opt.set_lr(-1.0).is_err());
     }
 }

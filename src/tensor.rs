@@ -10,6 +10,8 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::autograd;
+use crate::cuda::exec::Exec;
+use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
@@ -23,10 +25,12 @@ fn next_id() -> TensorId {
 }
 
 /// Where a tensor's elements are kept.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum Storage {
     /// Host memory.
     Cpu(Vec<f32>),
+    /// Memory of a device running the CUDA kernels.
+    Gpu(GpuBuf<f32>, Arc<Gpu>),
 }
 
 /// An f32 tensor. Cloning is cheap: clones share the same storage and identity.
@@ -82,11 +86,48 @@ impl Tensor {
         Tensor { id: next_id(), shape: shape.into(), storage: Arc::new(Storage::Cpu(data)), requires_grad }
     }
 
-    /// The result of an op on the CPU: it takes part in autograd when any input does and the
-    /// tape is recording.
+    /// A tensor holding the device buffer `buf` of `gpu`.
+    pub(crate) fn new_gpu(buf: GpuBuf<f32>, gpu: &Arc<Gpu>, shape: &[usize], requires_grad: bool) -> Tensor {
+        debug_assert_eq!(gpu.len(&buf), shape.iter().product::<usize>());
+        let storage = Arc::new(Storage::Gpu(buf, Arc::clone(gpu)));
+        Tensor { id: next_id(), shape: shape.into(), storage, requires_grad }
+    }
+
+    /// Whether the result of an op on `inputs` takes part in autograd: when any input does and
+    /// the tape is recording.
+    fn result_requires_grad(inputs: &[&Tensor]) -> bool {
+        autograd::is_recording() && inputs.iter().any(|t| t.requires_grad)
+    }
+
+    /// The result of an op on the CPU.
     pub(crate) fn from_op(data: Vec<f32>, shape: &[usize], inputs: &[&Tensor]) -> Tensor {
-        let requires_grad = autograd::is_recording() && inputs.iter().any(|t| t.requires_grad);
-        Tensor::new_cpu(data, shape, requires_grad)
+        Tensor::new_cpu(data, shape, Tensor::result_requires_grad(inputs))
+    }
+
+    /// This tensor as the result of an op on `inputs` (see [`Tensor::from_op`]).
+    pub(crate) fn result_of(self, inputs: &[&Tensor]) -> Tensor {
+        Tensor { requires_grad: Tensor::result_requires_grad(inputs), ..self }
+    }
+
+    /// A copy on `device` (the same tensor when it is there already), cut off from the graph.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if self.device() == *device {
+            return Ok(self.detach());
+        }
+        let host = self.to_vec()?;
+        Ok(match device {
+            Device::Cpu => Tensor::new_cpu(host, self.shape(), false),
+            Device::Cuda(gpu) => Tensor::new_gpu(gpu.upload(&host)?, gpu, self.shape(), false),
+        })
+    }
+
+    /// Moves this tensor's data to `device` in place, keeping its identity (a module's
+    /// parameters and buffers, before training).
+    pub fn move_to(&mut self, device: &Device) -> Result<()> {
+        if self.device() != *device {
+            self.storage = self.to_device(device)?.storage;
+        }
+        Ok(())
     }
 
     /// This tensor as a trainable leaf: a new identity whose gradient `backward` keeps.
@@ -103,6 +144,22 @@ impl Tensor {
     pub(crate) fn with_shape(&self, shape: &[usize], requires_grad: bool) -> Tensor {
         debug_assert_eq!(self.numel(), shape.iter().product::<usize>());
         Tensor { id: next_id(), shape: shape.into(), storage: self.storage.clone(), requires_grad }
+    }
+
+    /// Overwrites the elements with `values` (same count), on whichever device the tensor is,
+    /// keeping its identity (loading a checkpoint).
+    pub fn set_values(&mut self, values: &[f32]) -> Result<()> {
+        if values.len() != self.numel() {
+            return Err(Error::shape(
+                "set_values",
+                format!("{} values for a tensor of shape {:?}", values.len(), self.shape()),
+            ));
+        }
+        self.storage = Arc::new(match &*self.storage {
+            Storage::Cpu(_) => Storage::Cpu(values.to_vec()),
+            Storage::Gpu(_, gpu) => Storage::Gpu(gpu.upload(values)?, Arc::clone(gpu)),
+        });
+        Ok(())
     }
 
     /// The identity of this tensor in the autograd graph.
@@ -132,14 +189,18 @@ impl Tensor {
 
     /// The device holding the data.
     pub fn device(&self) -> Device {
-        match *self.storage {
+        match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(_, gpu) => Device::Cuda(Arc::clone(gpu)),
         }
     }
 
-    /// The elements in row-major order, copied to the host.
-    pub fn to_vec(&self) -> Vec<f32> {
-        self.cpu().to_vec()
+    /// The elements in row-major order, copied to the host (waits for the device).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        match &*self.storage {
+            Storage::Cpu(v) => Ok(v.clone()),
+            Storage::Gpu(buf, gpu) => gpu.download(buf),
+        }
     }
 
     /// The single element of a one-element tensor (a loss, say).
@@ -147,20 +208,77 @@ impl Tensor {
         if self.numel() != 1 {
             return Err(Error::shape("item", format!("expected one element, got shape {:?}", self.shape())));
         }
-        Ok(self.cpu()[0])
+        Ok(self.to_vec()?[0])
     }
 
-    /// The host elements; for use by the CPU backend.
-    pub(crate) fn cpu(&self) -> &[f32] {
+    /// The error for host access to a tensor on a device.
+    fn not_on_host(&self) -> Error {
+        Error::Device(format!(
+            "a tensor of shape {:?} on {} reached an operation that runs on the CPU only",
+            self.shape(),
+            self.device()
+        ))
+    }
+
+    /// The host elements; for the CPU backend (an error for a tensor on a device).
+    pub(crate) fn host(&self) -> Result<&[f32]> {
         match &*self.storage {
-            Storage::Cpu(v) => v,
+            Storage::Cpu(v) => Ok(v),
+            Storage::Gpu(..) => Err(self.not_on_host()),
         }
     }
 
-    /// Mutable host elements, copying first if the storage is shared (an optimiser's update).
-    pub(crate) fn cpu_mut(&mut self) -> &mut [f32] {
-        match Arc::make_mut(&mut self.storage) {
-            Storage::Cpu(v) => v,
+    /// The device buffer and its device, when the tensor is on one.
+    pub(crate) fn gpu(&self) -> Option<(&GpuBuf<f32>, &Arc<Gpu>)> {
+        match &*self.storage {
+            Storage::Cpu(_) => None,
+            Storage::Gpu(buf, gpu) => Some((buf, gpu)),
+        }
+    }
+
+    /// The device buffer (an error for a tensor on the CPU).
+    pub(crate) fn gpu_buf(&self) -> Result<&GpuBuf<f32>> {
+        match &*self.storage {
+            Storage::Gpu(buf, _) => Ok(buf),
+            Storage::Cpu(_) => Err(Error::Device(format!(
+                "a tensor of shape {:?} on the CPU was mixed with tensors on a device",
+                self.shape()
+            ))),
+        }
+    }
+
+    /// Mutable storage, copying it first when it is shared (an optimiser's update in place).
+    fn storage_mut(&mut self) -> Result<&mut Storage> {
+        if Arc::get_mut(&mut self.storage).is_none() {
+            let copy = match &*self.storage {
+                Storage::Cpu(v) => Storage::Cpu(v.clone()),
+                Storage::Gpu(buf, gpu) => {
+                    Storage::Gpu(crate::cuda::launch::map::scale(&**gpu, 1.0, buf)?, Arc::clone(gpu))
+                }
+            };
+            self.storage = Arc::new(copy);
+        }
+        Arc::get_mut(&mut self.storage).ok_or_else(|| Error::Device("tensor storage is shared".into()))
+    }
+
+    /// Mutable host elements (an error for a tensor on a device).
+    pub(crate) fn host_mut(&mut self) -> Result<&mut [f32]> {
+        if self.gpu().is_some() {
+            return Err(self.not_on_host());
+        }
+        match self.storage_mut()? {
+            Storage::Cpu(v) => Ok(v),
+            Storage::Gpu(..) => Err(Error::Device("tensor moved while borrowed".into())),
+        }
+    }
+
+    /// The mutable device buffer and its device (an error for a tensor on the CPU).
+    pub(crate) fn gpu_mut(&mut self) -> Result<(&mut GpuBuf<f32>, Arc<Gpu>)> {
+        match self.storage_mut()? {
+            Storage::Gpu(buf, gpu) => Ok((buf, Arc::clone(gpu))),
+            Storage::Cpu(_) => {
+                Err(Error::Device("expected a tensor on a device, found one on the CPU".into()))
+            }
         }
     }
 

@@ -21,7 +21,7 @@ fn train_three_steps() -> Vec<f32> {
         sgd.step(&mut net.params_mut(), &grads).unwrap();
     }
     let mut state = Vec::new();
-    net.visit("", &mut |_, t, _| state.extend(t.to_vec()));
+    net.visit("", &mut |_, t, _| state.extend(t.to_vec().unwrap()));
     state
 }
 

@@ -119,7 +119,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     }
     let (resumed, mut t) = run(&interrupted, 3, true, None, &data);
     assert_eq!(resumed.unwrap().history.len(), 3);
-    let (a, b) = (reference.model(), t.model());
+    let (a, b) = (reference.model().unwrap(), t.model().unwrap());
     assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
     for (name, (_, va)) in &a.tensors {
         let vb = &b.tensors[name].1;

@@ -10,12 +10,14 @@
 //! - [`sources`]: the embedded kernel files and build-time PTX;
 //! - [`exec`]: the backend interface (buffers, copies, launch);
 //! - [`launch`]: one launcher per kernel (shape checks, launch shape, outputs);
-//! - [`backend`]: the GPU through cudarc, with [`backend::CudaBackend::probe`].
+//! - [`backend`]: the GPU through cudarc, with [`backend::CudaBackend::probe`];
+//! - [`gpu`]: the device of [`crate::Device::Cuda`], a GPU or the emulation.
 
 pub mod backend;
 #[cfg(feature = "cuda-emulation")]
 pub mod emu;
 pub mod exec;
+pub mod gpu;
 pub mod launch;
 pub mod nvrtc;
 pub mod params;

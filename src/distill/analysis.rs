@@ -28,7 +28,7 @@ pub fn collect_features(net: &mut dyn Network, loader: &Loader) -> Result<Tensor
         let x = Tensor::from_vec(batch.images, &[batch.n, batch.h, batch.w, batch.c])?;
         let [_, _, feature] = net.forward(&x, false)?.groups;
         shape = feature.shape().to_vec();
-        data.extend_from_slice(&feature.to_vec());
+        data.extend_from_slice(&feature.to_vec()?);
         n += batch.n;
     }
     if n == 0 {
@@ -53,7 +53,7 @@ pub fn active_fraction(feature: &Tensor) -> Result<f64> {
             format!("feature {:?} is not a non-empty [N, ...]", feature.shape()),
         ));
     }
-    let active = feature.cpu().iter().filter(|&&v| v > 0.0).count();
+    let active = feature.host()?.iter().filter(|&&v| v > 0.0).count();
     Ok(active as f64 / feature.numel() as f64)
 }
 

@@ -83,7 +83,7 @@ impl Trainee for AutoEncoderTrainee {
         self.sgd.step(&mut crate::nn::Module::params_mut(&mut self.autoencoder), &grads)?;
         Ok(StepStats {
             loss: value,
-            correct: count_correct(&logits, labels),
+            correct: count_correct(&logits, labels)?,
             images: labels.len(),
             terms: [("recon".to_string(), value)].into(),
         })
@@ -97,7 +97,7 @@ impl Trainee for AutoEncoderTrainee {
             let (feature, logits) = self.feature(&x)?;
             let (_, rebuilt) = self.autoencoder.reconstruct(&feature, false)?;
             loss += self.recon.loss(&rebuilt, &feature)?.item()? as f64 * batch.n as f64;
-            correct += count_correct(&logits, &batch.labels);
+            correct += count_correct(&logits, &batch.labels)?;
             seen += batch.n;
         }
         if seen == 0 {
@@ -106,9 +106,9 @@ impl Trainee for AutoEncoderTrainee {
         Ok((loss / seen as f64, 100.0 * correct as f64 / seen as f64))
     }
 
-    fn save_state(&mut self, ckpt: &mut Checkpoint) {
-        ckpt.add_module("autoencoder", &mut self.autoencoder);
-        save_momentum(ckpt, "momentum", vec![("autoencoder", &mut self.autoencoder)], &self.sgd);
+    fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
+        ckpt.add_module("autoencoder", &mut self.autoencoder)?;
+        save_momentum(ckpt, "momentum", vec![("autoencoder", &mut self.autoencoder)], &self.sgd)
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
@@ -117,12 +117,12 @@ impl Trainee for AutoEncoderTrainee {
         Ok(())
     }
 
-    fn model(&mut self) -> Checkpoint {
+    fn model(&mut self) -> Result<Checkpoint> {
         let mut ckpt = Checkpoint::new();
-        ckpt.add_module("", &mut self.autoencoder);
+        ckpt.add_module("", &mut self.autoencoder)?;
         ckpt.metadata.insert("encoder".into(), self.autoencoder.kind().name().into());
         ckpt.metadata.insert("factor_channels".into(), self.autoencoder.factor_channels().to_string());
         ckpt.metadata.insert("teacher_arch".into(), self.teacher.net.name());
-        ckpt
+        Ok(ckpt)
     }
 }

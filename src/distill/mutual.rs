@@ -75,16 +75,17 @@ impl Side {
         Ok(side)
     }
 
-    fn save(&mut self, ckpt: &mut Checkpoint, prefix: &str) {
+    fn save(&mut self, ckpt: &mut Checkpoint, prefix: &str) -> Result<()> {
         for (name, module) in with_encoders("net", self.net.as_mut(), &mut self.encoders) {
-            ckpt.add_module(&format!("{prefix}.{name}"), module);
+            ckpt.add_module(&format!("{prefix}.{name}"), module)?;
         }
         let modules = with_encoders("net", self.net.as_mut(), &mut self.encoders);
-        save_momentum(ckpt, &format!("{prefix}.momentum"), modules, &self.sgd);
+        save_momentum(ckpt, &format!("{prefix}.momentum"), modules, &self.sgd)?;
         if let (Some(ae), Some(ae_sgd)) = (&mut self.autoencoder, &self.ae_sgd) {
-            ckpt.add_module(&format!("{prefix}.autoencoder"), ae);
-            save_momentum(ckpt, &format!("{prefix}.ae_momentum"), vec![("autoencoder", ae)], ae_sgd);
+            ckpt.add_module(&format!("{prefix}.autoencoder"), ae)?;
+            save_momentum(ckpt, &format!("{prefix}.ae_momentum"), vec![("autoencoder", ae)], ae_sgd)?;
         }
+        Ok(())
     }
 
     fn load(&mut self, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
@@ -176,7 +177,7 @@ impl Mutual {
         let (loss, values) = terms.total()?;
         let phase = Phase {
             loss: loss.item()? as f64,
-            correct: count_correct(&out.logits, labels),
+            correct: count_correct(&out.logits, labels)?,
             terms: values,
             recon: recon.as_ref().map(|r| r.item()).transpose()?.map(f64::from),
         };
@@ -223,12 +224,13 @@ impl Trainee for Mutual {
         evaluate(self.sides[0].net.as_mut(), test)
     }
 
-    fn save_state(&mut self, ckpt: &mut Checkpoint) {
+    fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
         let [a, b] = &mut self.sides;
-        a.save(ckpt, "net1");
-        b.save(ckpt, "net2");
+        a.save(ckpt, "net1")?;
+        b.save(ckpt, "net2")?;
         let splits: Vec<ChannelSplit> = self.sides.iter().filter_map(|s| s.split.clone()).collect();
         ChannelSplit::save(&splits, ckpt);
+        Ok(())
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
@@ -245,14 +247,14 @@ impl Trainee for Mutual {
         b.load(ckpt, "net2")
     }
 
-    fn model(&mut self) -> Checkpoint {
+    fn model(&mut self) -> Result<Checkpoint> {
         let mut ckpt = Checkpoint::new();
-        ckpt.add_module("", self.sides[0].net.as_mut());
+        ckpt.add_module("", self.sides[0].net.as_mut())?;
         ckpt.metadata.insert("method".into(), self.config.method.name().into());
         if let Some(split) = &self.sides[0].split {
             ChannelSplit::save(std::slice::from_ref(split), &mut ckpt);
         }
-        ckpt
+        Ok(ckpt)
     }
 }
 
@@ -291,7 +293,7 @@ mod tests {
     /// Every tensor of `m` (parameters and buffers) as bits.
     fn bits(m: &mut dyn Module) -> Vec<(String, Vec<u32>)> {
         let mut ckpt = Checkpoint::new();
-        ckpt.add_module("", m);
+        ckpt.add_module("", m).unwrap();
         ckpt.tensors.into_iter().map(|(k, (_, v))| (k, v.iter().map(|x| x.to_bits()).collect())).collect()
     }
 
@@ -358,7 +360,7 @@ mod tests {
             assert!(bits(side.autoencoder.as_mut().unwrap()) != ae_bits);
         }
         let mut state = Checkpoint::new();
-        m.save_state(&mut state);
+        m.save_state(&mut state).unwrap();
         let mut again = Mutual::new(net(5), net(6), cfg, 8, Recon::L1).unwrap();
         again.load_state(&state).unwrap();
         assert!(

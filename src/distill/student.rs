@@ -203,7 +203,7 @@ impl Trainee for Distiller {
         let n = labels.len();
         let stats = StepStats {
             loss: losses.total.item()? as f64 * n as f64,
-            correct: count_correct(&losses.logits, labels),
+            correct: count_correct(&losses.logits, labels)?,
             images: n,
             terms: batch_terms(&losses.terms, n),
         };
@@ -218,17 +218,18 @@ impl Trainee for Distiller {
         evaluate(self.student.as_mut(), test)
     }
 
-    fn save_state(&mut self, ckpt: &mut Checkpoint) {
+    fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
         for (name, module) in with_encoders("student", self.student.as_mut(), &mut self.encoders) {
-            ckpt.add_module(name, module);
+            ckpt.add_module(name, module)?;
         }
         save_momentum(
             ckpt,
             "momentum",
             with_encoders("student", self.student.as_mut(), &mut self.encoders),
             &self.sgd,
-        );
+        )?;
         ChannelSplit::save(&self.splits, ckpt);
+        Ok(())
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
@@ -245,13 +246,13 @@ impl Trainee for Distiller {
         Ok(())
     }
 
-    fn model(&mut self) -> Checkpoint {
+    fn model(&mut self) -> Result<Checkpoint> {
         let mut ckpt = Checkpoint::new();
-        ckpt.add_module("", self.student.as_mut());
+        ckpt.add_module("", self.student.as_mut())?;
         ckpt.metadata.insert("method".into(), self.config.method.name().into());
         if !self.splits.is_empty() {
             ChannelSplit::save(&self.splits, &mut ckpt);
         }
-        ckpt
+        Ok(ckpt)
     }
 }

@@ -165,7 +165,7 @@ pub fn run_case(case: &Case, seed: u64) -> Result<Report> {
     let y = (case.fast)(&tensors)?;
     let reference = (case.reference)(&values);
     let forward_ratio = y
-        .to_vec()
+        .to_vec()?
         .iter()
         .zip(&reference)
         .map(|(&a, &r)| (a as f64 - r).abs() / (case.atol + case.rtol * r.abs()))
@@ -180,8 +180,11 @@ pub fn run_case(case: &Case, seed: u64) -> Result<Report> {
         if !input.differentiable {
             continue;
         }
-        let analytic =
-            grads.get(&tensors[k]).map(Tensor::to_vec).unwrap_or_else(|| vec![0.0; values[k].len()]);
+        let analytic = grads
+            .get(&tensors[k])
+            .map(Tensor::to_vec)
+            .transpose()?
+            .unwrap_or_else(|| vec![0.0; values[k].len()]);
         let mut probe = values.clone();
         let (mut max_diff, mut max_ref) = (0.0f64, 0.0f64);
         for j in 0..values[k].len() {

@@ -282,7 +282,10 @@ mod tests {
             let grads = autograd::backward_with(&out.logits, Tensor::randn(&[2, 10], 1.0, &mut rng)).unwrap();
             net.visit("", &mut |name, t, kind| {
                 if kind == TensorKind::Param {
-                    assert!(grads.get(t).is_some_and(|g| g.cpu().iter().any(|v| *v != 0.0)), "{s}: {name}");
+                    assert!(
+                        grads.get(t).is_some_and(|g| g.host().unwrap().iter().any(|v| *v != 0.0)),
+                        "{s}: {name}"
+                    );
                 }
             });
         }

@@ -157,11 +157,11 @@ mod tests {
         }
         assert!(!names.iter().any(|n| n.ends_with("conv1.bias")));
         // conv2 of the encoder: 64 -> 32, std sqrt(2 / (9 * 32)) = 0.0833.
-        let w = ae.encoder.conv2.weight.to_vec();
+        let w = ae.encoder.conv2.weight.to_vec().unwrap();
         let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
         assert!((std - (2.0f32 / 288.0).sqrt()).abs() < 0.005, "std {std}");
-        assert!(ae.encoder.bn2.weight.cpu().iter().all(|v| *v == 1.0));
-        assert!(ae.encoder.bn2.bias.cpu().iter().all(|v| *v == 0.0));
+        assert!(ae.encoder.bn2.weight.host().unwrap().iter().all(|v| *v == 1.0));
+        assert!(ae.encoder.bn2.bias.host().unwrap().iter().all(|v| *v == 0.0));
     }
 
     #[test]
@@ -174,14 +174,17 @@ mod tests {
             let (factor, recon) = ae.reconstruct(&x, train).unwrap();
             assert_eq!(factor.shape(), &[4, 8, 8, 32]);
             assert_eq!(recon.shape(), &[4, 8, 8, 64]);
-            assert!(factor.cpu().iter().chain(recon.cpu()).all(|v| v.is_finite()));
+            assert!(factor.host().unwrap().iter().chain(recon.host().unwrap()).all(|v| v.is_finite()));
             assert_eq!(ae.encode(&x, train).unwrap().shape(), &[4, 8, 8, 32]);
         }
         // Train-mode batch norm then LeakyReLU(0.1): each channel has mean 0 before the
         // activation, so the output cannot be all positive or all negative.
         let (factor, _) = ae.reconstruct(&x, true).unwrap();
         autograd::clear_tape();
-        assert!(factor.cpu().iter().any(|v| *v > 0.0) && factor.cpu().iter().any(|v| *v < 0.0));
+        assert!(
+            factor.host().unwrap().iter().any(|v| *v > 0.0)
+                && factor.host().unwrap().iter().any(|v| *v < 0.0)
+        );
     }
 
     #[test]
@@ -195,7 +198,7 @@ mod tests {
         ae.visit("", &mut |name, t, kind| {
             if kind == TensorKind::Param {
                 let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
-                assert!(g.cpu().iter().any(|v| *v != 0.0), "zero gradient for {name}");
+                assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
             }
         });
     }

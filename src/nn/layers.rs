@@ -133,7 +133,7 @@ impl BatchNorm2d {
             After::AddRelu(r) => bn::batch_norm_add_relu_train(x, r, &self.weight, &self.bias, Self::EPS)?,
         };
         bn::update_running_stats(&mut self.running_mean, &mut self.running_var, &stats, Self::MOMENTUM)?;
-        self.num_batches_tracked.cpu_mut()[0] += 1.0;
+        self.num_batches_tracked.host_mut()?[0] += 1.0;
         Ok(y)
     }
 }
@@ -144,7 +144,7 @@ impl Module for BatchNorm2d {
         f(&join(prefix, "bias"), &mut self.bias, TensorKind::Param);
         f(&join(prefix, "running_mean"), &mut self.running_mean, TensorKind::Buffer);
         f(&join(prefix, "running_var"), &mut self.running_var, TensorKind::Buffer);
-        f(&join(prefix, "num_batches_tracked"), &mut self.num_batches_tracked, TensorKind::Buffer);
+        f(&join(prefix, "num_batches_tracked"), &mut self.num_batches_tracked, TensorKind::Counter);
     }
 }
 

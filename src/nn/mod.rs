@@ -23,6 +23,8 @@ pub enum TensorKind {
     Param,
     /// Saved in checkpoints but not trained.
     Buffer,
+    /// A count saved in checkpoints and kept on the host (batch norm's `num_batches_tracked`).
+    Counter,
 }
 
 /// Anything with named tensors: layers, blocks, networks.
@@ -40,6 +42,28 @@ pub trait Module {
             }
         });
         params
+    }
+
+    /// Moves every parameter and buffer to `device` in place (counters stay on the host).
+    fn to_device(&mut self, device: &crate::Device) -> crate::Result<()> {
+        let mut result = Ok(());
+        self.visit("", &mut |_, t, kind| {
+            if result.is_ok() && kind != TensorKind::Counter {
+                result = t.move_to(device);
+            }
+        });
+        result
+    }
+
+    /// The device of the first parameter (the CPU for a module without any).
+    fn device(&mut self) -> crate::Device {
+        let mut device = None;
+        self.visit("", &mut |_, t, kind| {
+            if device.is_none() && kind == TensorKind::Param {
+                device = Some(t.device());
+            }
+        });
+        device.unwrap_or(crate::Device::Cpu)
     }
 
     /// The number of trainable scalars.

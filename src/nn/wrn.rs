@@ -225,8 +225,8 @@ mod tests {
             assert_eq!(out.groups[0].shape(), &[2, 32, 32, 32]);
             assert_eq!(out.groups[1].shape(), &[2, 16, 16, 64]);
             assert_eq!(out.groups[2].shape(), &[2, 8, 8, 128]);
-            assert!(out.groups[2].cpu().iter().all(|v| *v >= 0.0), "feature is post-ReLU");
-            assert!(out.logits.cpu().iter().all(|v| v.is_finite()));
+            assert!(out.groups[2].host().unwrap().iter().all(|v| *v >= 0.0), "feature is post-ReLU");
+            assert!(out.logits.host().unwrap().iter().all(|v| v.is_finite()));
         }
         assert_eq!(net.feature_channels(), 128);
     }
@@ -242,7 +242,7 @@ mod tests {
         net.visit("", &mut |name, t, kind| {
             if kind == TensorKind::Param {
                 let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
-                assert!(g.cpu().iter().any(|v| *v != 0.0), "zero gradient for {name}");
+                assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
             }
         });
     }

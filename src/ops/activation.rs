@@ -4,7 +4,9 @@
 //! Backward: `dx = dy` where `x > 0` and `a * dy` elsewhere (at `x = 0` the left slope, as PyTorch).
 
 use crate::autograd;
+use crate::cuda::launch::map;
 use crate::error::{Error, Result};
+use crate::ops::{map_on, map2_on};
 use crate::tensor::Tensor;
 
 /// `max(x, 0)` elementwise (NaN stays NaN).
@@ -21,10 +23,18 @@ pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
 }
 
 fn activate(x: &Tensor, slope: f32) -> Result<Tensor> {
-    let y = Tensor::from_op(cpu::forward(x.cpu(), slope), x.shape(), &[x]);
+    let y = map_on(x, x.shape(), |x| cpu::forward(x, slope), |g, x| map::leaky_relu_forward(g, slope, x))?
+        .result_of(&[x]);
     let x = x.clone();
     autograd::record(&y, move |dy, grads| {
-        grads.accumulate(&x, Tensor::new_cpu(cpu::backward(x.cpu(), dy.cpu(), slope), x.shape(), false))
+        let dx = map2_on(
+            "leaky_relu backward",
+            [&x, dy],
+            x.shape(),
+            |x, dy| cpu::backward(x, dy, slope),
+            |g, x, dy| map::leaky_relu_backward(g, slope, x, dy),
+        )?;
+        grads.accumulate(&x, dx)
     });
     Ok(y)
 }
@@ -75,10 +85,10 @@ mod tests {
     fn values_and_gradient_at_the_kink() {
         let x = Tensor::from_vec(vec![-2.0, 0.0, 3.0], &[3]).unwrap().into_param();
         let y = leaky_relu(&x, 0.1).unwrap();
-        assert_eq!(y.to_vec(), vec![-0.2, 0.0, 3.0]);
+        assert_eq!(y.to_vec().unwrap(), vec![-0.2, 0.0, 3.0]);
         let g = autograd::backward_with(&y, Tensor::full(&[3], 1.0)).unwrap();
-        assert_eq!(g.get(&x).unwrap().to_vec(), vec![0.1, 0.1, 1.0]);
-        assert_eq!(relu(&x).unwrap().to_vec(), vec![0.0, 0.0, 3.0]);
+        assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![0.1, 0.1, 1.0]);
+        assert_eq!(relu(&x).unwrap().to_vec().unwrap(), vec![0.0, 0.0, 3.0]);
         autograd::clear_tape();
     }
 }

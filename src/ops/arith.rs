@@ -4,7 +4,9 @@
 //! `mul(a, b) = a * b` (backward `da = dy * b`, `db = dy * a`). No broadcasting.
 
 use crate::autograd;
+use crate::cuda::launch::map::{self, Binary};
 use crate::error::{Error, Result};
+use crate::ops::{map_on, map2_on};
 use crate::tensor::Tensor;
 
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
@@ -20,7 +22,8 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 /// `a + b`, elementwise; the shapes must be equal.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("add", a, b)?;
-    let y = Tensor::from_op(cpu::add(a.cpu(), b.cpu()), a.shape(), &[a, b]);
+    let y = map2_on("add", [a, b], a.shape(), cpu::add, |g, a, b| map::binary(g, Binary::Add, a, b))?
+        .result_of(&[a, b]);
     let (a, b) = (a.clone(), b.clone());
     autograd::record(&y, move |dy, grads| {
         grads.accumulate(&a, dy.clone())?;
@@ -34,29 +37,42 @@ pub fn scale(x: &Tensor, s: f32) -> Result<Tensor> {
     if !s.is_finite() {
         return Err(Error::invalid("scale", format!("factor {s} is not finite")));
     }
-    let y = Tensor::from_op(cpu::scale(x.cpu(), s), x.shape(), &[x]);
+    let y = scaled(x, s)?.result_of(&[x]);
     let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        grads.accumulate(&x, Tensor::new_cpu(cpu::scale(dy.cpu(), s), x.shape(), false))
-    });
+    autograd::record(&y, move |dy, grads| grads.accumulate(&x, scaled(dy, s)?));
     Ok(y)
 }
 
 /// `a * b`, elementwise; the shapes must be equal.
 pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("mul", a, b)?;
-    let y = Tensor::from_op(cpu::mul(a.cpu(), b.cpu()), a.shape(), &[a, b]);
+    let y = product(a, b)?.result_of(&[a, b]);
     let (a, b) = (a.clone(), b.clone());
     autograd::record(&y, move |dy, grads| {
         if a.requires_grad() {
-            grads.accumulate(&a, Tensor::new_cpu(cpu::mul(dy.cpu(), b.cpu()), a.shape(), false))?;
+            grads.accumulate(&a, product(dy, &b)?)?;
         }
         if b.requires_grad() {
-            grads.accumulate(&b, Tensor::new_cpu(cpu::mul(dy.cpu(), a.cpu()), b.shape(), false))?;
+            grads.accumulate(&b, product(dy, &a)?)?;
         }
         Ok(())
     });
     Ok(y)
+}
+
+/// `s * x` on `x`'s device, without gradient.
+pub(crate) fn scaled(x: &Tensor, s: f32) -> Result<Tensor> {
+    map_on(x, x.shape(), |x| cpu::scale(x, s), |g, x| map::scale(g, s, x))
+}
+
+/// `a * b` on their device, without gradient.
+fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    map2_on("mul", [a, b], a.shape(), cpu::mul, |g, a, b| map::binary(g, Binary::Mul, a, b))
+}
+
+/// `a + b` on their device, without gradient (gradient accumulation).
+pub(crate) fn sum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    map2_on("add", [a, b], a.shape(), cpu::add, |g, a, b| map::binary(g, Binary::Add, a, b))
 }
 
 /// The CPU kernels, rayon over fixed-size chunks of elements.
@@ -112,6 +128,6 @@ mod tests {
         let x = Tensor::from_vec(vec![1.0, -2.0], &[2]).unwrap().into_param();
         let y = add(&x, &x).unwrap();
         let g = autograd::backward_with(&y, Tensor::from_vec(vec![0.5, 3.0], &[2]).unwrap()).unwrap();
-        assert_eq!(g.get(&x).unwrap().to_vec(), vec![1.0, 6.0]);
+        assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![1.0, 6.0]);
     }
 }

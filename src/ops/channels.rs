@@ -10,7 +10,10 @@
 //! Each backward scatters `dy` back to the positions it was read from, summing repeats.
 
 use crate::autograd;
+use crate::cuda::exec::Exec;
+use crate::cuda::launch::map;
 use crate::error::{Error, Result};
+use crate::ops::map_on;
 use crate::tensor::Tensor;
 
 /// Checks `x: [N, ..., C]` is non-empty with rank at least 2; returns `C`.
@@ -40,10 +43,23 @@ pub fn slice_channels(x: &Tensor, start: usize, end: usize) -> Result<Tensor> {
             format!("range {start}..{end} is empty or outside the {c} channels of {:?}", x.shape()),
         ));
     }
-    let y = Tensor::from_op(cpu::slice(x.cpu(), c, start, end), &with_last(x.shape(), end - start), &[x]);
+    let rows = x.numel() / c;
+    let y = map_on(
+        x,
+        &with_last(x.shape(), end - start),
+        |x| cpu::slice(x, c, start, end),
+        |g, x| map::slice_channels(g, false, [rows, c], start, end, x),
+    )?
+    .result_of(&[x]);
     let x = x.clone();
     autograd::record(&y, move |dy, grads| {
-        grads.accumulate(&x, Tensor::new_cpu(cpu::slice_backward(dy.cpu(), c, start, end), x.shape(), false))
+        let dx = map_on(
+            dy,
+            x.shape(),
+            |dy| cpu::slice_backward(dy, c, start, end),
+            |g, dy| map::slice_channels(g, true, [rows, c], start, end, dy),
+        )?;
+        grads.accumulate(&x, dx)
     });
     Ok(y)
 }
@@ -63,10 +79,25 @@ pub fn gather_channels(x: &Tensor, index: &[usize]) -> Result<Tensor> {
         ));
     }
     let index = index.to_vec();
-    let y = Tensor::from_op(cpu::gather(x.cpu(), c, &index), &with_last(x.shape(), index.len()), &[x]);
+    let rows = x.numel() / c;
+    // Indices below `c`, which fits the kernels' 32-bit indexing when the tensor does.
+    let index32: Vec<i32> = index.iter().map(|&i| i as i32).collect();
+    let y = map_on(
+        x,
+        &with_last(x.shape(), index.len()),
+        |x| cpu::gather(x, c, &index),
+        |g, x| map::gather_channels(g, false, [rows, c], &g.upload(&index32)?, x),
+    )?
+    .result_of(&[x]);
     let x = x.clone();
     autograd::record(&y, move |dy, grads| {
-        grads.accumulate(&x, Tensor::new_cpu(cpu::scatter_add(dy.cpu(), c, &index), x.shape(), false))
+        let dx = map_on(
+            dy,
+            x.shape(),
+            |dy| cpu::scatter_add(dy, c, &index),
+            |g, dy| map::gather_channels(g, true, [rows, c], &g.upload(&index32)?, dy),
+        )?;
+        grads.accumulate(&x, dx)
     });
     Ok(y)
 }
@@ -88,11 +119,23 @@ pub fn shortcut_a(x: &Tensor, out_channels: usize) -> Result<Tensor> {
         ));
     }
     let g = cpu::Subsample { n, h, w, c, c_out: out_channels };
-    let y =
-        Tensor::from_op(cpu::shortcut_a(&g, x.cpu()), &[n, h.div_ceil(2), w.div_ceil(2), out_channels], &[x]);
+    let dims = [n, h, w, c];
+    let y = map_on(
+        x,
+        &[n, h.div_ceil(2), w.div_ceil(2), out_channels],
+        |x| cpu::shortcut_a(&g, x),
+        |e, x| map::shortcut_a(e, false, dims, out_channels, x),
+    )?
+    .result_of(&[x]);
     let x = x.clone();
     autograd::record(&y, move |dy, grads| {
-        grads.accumulate(&x, Tensor::new_cpu(cpu::shortcut_a_backward(&g, dy.cpu()), x.shape(), false))
+        let dx = map_on(
+            dy,
+            x.shape(),
+            |dy| cpu::shortcut_a_backward(&g, dy),
+            |e, dy| map::shortcut_a(e, true, dims, out_channels, dy),
+        )?;
+        grads.accumulate(&x, dx)
     });
     Ok(y)
 }
@@ -214,10 +257,10 @@ mod tests {
     fn gather_with_repeats_sums_the_gradient() {
         let x = iota(&[2, 3]).into_param();
         let y = gather_channels(&x, &[2, 0, 2]).unwrap();
-        assert_eq!(y.to_vec(), vec![2.0, 0.0, 2.0, 5.0, 3.0, 5.0]);
+        assert_eq!(y.to_vec().unwrap(), vec![2.0, 0.0, 2.0, 5.0, 3.0, 5.0]);
         let seed = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
         let g = autograd::backward_with(&y, seed).unwrap();
-        assert_eq!(g.get(&x).unwrap().to_vec(), vec![2.0, 0.0, 4.0, 5.0, 0.0, 10.0]);
+        assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![2.0, 0.0, 4.0, 5.0, 0.0, 10.0]);
     }
 
     #[test]
@@ -237,7 +280,7 @@ mod tests {
         let y = shortcut_a(&x, 4).unwrap();
         assert_eq!(y.shape(), &[1, 2, 1, 4]);
         // Pixels (0, 0) and (2, 0): channels 0..2 of rows 0 and 4 of the input.
-        assert_eq!(y.to_vec(), vec![0.0, 0.0, 1.0, 0.0, 0.0, 8.0, 9.0, 0.0]);
+        assert_eq!(y.to_vec().unwrap(), vec![0.0, 0.0, 1.0, 0.0, 0.0, 8.0, 9.0, 0.0]);
         let err = shortcut_a(&x, 5).unwrap_err().to_string();
         assert!(err.starts_with("shortcut_a:") && err.contains("[1, 3, 2, 2]"), "{err}");
         assert!(shortcut_a(&x, 1).is_err());

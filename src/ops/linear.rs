@@ -4,7 +4,10 @@
 //! Backward: `dx = dy W`, `dW = dy^T x`, `db = sum_n dy[n, :]`.
 
 use crate::autograd;
+use crate::cpu::reduce::column_sums;
+use crate::cuda::launch::conv::{self as kernels, LinearProduct};
 use crate::error::{Error, Result};
+use crate::ops::{gpu_of, map_on, map2_on};
 use crate::tensor::Tensor;
 
 /// `x W^T + b` for `x: [N, in]`, `w: [out, in]`, optional `bias: [out]`.
@@ -21,27 +24,52 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         b.expect_shape(OP, "bias", &[Some(m)])?;
     }
     let g = cpu::Sizes { n, k, m };
-    let y = cpu::forward(&g, x.cpu(), w.cpu(), bias.map(Tensor::cpu));
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let y = Tensor::from_op(y, &[n, m], &inputs);
+    let y = match gpu_of(OP, &inputs)? {
+        Some(gpu) => {
+            let b = bias.map(Tensor::gpu_buf).transpose()?;
+            let y = kernels::linear(&*gpu, LinearProduct::Forward, [n, k, m], x.gpu_buf()?, w.gpu_buf()?, b)?;
+            Tensor::new_gpu(y, &gpu, &[n, m], false)
+        }
+        None => Tensor::new_cpu(
+            cpu::forward(&g, x.host()?, w.host()?, bias.map(Tensor::host).transpose()?),
+            &[n, m],
+            false,
+        ),
+    }
+    .result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
+        let sizes = [n, k, m];
         if x.requires_grad() {
-            grads.accumulate(
-                &x,
-                Tensor::new_cpu(cpu::backward_data(&g, dy.cpu(), w.cpu()), x.shape(), false),
+            let dx = map2_on(
+                OP,
+                [dy, &w],
+                x.shape(),
+                |dy, w| cpu::backward_data(&g, dy, w),
+                |e, dy, w| kernels::linear(e, LinearProduct::BackwardData, sizes, dy, w, None),
             )?;
+            grads.accumulate(&x, dx)?;
         }
         if w.requires_grad() {
-            grads.accumulate(
-                &w,
-                Tensor::new_cpu(cpu::backward_weight(&g, x.cpu(), dy.cpu()), w.shape(), false),
+            let dw = map2_on(
+                OP,
+                [dy, &x],
+                w.shape(),
+                |dy, x| cpu::backward_weight(&g, x, dy),
+                |e, dy, x| kernels::linear(e, LinearProduct::BackwardWeight, sizes, dy, x, None),
             )?;
+            grads.accumulate(&w, dw)?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
-            let db = crate::cpu::reduce::column_sums(m, dy.cpu());
-            grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;
+            let db = map_on(
+                dy,
+                b.shape(),
+                |dy| column_sums(m, dy),
+                |e, dy| kernels::column_sums(e, n, m, 1.0, dy),
+            )?;
+            grads.accumulate(&b, db)?;
         }
         Ok(())
     });
@@ -114,6 +142,6 @@ mod tests {
         let x = Tensor::from_vec(vec![1.0, 2.0], &[1, 2]).unwrap();
         let w = Tensor::from_vec(vec![1.0, 0.0, 3.0, -1.0, 0.5, 0.5], &[3, 2]).unwrap();
         let b = Tensor::from_vec(vec![0.0, 1.0, -1.0], &[3]).unwrap();
-        assert_eq!(linear(&x, &w, Some(&b)).unwrap().to_vec(), vec![1.0, 2.0, 0.5]);
+        assert_eq!(linear(&x, &w, Some(&b)).unwrap().to_vec().unwrap(), vec![1.0, 2.0, 0.5]);
     }
 }

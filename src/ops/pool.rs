@@ -3,7 +3,9 @@
 //! Backward: `dx[n, h, w, c] = dy[n, c] / (H * W)`.
 
 use crate::autograd;
+use crate::cuda::launch::norm;
 use crate::error::{Error, Result};
+use crate::ops::map_on;
 use crate::tensor::Tensor;
 
 /// The mean over the spatial axes of `x: [N, H, W, C]`, shape `[N, C]`.
@@ -14,10 +16,18 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
         return Err(Error::shape(OP, format!("empty input {:?}", x.shape())));
     }
     let [n, h, w, c] = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
-    let y = Tensor::from_op(cpu::forward(x.cpu(), h * w, c), &[n, c], &[x]);
+    let dims = [n, h * w, c];
+    let y = map_on(x, &[n, c], |x| cpu::forward(x, h * w, c), |g, x| norm::avg_pool_forward(g, dims, x))?
+        .result_of(&[x]);
     let x = x.clone();
     autograd::record(&y, move |dy, grads| {
-        grads.accumulate(&x, Tensor::new_cpu(cpu::backward(dy.cpu(), h * w, c), x.shape(), false))
+        let dx = map_on(
+            dy,
+            x.shape(),
+            |dy| cpu::backward(dy, h * w, c),
+            |g, dy| norm::avg_pool_backward(g, dims, dy),
+        )?;
+        grads.accumulate(&x, dx)
     });
     Ok(y)
 }
@@ -67,6 +77,6 @@ mod tests {
     #[test]
     fn averages_each_channel() {
         let x = Tensor::from_vec(vec![1.0, 10.0, 3.0, 30.0], &[1, 1, 2, 2]).unwrap();
-        assert_eq!(global_avg_pool(&x).unwrap().to_vec(), vec![2.0, 20.0]);
+        assert_eq!(global_avg_pool(&x).unwrap().to_vec().unwrap(), vec![2.0, 20.0]);
     }
 }

@@ -39,13 +39,13 @@ pub trait Trainee {
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)>;
 
     /// Everything needed to resume: models, buffers and optimiser state.
-    fn save_state(&mut self, ckpt: &mut Checkpoint);
+    fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()>;
 
     /// Restores what [`Trainee::save_state`] wrote.
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()>;
 
     /// The trained network alone, with PyTorch names (what users load).
-    fn model(&mut self) -> Checkpoint;
+    fn model(&mut self) -> Result<Checkpoint>;
 }
 
 /// How a run proceeds.
@@ -159,11 +159,11 @@ fn progress_bar(show: bool, len: usize) -> ProgressBar {
 /// Writes the resume state, the model files and the metrics after an epoch.
 fn save(trainee: &mut dyn Trainee, out: &Path, history: &[EpochMetrics], identity: &str) -> Result<()> {
     let mut state = Checkpoint::new();
-    trainee.save_state(&mut state);
+    trainee.save_state(&mut state)?;
     state.metadata.insert("history".into(), metrics::to_json(history));
     state.metadata.insert("identity".into(), identity.to_string());
     state.save(&out.join(STATE))?;
-    let model = trainee.model();
+    let model = trainee.model()?;
     model.save(&out.join("model.safetensors"))?;
     let last = history[history.len() - 1].test_acc;
     if history.iter().all(|m| m.test_acc <= last) {

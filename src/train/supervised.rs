@@ -4,6 +4,7 @@ use super::{StepStats, Trainee};
 use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
+use crate::device::Device;
 use crate::error::Result;
 use crate::nn::{Module, Network, TensorKind};
 use crate::ops::loss::cross_entropy;
@@ -19,28 +20,36 @@ pub struct Supervised {
 }
 
 impl Supervised {
-    /// `net` with a fresh optimiser.
+    /// `net` with a fresh optimiser, trained where its parameters are.
     pub fn new(net: Box<dyn Network>, sgd: SgdConfig) -> Result<Self> {
         Ok(Supervised { net, sgd: Sgd::new(sgd)? })
+    }
+
+    /// Moves the network to `device`, where training then runs.
+    pub fn to_device(mut self, device: &Device) -> Result<Self> {
+        self.net.to_device(device)?;
+        Ok(self)
     }
 }
 
 /// Top-1 hits of `logits: [N, K]` against `labels`.
-pub fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
+pub fn count_correct(logits: &Tensor, labels: &[usize]) -> Result<usize> {
     let k = logits.shape()[1];
     let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-    logits.cpu().chunks_exact(k).zip(labels).filter(|&(row, &y)| argmax(row) == y).count()
+    let logits = logits.to_vec()?;
+    Ok(logits.chunks_exact(k).zip(labels).filter(|&(row, &y)| argmax(row) == y).count())
 }
 
 /// Mean cross-entropy and top-1 accuracy (percent) of `net` in evaluation mode over `test`.
 pub fn evaluate(net: &mut dyn Network, test: &Loader) -> Result<(f64, f64)> {
     let _guard = autograd::no_grad();
+    let device = net.device();
     let (mut loss, mut correct, mut seen) = (0.0, 0, 0);
     for batch in test.epoch(0) {
-        let x = Tensor::from_vec(batch.images, &[batch.n, batch.h, batch.w, batch.c])?;
+        let x = Tensor::from_vec(batch.images, &[batch.n, batch.h, batch.w, batch.c])?.to_device(&device)?;
         let logits = net.forward(&x, false)?.logits;
         loss += cross_entropy(&logits, &batch.labels)?.item()? as f64 * batch.n as f64;
-        correct += count_correct(&logits, &batch.labels);
+        correct += count_correct(&logits, &batch.labels)?;
         seen += batch.n;
     }
     let seen = seen.max(1) as f64;
@@ -54,8 +63,8 @@ pub(crate) fn save_momentum(
     prefix: &str,
     modules: Vec<(&str, &mut dyn Module)>,
     sgd: &Sgd,
-) {
-    let mut buffers = sgd.export_state().into_iter();
+) -> Result<()> {
+    let mut buffers = sgd.export_state()?.into_iter();
     for (name, module) in modules {
         module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
             if kind == TensorKind::Param
@@ -65,6 +74,7 @@ pub(crate) fn save_momentum(
             }
         });
     }
+    Ok(())
 }
 
 /// Restores the momentum buffers written by [`save_momentum`].
@@ -88,26 +98,27 @@ pub(crate) fn load_momentum(
 impl Trainee for Supervised {
     fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats> {
         self.sgd.set_lr(lr)?;
-        let out = self.net.forward(images, true)?;
+        let images = images.to_device(&self.net.device())?;
+        let out = self.net.forward(&images, true)?;
         let loss = cross_entropy(&out.logits, labels)?;
-        let stats = StepStats {
-            loss: loss.item()? as f64 * labels.len() as f64,
-            correct: count_correct(&out.logits, labels),
-            images: labels.len(),
-            terms: Default::default(),
-        };
         let grads = autograd::backward(&loss)?;
         self.sgd.step(&mut self.net.params_mut(), &grads)?;
-        Ok(stats)
+        // Read back after the update is queued, so a device runs the whole step first.
+        Ok(StepStats {
+            loss: loss.item()? as f64 * labels.len() as f64,
+            correct: count_correct(&out.logits, labels)?,
+            images: labels.len(),
+            terms: Default::default(),
+        })
     }
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {
         evaluate(self.net.as_mut(), test)
     }
 
-    fn save_state(&mut self, ckpt: &mut Checkpoint) {
-        ckpt.add_module("model", self.net.as_mut());
-        save_momentum(ckpt, "momentum", vec![("model", self.net.as_mut() as &mut dyn Module)], &self.sgd);
+    fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
+        ckpt.add_module("model", self.net.as_mut())?;
+        save_momentum(ckpt, "momentum", vec![("model", self.net.as_mut() as &mut dyn Module)], &self.sgd)
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
@@ -116,9 +127,9 @@ impl Trainee for Supervised {
         Ok(())
     }
 
-    fn model(&mut self) -> Checkpoint {
+    fn model(&mut self) -> Result<Checkpoint> {
         let mut ckpt = Checkpoint::new();
-        ckpt.add_module("", self.net.as_mut());
-        ckpt
+        ckpt.add_module("", self.net.as_mut())?;
+        Ok(ckpt)
     }
 }

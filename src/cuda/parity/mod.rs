@@ -9,6 +9,7 @@ mod conv;
 mod loss;
 mod map;
 mod norm;
+pub mod step;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

@@ -49,8 +49,8 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             count: rows,
         };
         update_running_stats(&mut rm_t, &mut rv_t, &stats, 0.1)?;
-        cx.compare("bn_running_update", &format!("{case} mean"), &rm, rm_t.cpu(), ELEMENTWISE)?;
-        cx.compare("bn_running_update", &format!("{case} var"), &rv, rv_t.cpu(), ELEMENTWISE)?;
+        cx.compare("bn_running_update", &format!("{case} mean"), &rm, rm_t.host()?, ELEMENTWISE)?;
+        cx.compare("bn_running_update", &format!("{case} var"), &rv, rv_t.host()?, ELEMENTWISE)?;
 
         for training in [true, false] {
             let (center, v) = if training { (&mean, &var) } else { (&running_mean, &running_var) };

@@ -16,11 +16,13 @@
 //! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`).
 
 pub(crate) mod cpu;
+mod place;
 #[cfg(test)]
 mod tests;
 
 use crate::autograd;
 use crate::error::{Error, Result};
+use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
 /// PyTorch's default `eps`.
@@ -126,11 +128,14 @@ pub fn update_running_stats(
             format!("{} value(s) per channel: no unbiased variance", stats.count),
         ));
     }
+    if let Some(gpu) = gpu_of(OP, &[running_mean, running_var, &stats.mean, &stats.var_biased])? {
+        return place::update_running(&gpu, running_mean, running_var, stats, momentum);
+    }
     let unbias = (stats.count as f64 / (stats.count - 1) as f64) as f32;
-    for (r, &m) in running_mean.cpu_mut().iter_mut().zip(stats.mean.cpu()) {
+    for (r, &m) in running_mean.host_mut()?.iter_mut().zip(stats.mean.host()?) {
         *r = (1.0 - momentum) * *r + momentum * m;
     }
-    for (r, &v) in running_var.cpu_mut().iter_mut().zip(stats.var_biased.cpu()) {
+    for (r, &v) in running_var.host_mut()?.iter_mut().zip(stats.var_biased.host()?) {
         *r = (1.0 - momentum) * *r + momentum * v * unbias;
     }
     Ok(())
@@ -177,6 +182,13 @@ impl<'a> Norm<'a> {
         Ok(Norm { op, x, residual, relu, gamma, beta, eps, c })
     }
 
+    /// The device of the inputs, if they are on one.
+    fn gpu(&self) -> Result<Option<std::sync::Arc<crate::cuda::gpu::Gpu>>> {
+        let mut inputs = vec![self.x, self.gamma, self.beta];
+        inputs.extend(self.residual);
+        gpu_of(self.op, &inputs)
+    }
+
     fn train(self) -> Result<(Tensor, BatchStats)> {
         let n = self.x.numel() / self.c;
         if n < 2 {
@@ -185,32 +197,47 @@ impl<'a> Norm<'a> {
                 format!("input {:?} has one value per channel; training needs more", self.x.shape()),
             ));
         }
-        let (mean, var) = cpu::stats(self.x.cpu(), self.c);
+        if let Some(gpu) = self.gpu()? {
+            return place::train(self, &gpu);
+        }
+        let (mean, var) = cpu::stats(self.x.host()?, self.c);
         let inv_std = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let stats = BatchStats {
             mean: Tensor::new_cpu(mean.clone(), &[self.c], false),
             var_biased: Tensor::new_cpu(var, &[self.c], false),
             count: n,
         };
-        Ok((self.apply(mean, inv_std, true), stats))
+        Ok((self.apply(mean, inv_std, true)?, stats))
     }
 
     fn eval(self, running_mean: &Tensor, running_var: &Tensor) -> Result<Tensor> {
         running_mean.expect_shape(self.op, "running mean", &[Some(self.c)])?;
         running_var.expect_shape(self.op, "running variance", &[Some(self.c)])?;
-        if running_var.cpu().iter().any(|v| v.is_nan() || *v < 0.0) {
+        if let Some(gpu) = self.gpu()? {
+            gpu_of(self.op, &[self.x, running_mean, running_var])?;
+            return place::eval(self, &gpu, running_mean, running_var);
+        }
+        if running_var.host()?.iter().any(|v| v.is_nan() || *v < 0.0) {
             return Err(Error::invalid(self.op, "running variance has a negative or NaN entry"));
         }
-        let inv_std = running_var.cpu().iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        Ok(self.apply(running_mean.to_vec(), inv_std, false))
+        let inv_std = running_var.host()?.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        self.apply(running_mean.to_vec()?, inv_std, false)
     }
 
     /// Normalises with `center` and `inv_std` and records the backward rule; `training` says
     /// whether `center` and `inv_std` are statistics of `x` (and so carry gradient).
-    fn apply(self, center: Vec<f32>, inv_std: Vec<f32>, training: bool) -> Tensor {
+    fn apply(self, center: Vec<f32>, inv_std: Vec<f32>, training: bool) -> Result<Tensor> {
         let Norm { x, residual, relu, gamma, beta, c, .. } = self;
-        let scale: Vec<f32> = gamma.cpu().iter().zip(&inv_std).map(|(g, i)| g * i).collect();
-        let y = cpu::forward(x.cpu(), c, &center, &scale, beta.cpu(), residual.map(Tensor::cpu), relu);
+        let scale: Vec<f32> = gamma.host()?.iter().zip(&inv_std).map(|(g, i)| g * i).collect();
+        let y = cpu::forward(
+            x.host()?,
+            c,
+            &center,
+            &scale,
+            beta.host()?,
+            residual.map(Tensor::host).transpose()?,
+            relu,
+        );
         let mut inputs = vec![x, gamma, beta];
         inputs.extend(residual);
         let y = Tensor::from_op(y, x.shape(), &inputs);
@@ -218,11 +245,11 @@ impl<'a> Norm<'a> {
         let (x, gamma, beta, residual) = (x.clone(), gamma.clone(), beta.clone(), residual.cloned());
         autograd::record(&y, move |dy, grads| {
             let n = (x.numel() / c) as f64;
-            let out = out.as_ref().map(Tensor::cpu);
+            let out = out.as_ref().map(Tensor::host).transpose()?;
             let want_dz = residual.as_ref().is_some_and(Tensor::requires_grad);
             let need_sums = gamma.requires_grad() || beta.requires_grad() || (training && x.requires_grad());
             let (sum_dz, sum_dz_xc) = if need_sums {
-                cpu::backward_sums(x.cpu(), dy.cpu(), out, c, &center)
+                cpu::backward_sums(x.host()?, dy.host()?, out, c, &center)
             } else {
                 (vec![0.0; c], vec![0.0; c])
             };
@@ -241,13 +268,13 @@ impl<'a> Norm<'a> {
                 (vec![0.0; c], vec![0.0; c])
             };
             let k = cpu::DxCoefficients { center: &center, scale: &scale, k_mean: &k_mean, k_x: &k_x };
-            let (dx, dz) = cpu::backward_data(x.cpu(), dy.cpu(), out, c, &k, want_dz);
+            let (dx, dz) = cpu::backward_data(x.host()?, dy.host()?, out, c, &k, want_dz);
             grads.accumulate(&x, Tensor::new_cpu(dx, x.shape(), false))?;
             if let (Some(r), Some(dz)) = (&residual, dz) {
                 grads.accumulate(r, Tensor::new_cpu(dz, r.shape(), false))?;
             }
             Ok(())
         });
-        y
+        Ok(y)
     }
 }

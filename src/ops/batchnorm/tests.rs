@@ -25,12 +25,12 @@ fn running_stats_follow_pytorch_by_hand() {
     let (_, stats) =
         batch_norm_train(&x, &Tensor::full(&[2], 1.0), &Tensor::zeros(&[2]), DEFAULT_EPS).unwrap();
     assert_eq!(stats.count, 4);
-    close(&stats.mean.to_vec(), &[3.0, 1.0], 1e-6);
-    close(&stats.var_biased.to_vec(), &[3.5, 3.0], 1e-6);
+    close(&stats.mean.to_vec().unwrap(), &[3.0, 1.0], 1e-6);
+    close(&stats.var_biased.to_vec().unwrap(), &[3.5, 3.0], 1e-6);
     let (mut rm, mut rv) = (t(&[0.0, 10.0], &[2]), t(&[1.0, 2.0], &[2]));
     update_running_stats(&mut rm, &mut rv, &stats, DEFAULT_MOMENTUM).unwrap();
-    close(&rm.to_vec(), &[0.3, 9.1], 1e-6);
-    close(&rv.to_vec(), &[0.9 + 0.1 * 14.0 / 3.0, 1.8 + 0.4], 1e-6);
+    close(&rm.to_vec().unwrap(), &[0.3, 9.1], 1e-6);
+    close(&rv.to_vec().unwrap(), &[0.9 + 0.1 * 14.0 / 3.0, 1.8 + 0.4], 1e-6);
 }
 
 #[test]
@@ -54,11 +54,11 @@ fn eval_mode_uses_running_stats_and_their_gradients_by_hand() {
     let (rm, rv) = (t(&[1.0, 0.0], &[2]), t(&[3.0, 0.25], &[2]));
     let y = batch_norm_eval(&x, &gamma, &beta, &rm, &rv, 1e-5).unwrap();
     let (i0, i1) = (1.0 / (3.0f32 + 1e-5).sqrt(), 1.0 / (0.25f32 + 1e-5).sqrt());
-    close(&y.to_vec(), &[0.5, -1.0, 2.0 * 3.0 * i0 + 0.5, i1 - 1.0], 1e-6);
+    close(&y.to_vec().unwrap(), &[0.5, -1.0, 2.0 * 3.0 * i0 + 0.5, i1 - 1.0], 1e-6);
     let g = autograd::backward_with(&y, t(&[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2])).unwrap();
-    close(&g.get(&x).unwrap().to_vec(), &[2.0 * i0, 2.0 * i1, 6.0 * i0, 4.0 * i1], 1e-6);
-    close(&g.get(&gamma).unwrap().to_vec(), &[9.0 * i0, 4.0 * i1], 1e-6);
-    close(&g.get(&beta).unwrap().to_vec(), &[4.0, 6.0], 1e-6);
+    close(&g.get(&x).unwrap().to_vec().unwrap(), &[2.0 * i0, 2.0 * i1, 6.0 * i0, 4.0 * i1], 1e-6);
+    close(&g.get(&gamma).unwrap().to_vec().unwrap(), &[9.0 * i0, 4.0 * i1], 1e-6);
+    close(&g.get(&beta).unwrap().to_vec().unwrap(), &[4.0, 6.0], 1e-6);
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn bad_shapes_and_arguments_name_the_op() {
 #[test]
 fn statistics_survive_a_large_mean() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let noise = Tensor::randn(&[4, 9, 9, 3], 0.1, &mut rng).to_vec();
+    let noise = Tensor::randn(&[4, 9, 9, 3], 0.1, &mut rng).to_vec().unwrap();
     let x: Vec<f32> = noise.iter().map(|v| 1000.0 + v).collect();
     let (mean, var) = cpu::stats(&x, 3);
     let (rmean, rvar) =
@@ -103,7 +103,7 @@ fn forward_backward(inputs: &[Tensor], seed: &Tensor, f: Op) -> (Vec<f32>, Vec<O
     let leaves: Vec<Tensor> = inputs.iter().map(|t| t.detach().into_param()).collect();
     let y = f(&leaves);
     let g: Gradients = autograd::backward_with(&y, seed.clone()).unwrap();
-    (y.to_vec(), leaves.iter().map(|l| g.get(l).map(Tensor::to_vec)).collect())
+    (y.to_vec().unwrap(), leaves.iter().map(|l| g.get(l).map(|t| t.to_vec().unwrap())).collect())
 }
 
 /// An op on `[x, residual, gamma, beta, running_mean, running_var]`.
@@ -148,7 +148,8 @@ fn fused_ops_match_the_unfused_composition() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     // 330 rows of 64 channels: more than one rayon task and a partial block of rows.
     let shape = [3, 10, 11, 64];
-    let running_var = Tensor::uniform(&[64], 1.0, &mut rng).to_vec().iter().map(|v| v + 1.5).collect();
+    let running_var =
+        Tensor::uniform(&[64], 1.0, &mut rng).to_vec().unwrap().iter().map(|v| v + 1.5).collect();
     let inputs = [
         Tensor::randn(&shape, 1.5, &mut rng),
         Tensor::randn(&shape, 1.0, &mut rng),

@@ -10,10 +10,10 @@
 //! forward and backward-data exchanged.
 
 pub mod cpu;
+mod place;
 mod shifted;
 
 use crate::autograd;
-use crate::cpu::reduce::column_sums;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -110,26 +110,19 @@ fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize) -> Resul
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
     let g = ConvGeometry::new("conv2d", x.shape(), w.shape(), stride, pad)?;
     check_bias("conv2d", bias, g.c_out)?;
-    let y = cpu::forward(&g, x.cpu(), w.cpu(), bias.map(Tensor::cpu));
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let y = Tensor::from_op(y, &[g.n, g.h_out, g.w_out, g.c_out], &inputs);
+    let y = place::forward(&g, x, w, bias, &[g.n, g.h_out, g.w_out, g.c_out])?.result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads.accumulate(
-                &x,
-                Tensor::new_cpu(cpu::backward_data(&g, dy.cpu(), w.cpu()), x.shape(), false),
-            )?;
+            grads.accumulate(&x, place::backward_data(&g, dy, &w, x.shape())?)?;
         }
         if w.requires_grad() {
-            grads.accumulate(
-                &w,
-                Tensor::new_cpu(cpu::backward_weight(&g, x.cpu(), dy.cpu()), w.shape(), false),
-            )?;
+            grads.accumulate(&w, place::backward_weight(&g, &x, dy, w.shape())?)?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
-            grads.accumulate(&b, Tensor::new_cpu(column_sums(g.c_out, dy.cpu()), b.shape(), false))?;
+            grads.accumulate(&b, place::bias_grad(g.c_out, dy)?)?;
         }
         Ok(())
     });
@@ -177,29 +170,23 @@ pub fn conv_transpose2d(
             format!("input {:?} is not a convolution output size for stride {stride}", x.shape()),
         ));
     }
-    let mut y = cpu::backward_data(&g, x.cpu(), w.cpu());
-    if let Some(b) = bias {
-        y.chunks_exact_mut(c_out).for_each(|row| row.iter_mut().zip(b.cpu()).for_each(|(v, b)| *v += b));
-    }
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let y = Tensor::from_op(y, &out_shape, &inputs);
+    let mut y = place::backward_data(&g, x, w, &out_shape)?;
+    if let Some(b) = bias {
+        y = place::add_bias(y, b)?;
+    }
+    let y = y.result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads.accumulate(
-                &x,
-                Tensor::new_cpu(cpu::forward(&g, dy.cpu(), w.cpu(), None), x.shape(), false),
-            )?;
+            grads.accumulate(&x, place::forward(&g, dy, &w, None, x.shape())?)?;
         }
         if w.requires_grad() {
-            grads.accumulate(
-                &w,
-                Tensor::new_cpu(cpu::backward_weight(&g, dy.cpu(), x.cpu()), w.shape(), false),
-            )?;
+            grads.accumulate(&w, place::backward_weight(&g, dy, &x, w.shape())?)?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
-            grads.accumulate(&b, Tensor::new_cpu(column_sums(g.c_in, dy.cpu()), b.shape(), false))?;
+            grads.accumulate(&b, place::bias_grad(g.c_in, dy)?)?;
         }
         Ok(())
     });

@@ -50,10 +50,10 @@ fn assert_close(what: &str, got: &[f32], want: &[f64]) {
 fn check(x_shape: [usize; 4], w_shape: [usize; 4], stride: usize, pad: usize, bias: bool) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let g = ConvGeometry::new("conv2d", &x_shape, &w_shape, stride, pad).unwrap();
-    let x = Tensor::randn(&x_shape, 1.0, &mut rng).to_vec();
-    let w = Tensor::randn(&w_shape, 1.0, &mut rng).to_vec();
-    let b = Tensor::randn(&[w_shape[0]], 1.0, &mut rng).to_vec();
-    let dy = Tensor::randn(&[g.n, g.h_out, g.w_out, g.c_out], 1.0, &mut rng).to_vec();
+    let x = Tensor::randn(&x_shape, 1.0, &mut rng).to_vec().unwrap();
+    let w = Tensor::randn(&w_shape, 1.0, &mut rng).to_vec().unwrap();
+    let b = Tensor::randn(&[w_shape[0]], 1.0, &mut rng).to_vec().unwrap();
+    let dy = Tensor::randn(&[g.n, g.h_out, g.w_out, g.c_out], 1.0, &mut rng).to_vec().unwrap();
     let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
     let (x64, w64, b64, dy64) = (f64s(&x), f64s(&w), f64s(&b), f64s(&dy));
     let want_y = reference::conv::conv2d(&x64, x_shape, &w64, w_shape, bias.then_some(&b64[..]), stride, pad);

@@ -8,9 +8,11 @@
 //! Backward of the map: the normalization as in [`super::factor`], then `dx = dq * 2 x / C`.
 
 use super::factor::cpu::{normalize_rows, normalize_rows_backward};
+use super::place;
 use super::recon::mse_loss;
 use crate::autograd;
 use crate::error::{Error, Result};
+use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
 /// CPU kernels over channels-last slices (`C` values per pixel).
@@ -55,16 +57,19 @@ pub fn attention_map(x: &Tensor) -> Result<Tensor> {
     if x.numel() == 0 {
         return Err(Error::shape(OP, format!("empty input {:?}", x.shape())));
     }
-    let q = cpu::channel_mean_square(c, x.cpu());
+    if let Some(gpu) = gpu_of(OP, &[x])? {
+        return place::attention_map(&gpu, x, [n, h * w, c]);
+    }
+    let q = cpu::channel_mean_square(c, x.host()?);
     let mut at = vec![0.0; n * h * w];
     let norms = normalize_rows(h * w, &q, &mut at);
     let y = Tensor::from_op(at, &[n, h * w], &[x]);
     let (x, map) = (x.clone(), y.detach());
     autograd::record(&y, move |dy, grads| {
-        let dq = normalize_rows_backward(h * w, map.cpu(), &norms, dy.cpu());
+        let dq = normalize_rows_backward(h * w, map.host()?, &norms, dy.host()?);
         grads.accumulate(
             &x,
-            Tensor::new_cpu(cpu::channel_mean_square_backward(c, x.cpu(), &dq), x.shape(), false),
+            Tensor::new_cpu(cpu::channel_mean_square_backward(c, x.host()?, &dq), x.shape(), false),
         )
     });
     Ok(y)
@@ -90,7 +95,7 @@ mod tests {
             Tensor::from_vec((0..2 * 2 * 3 * 3).map(|i| i as f32 - 7.0).collect(), &[2, 2, 3, 3]).unwrap();
         let at = attention_map(&x).unwrap();
         assert_eq!(at.shape(), &[2, 6]);
-        for row in at.to_vec().chunks(6) {
+        for row in at.to_vec().unwrap().chunks(6) {
             assert!((row.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-6);
         }
         let msg = at_loss(&x, &Tensor::zeros(&[2, 3, 3, 5])).unwrap_err().to_string();

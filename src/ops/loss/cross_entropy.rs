@@ -4,8 +4,10 @@
 //! `y_n in [0, K)`; the log-sum-exp subtracts the row maximum first. The forward keeps the softmax
 //! `p = softmax(z)`, so the backward is a single pass: `dz[n, k] = dL * (p[n, k] - [k == y_n]) / N`.
 
+use super::place;
 use crate::autograd;
 use crate::error::{Error, Result};
+use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
 const OP: &str = "cross_entropy";
@@ -78,12 +80,15 @@ fn check(logits: &Tensor, labels: &[usize]) -> Result<(usize, usize)> {
 /// Mean softmax cross-entropy of `logits: [N, K]` against `labels` (N values in `[0, K)`).
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
     let (n, k) = check(logits, labels)?;
+    if let Some(gpu) = gpu_of(OP, &[logits])? {
+        return place::cross_entropy(&gpu, logits, labels, [n, k]);
+    }
     let mut p = vec![0.0; n * k];
-    let loss = cpu::forward(k, logits.cpu(), labels, &mut p) / n as f64;
+    let loss = cpu::forward(k, logits.host()?, labels, &mut p) / n as f64;
     let y = Tensor::from_op(vec![loss as f32], &[1], &[logits]);
     let (logits, labels) = (logits.clone(), labels.to_vec());
     autograd::record(&y, move |dy, grads| {
-        let dz = cpu::backward(k, &p, &labels, dy.cpu()[0] / n as f32);
+        let dz = cpu::backward(k, &p, &labels, dy.host()?[0] / n as f32);
         grads.accumulate(&logits, Tensor::new_cpu(dz, logits.shape(), false))
     });
     Ok(y)
@@ -93,8 +98,12 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
 /// (`dL/dz = (softmax(z) - onehot(y)) / N`).
 pub fn cross_entropy_fused(logits: &Tensor, labels: &[usize]) -> Result<(f32, Tensor)> {
     let (n, k) = check(logits, labels)?;
+    if let Some(gpu) = gpu_of(OP, &[logits])? {
+        let (loss, dz) = place::cross_entropy_fused(&gpu, logits, labels, [n, k])?;
+        return Ok((loss.item()?, dz));
+    }
     let mut p = vec![0.0; n * k];
-    let loss = cpu::forward(k, logits.cpu(), labels, &mut p) / n as f64;
+    let loss = cpu::forward(k, logits.host()?, labels, &mut p) / n as f64;
     let dz = cpu::backward(k, &p, labels, 1.0 / n as f32);
     Ok((loss as f32, Tensor::new_cpu(dz, logits.shape(), false)))
 }
@@ -138,6 +147,6 @@ mod tests {
         let grads = autograd::backward(&loss).unwrap();
         let (fused_loss, fused_grad) = cross_entropy_fused(&z, &[2, 0]).unwrap();
         assert_eq!(loss.item().unwrap(), fused_loss);
-        assert_eq!(grads.get(&z).unwrap().to_vec(), fused_grad.to_vec());
+        assert_eq!(grads.get(&z).unwrap().to_vec().unwrap(), fused_grad.to_vec().unwrap());
     }
 }

@@ -14,8 +14,10 @@
 //! gradient reaching `phi`) gradient; a factor that small only comes from a dead encoder. `|v|` has gradient
 //! `sign(v)` with `sign(0) = 0`.
 
+use super::place;
 use crate::autograd;
 use crate::error::{Error, Result};
+use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
 /// The smallest divisor used when normalizing a factor (PyTorch's `F.normalize` default).
@@ -145,11 +147,11 @@ struct Normalized {
 }
 
 impl Normalized {
-    fn new(d: usize, a: &Tensor, b: &Tensor) -> Normalized {
+    fn new(d: usize, a: &Tensor, b: &Tensor) -> Result<Normalized> {
         let (mut phi_a, mut phi_b) = (vec![0.0; a.numel()], vec![0.0; b.numel()]);
-        let norms_a = cpu::normalize_rows(d, a.cpu(), &mut phi_a);
-        let norms_b = cpu::normalize_rows(d, b.cpu(), &mut phi_b);
-        Normalized { d, phi_a, norms_a, phi_b, norms_b }
+        let norms_a = cpu::normalize_rows(d, a.host()?, &mut phi_a);
+        let norms_b = cpu::normalize_rows(d, b.host()?, &mut phi_b);
+        Ok(Normalized { d, phi_a, norms_a, phi_b, norms_b })
     }
 
     /// Records the backward of the loss `y`: `phi_grads(dL, phi_a, phi_b)` gives the gradients
@@ -163,7 +165,7 @@ impl Normalized {
     ) {
         let (a, b) = (a.clone(), b.clone());
         autograd::record(y, move |dy, grads| {
-            let (ga, gb) = phi_grads(dy.cpu()[0], &self.phi_a, &self.phi_b);
+            let (ga, gb) = phi_grads(dy.host()?[0], &self.phi_a, &self.phi_b);
             if a.requires_grad() {
                 let da = cpu::normalize_rows_backward(self.d, &self.phi_a, &self.norms_a, &ga);
                 grads.accumulate(&a, Tensor::new_cpu(da, a.shape(), false))?;
@@ -185,7 +187,10 @@ pub fn factor_loss(a: &Tensor, b: &Tensor, norm: FactorNorm, sign: f32) -> Resul
     if sign != 1.0 && sign != -1.0 {
         return Err(Error::invalid(OP, format!("sign must be 1 or -1, got {sign}")));
     }
-    let normalized = Normalized::new(d, a, b);
+    if let Some(gpu) = gpu_of(OP, &[a, b])? {
+        return place::factor_loss(&gpu, [a, b], [batch, d], norm, sign);
+    }
+    let normalized = Normalized::new(d, a, b)?;
     let per_sample = cpu::distance(d, &normalized.phi_a, &normalized.phi_b, norm);
     let count = (batch * d) as f64;
     let loss = sign as f64 * per_sample.iter().sum::<f64>() / count;
@@ -212,7 +217,10 @@ pub fn exploration_loss(student: &Tensor, teacher: &Tensor, norm: FactorNorm) ->
 pub fn factor_dot_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     const OP: &str = "factor_dot_loss";
     let (batch, d) = check(OP, a, b)?;
-    let normalized = Normalized::new(d, a, b);
+    if let Some(gpu) = gpu_of(OP, &[a, b])? {
+        return place::factor_dot_loss(&gpu, [a, b], [batch, d]);
+    }
+    let normalized = Normalized::new(d, a, b)?;
     let dots = cpu::dots(d, &normalized.phi_a, &normalized.phi_b);
     let loss = dots.iter().map(|v| v.abs()).sum::<f64>() / batch as f64;
     let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
@@ -232,7 +240,7 @@ mod tests {
 
     fn l1_distance(a: &Tensor, b: &Tensor) -> f32 {
         let d = a.numel() / a.shape()[0];
-        let n = Normalized::new(d, a, b);
+        let n = Normalized::new(d, a, b).unwrap();
         n.phi_a.iter().zip(&n.phi_b).map(|(x, y)| (x - y).abs()).sum()
     }
 
@@ -251,7 +259,7 @@ mod tests {
                 assert!(loss.item().unwrap().is_finite());
                 let grads = autograd::backward(&loss).unwrap();
                 for t in [a, b] {
-                    assert!(grads.get(t).unwrap().to_vec().iter().all(|g| g.is_finite()));
+                    assert!(grads.get(t).unwrap().to_vec().unwrap().iter().all(|g| g.is_finite()));
                 }
             }
         }
@@ -268,8 +276,9 @@ mod tests {
         {
             let loss = factor_loss(&student, &teacher, norm, sign).unwrap();
             let grads = autograd::backward(&loss).unwrap();
-            let g = grads.get(&student).unwrap().to_vec();
-            let stepped: Vec<f32> = student.to_vec().iter().zip(&g).map(|(x, g)| x - 10.0 * g).collect();
+            let g = grads.get(&student).unwrap().to_vec().unwrap();
+            let stepped: Vec<f32> =
+                student.to_vec().unwrap().iter().zip(&g).map(|(x, g)| x - 10.0 * g).collect();
             let after = l1_distance(&Tensor::from_vec(stepped, student.shape()).unwrap(), &teacher);
             assert!(
                 if sign > 0.0 { after < before } else { after > before },

@@ -7,8 +7,10 @@
 //! network against its peer), `dt[n,j] = dL * T / N * p_t[n,j] * (a[n,j] - sum_k p_t[n,k] a[n,k])` with
 //! `a = log p_t - log p_s`.
 
+use super::place;
 use crate::autograd;
 use crate::error::{Error, Result};
+use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
 const OP: &str = "kd_loss";
@@ -89,13 +91,16 @@ pub fn kd_loss(student: &Tensor, teacher: &Tensor, temperature: f32) -> Result<T
             format!("temperature must be positive and finite, got {temperature}"),
         ));
     }
+    if let Some(gpu) = gpu_of(OP, &[student, teacher])? {
+        return place::kd_loss(&gpu, student, teacher, temperature);
+    }
     let (mut ls, mut lt) = (vec![0.0; n * k], vec![0.0; n * k]);
-    let sum = cpu::forward(k, student.cpu(), teacher.cpu(), 1.0 / temperature, &mut ls, &mut lt);
+    let sum = cpu::forward(k, student.host()?, teacher.host()?, 1.0 / temperature, &mut ls, &mut lt);
     let loss = (temperature as f64).powi(2) * sum / n as f64;
     let y = Tensor::from_op(vec![loss as f32], &[1], &[student, teacher]);
     let (student, teacher) = (student.clone(), teacher.clone());
     autograd::record(&y, move |dy, grads| {
-        let scale = dy.cpu()[0] * temperature / n as f32;
+        let scale = dy.host()?[0] * temperature / n as f32;
         if student.requires_grad() {
             let ds = cpu::backward_student(&ls, &lt, scale);
             grads.accumulate(&student, Tensor::new_cpu(ds, student.shape(), false))?;

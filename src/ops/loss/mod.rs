@@ -4,6 +4,7 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod factor;
 pub mod kd;
+mod place;
 pub mod recon;
 
 pub use attention::{at_loss, attention_map};

@@ -3,8 +3,10 @@
 //! - [`l1_loss`]: `L = 1/M * sum |a - b|`; `da = dL * sign(a - b) / M` (with `sign(0) = 0`), `db = -da`.
 //! - [`mse_loss`]: `L = 1/M * sum (a - b)^2`; `da = dL * 2 (a - b) / M`, `db = -da`.
 
+use super::place;
 use crate::autograd;
 use crate::error::{Error, Result};
+use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
 /// CPU kernels over flat slices.
@@ -59,12 +61,15 @@ fn recon_loss(op: &'static str, a: &Tensor, b: &Tensor, squared: bool) -> Result
             format!("inputs {:?} and {:?} must have the same non-empty shape", a.shape(), b.shape()),
         ));
     }
+    if let Some(gpu) = gpu_of(op, &[a, b])? {
+        return place::recon_loss(&gpu, a, b, squared);
+    }
     let m = a.numel();
-    let loss = cpu::forward(a.cpu(), b.cpu(), squared) / m as f64;
+    let loss = cpu::forward(a.host()?, b.host()?, squared) / m as f64;
     let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
     let (a, b) = (a.clone(), b.clone());
     autograd::record(&y, move |dy, grads| {
-        let da = cpu::backward(a.cpu(), b.cpu(), squared, dy.cpu()[0] / m as f32);
+        let da = cpu::backward(a.host()?, b.host()?, squared, dy.host()?[0] / m as f32);
         if b.requires_grad() {
             let db = da.iter().map(|g| -g).collect();
             grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;

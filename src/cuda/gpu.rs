@@ -1,0 +1,170 @@
+//! [`Gpu`]: the device behind [`crate::Device::Cuda`] — a real GPU through cudarc or, with the
+//! `cuda-emulation` feature, the CPU emulation of the same kernels — as one [`Exec`], so tensors,
+//! ops and the optimiser are written once for both.
+
+use std::fmt;
+
+use cudarc::driver::CudaSlice;
+
+use super::backend::CudaBackend;
+#[cfg(feature = "cuda-emulation")]
+use super::emu::Emulator;
+use super::exec::{Arg, Elem, Exec, Grid};
+use super::params::KernelParams;
+use crate::error::{Error, Result};
+
+/// What runs the kernels of a [`Gpu`].
+enum Engine {
+    /// A GPU through the CUDA driver.
+    Cuda(CudaBackend),
+    /// The unchanged kernels on the CPU (slow; for tests and for checking a build).
+    #[cfg(feature = "cuda-emulation")]
+    Emulated(Emulator),
+}
+
+/// A device that runs the CUDA kernels, with a name for messages.
+pub struct Gpu {
+    engine: Engine,
+    label: String,
+}
+
+/// A buffer on a [`Gpu`].
+pub enum GpuBuf<T: Elem> {
+    /// GPU memory.
+    Cuda(CudaSlice<T>),
+    /// Host memory of the emulation.
+    #[cfg(feature = "cuda-emulation")]
+    Emulated(Vec<T>),
+}
+
+impl fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+impl<T: Elem> fmt::Debug for GpuBuf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GpuBuf::Cuda(s) => write!(f, "GpuBuf::Cuda({} elements)", s.len()),
+            #[cfg(feature = "cuda-emulation")]
+            GpuBuf::Emulated(v) => write!(f, "GpuBuf::Emulated({} elements)", v.len()),
+        }
+    }
+}
+
+impl Gpu {
+    /// The first GPU, or an [`Error::Device`] saying why none can be used
+    /// ([`CudaBackend::probe`]).
+    pub fn probe() -> Result<Gpu> {
+        let backend = CudaBackend::probe()?;
+        let label = format!("cuda:0 ({})", backend.name()?);
+        Ok(Gpu { engine: Engine::Cuda(backend), label })
+    }
+
+    /// The CPU emulation of the kernels.
+    #[cfg(feature = "cuda-emulation")]
+    pub fn emulated() -> Gpu {
+        Gpu { engine: Engine::Emulated(Emulator), label: "cuda (CPU emulation)".into() }
+    }
+
+    /// The device's name, as shown to users.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Waits until every launched kernel and copy has finished (for timing).
+    pub fn synchronize(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Cuda(b) => b.synchronize(),
+            #[cfg(feature = "cuda-emulation")]
+            Engine::Emulated(_) => Ok(()),
+        }
+    }
+}
+
+/// The error for a buffer of one engine handed to another (never expected: a `Gpu` only makes
+/// buffers of its own engine).
+#[cfg(feature = "cuda-emulation")]
+fn foreign(kernel: &str) -> Error {
+    Error::Device(format!("{kernel}: a buffer of another device was passed"))
+}
+
+impl Exec for Gpu {
+    type Buf<T: Elem> = GpuBuf<T>;
+
+    fn len<T: Elem>(&self, buf: &GpuBuf<T>) -> usize {
+        match buf {
+            GpuBuf::Cuda(s) => s.len(),
+            #[cfg(feature = "cuda-emulation")]
+            GpuBuf::Emulated(v) => v.len(),
+        }
+    }
+
+    fn upload<T: Elem>(&self, host: &[T]) -> Result<GpuBuf<T>> {
+        match &self.engine {
+            Engine::Cuda(b) => b.upload(host).map(GpuBuf::Cuda),
+            #[cfg(feature = "cuda-emulation")]
+            Engine::Emulated(e) => e.upload(host).map(GpuBuf::Emulated),
+        }
+    }
+
+    fn download<T: Elem>(&self, buf: &GpuBuf<T>) -> Result<Vec<T>> {
+        match (&self.engine, buf) {
+            (Engine::Cuda(b), GpuBuf::Cuda(s)) => b.download(s),
+            #[cfg(feature = "cuda-emulation")]
+            (Engine::Emulated(_), GpuBuf::Emulated(v)) => Ok(v.clone()),
+            #[cfg(feature = "cuda-emulation")]
+            _ => Err(foreign("download")),
+        }
+    }
+
+    fn alloc<T: Elem>(&self, len: usize) -> Result<GpuBuf<T>> {
+        match &self.engine {
+            Engine::Cuda(b) => b.alloc(len).map(GpuBuf::Cuda),
+            #[cfg(feature = "cuda-emulation")]
+            Engine::Emulated(e) => e.alloc(len).map(GpuBuf::Emulated),
+        }
+    }
+
+    unsafe fn launch<P: KernelParams>(
+        &self,
+        kernel: &'static str,
+        grid: Grid,
+        params: &P,
+        args: &mut [Arg<'_, Self>],
+    ) -> Result<()> {
+        match &self.engine {
+            Engine::Cuda(b) => {
+                let mut inner = Vec::with_capacity(args.len());
+                for a in args.iter_mut() {
+                    inner.push(match std::mem::replace(a, Arg::Null) {
+                        Arg::In(GpuBuf::Cuda(s)) => Arg::In(s),
+                        Arg::Index(GpuBuf::Cuda(s)) => Arg::Index(s),
+                        Arg::Out(GpuBuf::Cuda(s)) => Arg::Out(s),
+                        Arg::Null => Arg::Null,
+                        #[cfg(feature = "cuda-emulation")]
+                        _ => return Err(foreign(kernel)),
+                    });
+                }
+                // SAFETY: the caller's kernel, grid, parameters and buffers, unwrapped unchanged.
+                unsafe { b.launch(kernel, grid, params, &mut inner) }
+            }
+            #[cfg(feature = "cuda-emulation")]
+            Engine::Emulated(e) => {
+                let mut inner = Vec::with_capacity(args.len());
+                for a in args.iter_mut() {
+                    inner.push(match std::mem::replace(a, Arg::Null) {
+                        Arg::In(GpuBuf::Emulated(v)) => Arg::In(v),
+                        Arg::Index(GpuBuf::Emulated(v)) => Arg::Index(v),
+                        Arg::Out(GpuBuf::Emulated(v)) => Arg::Out(v),
+                        Arg::Null => Arg::Null,
+                        _ => return Err(foreign(kernel)),
+                    });
+                }
+                // SAFETY: as above.
+                unsafe { e.launch(kernel, grid, params, &mut inner) }
+            }
+        }
+    }
+}
