@@ -16,7 +16,7 @@ use iekd::distill::cli::{self as distill_cli, AutoencoderArgs, DataArgs, Distill
 use iekd::distill::demo::{self, DemoArgs};
 use iekd::nn::Arch;
 use iekd::optim::SgdConfig;
-use iekd::train::{self, RunConfig, ScheduleKind, Supervised};
+use iekd::train::{self, RunConfig, ScheduleKind, Supervised, Trainee};
 use iekd::{Device, Error, Result, bench, gradcheck};
 
 #[derive(Parser)]
@@ -183,7 +183,8 @@ fn run(cli: Cli) -> Result<()> {
                 &mut ChaCha8Rng::seed_from_u64(seed),
             )?;
             let sgd = SgdConfig { lr, momentum, weight_decay, nesterov: !no_nesterov };
-            let mut trainee = Supervised::new(net, sgd)?.to_device(&device)?;
+            let mut trainee = Supervised::new(net, sgd)?;
+            trainee.to_device(&device)?;
             let train_loader = Loader::new(train_set, LoaderConfig::train(data.dataset, batch_size, seed))?;
             let test_loader = Loader::new(test_set, LoaderConfig::eval(data.dataset, 500))?;
             let cfg = RunConfig {

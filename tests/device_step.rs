@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use iekd::Device;
-use iekd::cuda::parity::{step, table};
+use iekd::cuda::parity::{recipe, step, table};
 
 fn run_on(device: &Device) {
     let checks = step::whole_step(device, 7).expect("the steps run");
@@ -32,6 +32,34 @@ fn training_step_on_the_gpu_matches_the_cpu() {
         Err(why) => {
             assert!(std::env::var("IEKD_REQUIRE_GPU").as_deref() != Ok("1"), "IEKD_REQUIRE_GPU=1 but {why}");
             let _ = writeln!(std::io::stderr(), "training_step_on_the_gpu_matches_the_cpu: skipped: {why}");
+        }
+    }
+}
+
+fn recipes_on(device: &Device) {
+    let checks = recipe::recipe_steps(device, 11).expect("the recipes run");
+    println!("{device}\n{}", table(&checks));
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed())
+        .map(|c| format!("{} [{}]: {}", c.kernel, c.case, c.worst))
+        .collect();
+    assert!(failed.is_empty(), "outside tolerance:\n{}", failed.join("\n"));
+}
+
+#[cfg(feature = "cuda-emulation")]
+#[test]
+fn every_recipe_on_the_emulated_device_matches_the_cpu() {
+    recipes_on(&Device::emulated().expect("the emulation is built in"));
+}
+
+#[test]
+fn every_recipe_on_the_gpu_matches_the_cpu() {
+    match Device::parse("cuda") {
+        Ok(device) => recipes_on(&device),
+        Err(why) => {
+            assert!(std::env::var("IEKD_REQUIRE_GPU").as_deref() != Ok("1"), "IEKD_REQUIRE_GPU=1 but {why}");
+            let _ = writeln!(std::io::stderr(), "every_recipe_on_the_gpu_matches_the_cpu: skipped: {why}");
         }
     }
 }

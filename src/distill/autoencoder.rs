@@ -66,7 +66,8 @@ impl AutoEncoderTrainee {
     /// The teacher's feature of `images` and its logits, not recorded.
     fn feature(&mut self, images: &Tensor) -> Result<(Tensor, Tensor)> {
         let _guard = autograd::no_grad();
-        let out = self.teacher.net.forward(images, false)?;
+        let images = images.to_device(&self.teacher.net.device())?;
+        let out = self.teacher.net.forward(&images, false)?;
         let [_, _, feature] = out.groups;
         Ok((feature, out.logits))
     }
@@ -104,6 +105,11 @@ impl Trainee for AutoEncoderTrainee {
             return Err(Error::invalid("autoencoder", "the test set is empty"));
         }
         Ok((loss / seen as f64, 100.0 * correct as f64 / seen as f64))
+    }
+
+    fn to_device(&mut self, device: &crate::Device) -> Result<()> {
+        self.teacher.to_device(device)?;
+        crate::nn::Module::to_device(&mut self.autoencoder, device)
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {

@@ -16,6 +16,7 @@ use super::student::{DistillConfig, Distiller};
 use super::teacher::FrozenTeacher;
 use super::{Exploration, Hyper, Method, Mutual};
 use crate::data::{self, Dataset, DatasetKind, Loader, LoaderConfig, Split};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::Arch;
 use crate::ops::loss::FactorNorm;
@@ -274,6 +275,7 @@ pub fn run_autoencoder(args: &AutoencoderArgs, interrupt: Option<Arc<AtomicBool>
         &mut rng,
     )?;
     let mut trainee = AutoEncoderTrainee::new(teacher, ae, args.recon, args.optim.sgd())?;
+    trainee.to_device(&Device::parse(&args.optim.device)?)?;
     let identity = format!(
         "autoencoder {} of {} ({}) on {} c {} recon {:?} seed {} batch {} sgd {:?}",
         args.encoder.name(),
@@ -353,6 +355,7 @@ pub fn run_distill(args: &DistillArgs, interrupt: Option<Arc<AtomicBool>>) -> Re
     let (train_loader, test_loader) = args.data.loaders(args.optim.batch_size, args.optim.seed)?;
     let set = train_loader.dataset();
     let mut trainee = distill_trainee(args, set.channels(), set.num_classes())?;
+    trainee.to_device(&Device::parse(&args.optim.device)?)?;
     let identity = format!(
         "distill {} {} from {:?} ({:?}) ae {:?} on {} seed {} batch {} sgd {:?} {:?} split {:?} encoder {:?}",
         args.method,

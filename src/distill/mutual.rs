@@ -205,6 +205,7 @@ impl Trainee for Mutual {
                 s.set_lr(lr)?;
             }
         }
+        let images = &images.to_device(&self.sides[0].net.device())?;
         let first = self.phase(0, images, labels)?;
         let second = self.phase(1, images, labels)?;
         let n = labels.len() as f64;
@@ -222,6 +223,18 @@ impl Trainee for Mutual {
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {
         evaluate(self.sides[0].net.as_mut(), test)
+    }
+
+    fn to_device(&mut self, device: &crate::Device) -> Result<()> {
+        for side in &mut self.sides {
+            for (_, module) in with_encoders("net", side.net.as_mut(), &mut side.encoders) {
+                module.to_device(device)?;
+            }
+            if let Some(ae) = &mut side.autoencoder {
+                crate::nn::Module::to_device(ae, device)?;
+            }
+        }
+        Ok(())
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {

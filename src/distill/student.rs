@@ -129,6 +129,7 @@ impl Distiller {
 
     /// The losses of one training-mode forward pass on a batch; the teacher runs once.
     pub fn losses(&mut self, images: &Tensor, labels: &[usize]) -> Result<Losses> {
+        let images = &images.to_device(&self.student.device())?;
         let out = self.student.forward(images, true)?;
         let teacher = match &mut self.teacher {
             Some(t) => Some(t.forward(images)?),
@@ -216,6 +217,13 @@ impl Trainee for Distiller {
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {
         evaluate(self.student.as_mut(), test)
+    }
+
+    fn to_device(&mut self, device: &crate::Device) -> Result<()> {
+        for (_, module) in with_encoders("student", self.student.as_mut(), &mut self.encoders) {
+            module.to_device(device)?;
+        }
+        self.teacher.as_mut().map_or(Ok(()), |t| t.to_device(device))
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {

@@ -10,7 +10,7 @@ use super::encoder::{FactorAutoEncoder, load_autoencoder};
 use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::nn::{Arch, Network};
+use crate::nn::{Arch, Module, Network};
 use crate::tensor::Tensor;
 
 /// What the teacher says about a batch.
@@ -51,10 +51,17 @@ impl FrozenTeacher {
         Ok(FrozenTeacher { net, autoencoder })
     }
 
-    /// Logits, group outputs and factor of `images`, computed in evaluation mode without recording.
+    /// Moves the network and its auto-encoder to `device`.
+    pub fn to_device(&mut self, device: &crate::Device) -> Result<()> {
+        self.net.to_device(device)?;
+        self.autoencoder.as_mut().map_or(Ok(()), |ae| ae.to_device(device))
+    }
+
+    /// Logits, group outputs and factor of `images` (copied to the teacher's device), computed in evaluation mode without recording.
     pub fn forward(&mut self, images: &Tensor) -> Result<TeacherOutput> {
         let _guard = autograd::no_grad();
-        let out = self.net.forward(images, false)?;
+        let images = images.to_device(&self.net.device())?;
+        let out = self.net.forward(&images, false)?;
         let factor = match &mut self.autoencoder {
             Some(ae) => Some(ae.encode(&out.groups[2], false)?),
             None => None,

@@ -27,6 +27,7 @@ pub(crate) use supervised::{load_momentum, save_momentum};
 use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::{Batch, Loader};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -37,6 +38,10 @@ pub trait Trainee {
 
     /// Test loss and accuracy of the model being trained, in evaluation mode.
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)>;
+
+    /// Moves every network and encoder to `device`, where the steps then run (the batches
+    /// arrive on the host and are copied there).
+    fn to_device(&mut self, device: &Device) -> Result<()>;
 
     /// Everything needed to resume: models, buffers and optimiser state.
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()>;

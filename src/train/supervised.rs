@@ -24,12 +24,6 @@ impl Supervised {
     pub fn new(net: Box<dyn Network>, sgd: SgdConfig) -> Result<Self> {
         Ok(Supervised { net, sgd: Sgd::new(sgd)? })
     }
-
-    /// Moves the network to `device`, where training then runs.
-    pub fn to_device(mut self, device: &Device) -> Result<Self> {
-        self.net.to_device(device)?;
-        Ok(self)
-    }
 }
 
 /// Top-1 hits of `logits: [N, K]` against `labels`.
@@ -114,6 +108,10 @@ impl Trainee for Supervised {
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {
         evaluate(self.net.as_mut(), test)
+    }
+
+    fn to_device(&mut self, device: &Device) -> Result<()> {
+        self.net.to_device(device)
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {

@@ -9,6 +9,7 @@ mod conv;
 mod loss;
 mod map;
 mod norm;
+pub mod recipe;
 pub mod step;
 
 use std::collections::BTreeSet;

@@ -26,7 +26,7 @@ const GRADIENT: Tol = Tol { atol: 1e-4, rtol: 1e-3 };
 const SGD: SgdConfig = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
 
 /// Compares `got` with `want` element by element, as the kernel checks do.
-fn check(kernel: &'static str, case: String, got: &[f32], want: &[f32], tol: Tol) -> Check {
+pub(super) fn compare(kernel: &'static str, case: String, got: &[f32], want: &[f32], tol: Tol) -> Check {
     let (mut max_abs, mut worst) = (0.0f32, if got.len() == want.len() { 0.0f64 } else { f64::INFINITY });
     for (&g, &w) in got.iter().zip(want) {
         let err = (g - w).abs();
@@ -96,14 +96,14 @@ pub fn whole_step(device: &Device, seed: u64) -> Result<Vec<Check>> {
     for s in 1..=2 {
         let want = step(cpu_net.as_mut(), &mut cpu_sgd, &x, &labels)?;
         let got = step(dev_net.as_mut(), &mut dev_sgd, &x_dev, &labels)?;
-        checks.push(check("train step: loss", format!("step {s}"), &got.loss, &want.loss, OUTPUT));
-        checks.push(check("train step: logits", format!("step {s}"), &got.logits, &want.logits, OUTPUT));
+        checks.push(compare("train step: loss", format!("step {s}"), &got.loss, &want.loss, OUTPUT));
+        checks.push(compare("train step: logits", format!("step {s}"), &got.logits, &want.logits, OUTPUT));
         for ((name, g), (_, w)) in got.grads.iter().zip(&want.grads) {
-            checks.push(check("train step: gradient", format!("step {s} {name}"), g, w, GRADIENT));
+            checks.push(compare("train step: gradient", format!("step {s} {name}"), g, w, GRADIENT));
         }
     }
     for ((name, g), (_, w)) in tensors(dev_net.as_mut())?.iter().zip(&tensors(cpu_net.as_mut())?) {
-        checks.push(check("train step: after update", name.clone(), g, w, GRADIENT));
+        checks.push(compare("train step: after update", name.clone(), g, w, GRADIENT));
     }
     Ok(checks)
 }

@@ -1,0 +1,96 @@
+//! Two training steps of every distillation recipe on a device against the same steps on the
+//! CPU: IE-FT (Coder encoders), FT (the paraphraser and translator, so the transposed
+//! convolution), KD, AT, IE-AT, DML and IE-DML (its online auto-encoder), each with ResNet-8
+//! networks on four 8x8 images. Compared: each step's loss and loss terms, then every tensor of
+//! the resume state (networks, encoders, running statistics, momentum buffers).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::step::compare;
+use super::{Check, Tol};
+use crate::checkpoint::Checkpoint;
+use crate::device::Device;
+use crate::distill::{
+    DistillConfig, Distiller, EncoderKind, FactorAutoEncoder, FrozenTeacher, Mutual, Recon, SplitKind,
+};
+use crate::distill::{Hyper, Method};
+use crate::error::Result;
+use crate::nn::{Arch, Network};
+use crate::optim::SgdConfig;
+use crate::tensor::Tensor;
+use crate::train::Trainee;
+
+/// Loss values and the trained tensors: sums in another order through two networks and steps.
+const TOL: Tol = Tol { atol: 1e-4, rtol: 1e-3 };
+
+const SGD: SgdConfig = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
+const FACTOR: usize = 8;
+
+/// The recipes checked, with the encoder family each uses.
+const RECIPES: [(Method, EncoderKind); 7] = [
+    (Method::IeFt, EncoderKind::Coder),
+    (Method::Ft, EncoderKind::Paraphraser),
+    (Method::Kd, EncoderKind::Coder),
+    (Method::At, EncoderKind::Coder),
+    (Method::IeAt, EncoderKind::Coder),
+    (Method::Dml, EncoderKind::Coder),
+    (Method::IeDml, EncoderKind::Coder),
+];
+
+fn net(seed: u64) -> Result<Box<dyn Network>> {
+    "resnet8".parse::<Arch>()?.build(3, 10, &mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+/// The trainee of `method`, built the same way on every call.
+fn trainee(method: Method, encoder: EncoderKind) -> Result<Box<dyn Trainee>> {
+    let config = DistillConfig {
+        method,
+        hyper: Hyper::defaults(method),
+        encoder,
+        split: SplitKind::Random,
+        sgd: SGD,
+        seed: 5,
+    };
+    if method.is_mutual() {
+        return Ok(Box::new(Mutual::new(net(1)?, net(2)?, config, FACTOR, Recon::L1)?));
+    }
+    let ae = FactorAutoEncoder::new(encoder, 64, FACTOR, &mut ChaCha8Rng::seed_from_u64(3))?;
+    let teacher = FrozenTeacher::new(net(4)?, Some(ae));
+    Ok(Box::new(Distiller::new(net(1)?, Some(teacher), config)?))
+}
+
+/// Every tensor of the trainee's resume state, sorted by name.
+fn state(t: &mut dyn Trainee) -> Result<Vec<(String, Vec<f32>)>> {
+    let mut ckpt = Checkpoint::new();
+    t.save_state(&mut ckpt)?;
+    Ok(ckpt.tensors.into_iter().map(|(name, (_, values))| (name, values)).collect())
+}
+
+/// Every recipe's two steps on `device` and on the CPU; one [`Check`] per step value and per
+/// tensor of the final state.
+pub fn recipe_steps(device: &Device, seed: u64) -> Result<Vec<Check>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = Tensor::randn(&[4, 8, 8, 3], 1.0, &mut rng);
+    let labels: Vec<usize> = (0..4).map(|_| rng.random_range(0..10)).collect();
+    let mut checks = Vec::new();
+    for (method, encoder) in RECIPES {
+        let (mut cpu, mut dev) = (trainee(method, encoder)?, trainee(method, encoder)?);
+        dev.to_device(device)?;
+        for s in 1..=2 {
+            let want = cpu.train_step(&x, &labels, SGD.lr)?;
+            let got = dev.train_step(&x, &labels, SGD.lr)?;
+            let case = format!("{} step {s} loss", method.name());
+            checks.push(compare("recipe step: loss", case, &[got.loss as f32], &[want.loss as f32], TOL));
+            for ((name, g), (_, w)) in got.terms.iter().zip(&want.terms) {
+                let case = format!("{} step {s} {name}", method.name());
+                checks.push(compare("recipe step: term", case, &[*g as f32], &[*w as f32], TOL));
+            }
+        }
+        for ((name, g), (_, w)) in state(dev.as_mut())?.iter().zip(&state(cpu.as_mut())?) {
+            let case = format!("{} {name}", method.name());
+            checks.push(compare("recipe step: after update", case, g, w, TOL));
+        }
+    }
+    Ok(checks)
+}
