@@ -39,7 +39,13 @@ impl fmt::Display for Device {
 /// The first GPU, probed once per process: the device, or why there is none.
 fn first_gpu() -> std::result::Result<Arc<Gpu>, String> {
     static GPU: OnceLock<std::result::Result<Arc<Gpu>, String>> = OnceLock::new();
-    GPU.get_or_init(|| Gpu::probe().map(Arc::new).map_err(|e| e.to_string())).clone()
+    GPU.get_or_init(|| {
+        Gpu::probe().map(Arc::new).map_err(|e| match e {
+            Error::Device(why) => why,
+            other => other.to_string(),
+        })
+    })
+    .clone()
 }
 
 impl Device {

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use iekd::checkpoint::Checkpoint;
+use iekd::cuda::parity;
 use iekd::data::{self, DatasetKind, Loader, LoaderConfig, Split};
 use iekd::distill::analysis::{self, CkaArgs};
 use iekd::distill::cli::{self as distill_cli, AutoencoderArgs, DataArgs, DistillArgs};
@@ -105,7 +106,8 @@ enum Command {
         /// Only ops whose name contains this.
         #[arg(long)]
         op: Option<String>,
-        /// Device whose ops are checked: auto, cpu or cuda.
+        /// Device whose ops are checked: auto, cpu, cuda or cuda-emulated; on a device, every
+        /// kernel, a whole training step and every recipe are also compared with the CPU.
         #[arg(long, default_value = "auto")]
         device: String,
     },
@@ -272,7 +274,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Gradcheck { op, device: dev } => {
-            device(&dev)?;
+            let device = device(&dev)?;
             let reports = gradcheck::run_all(op.as_deref(), 20260101)?;
             print!("{}", gradcheck::format_table(&reports));
             let failed = reports.iter().filter(|r| !r.passed()).count();
@@ -283,11 +285,25 @@ fn run(cli: Cli) -> Result<()> {
                 ));
             }
             println!("{} cases passed", reports.len());
+            if device.is_cpu() {
+                return Ok(());
+            }
+            let report = parity::run_device(&device, 20260101)?;
+            print!("{}", parity::table(&report.checks));
+            let problems = report.problems();
+            if !problems.is_empty() {
+                return Err(Error::Device(format!("{device} differs from the CPU: {}", problems.join("; "))));
+            }
+            println!("{}: {} device checks within tolerance", device, report.checks.len());
             Ok(())
         }
         Command::Bench { device: dev, json } => {
-            device(&dev)?;
-            let figures = bench::run_cpu_report(128)?;
+            let device = device(&dev)?;
+            let figures = if device.is_cpu() {
+                bench::run_cpu_report(128)?
+            } else {
+                bench::run_gpu_report(&device, 128)?
+            };
             if let Some(path) = json {
                 iekd::checkpoint::write_atomic(&path, bench::figures_json(&figures).as_bytes())?;
             }

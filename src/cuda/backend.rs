@@ -81,6 +81,24 @@ impl CudaBackend {
         self.stream.synchronize().map_err(|e| device_err("synchronize", e))
     }
 
+    /// Device-to-device copy bandwidth in GB/s (bytes read plus bytes written), the median of
+    /// `runs` copies of `bytes` bytes: the memory ceiling of the bandwidth-bound kernels.
+    pub fn copy_gbps(&self, bytes: usize, runs: usize) -> Result<f64> {
+        let len = bytes / 4;
+        let src = self.stream.alloc_zeros::<f32>(len).map_err(|e| device_err("allocation", e))?;
+        let mut dst = self.stream.alloc_zeros::<f32>(len).map_err(|e| device_err("allocation", e))?;
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs.max(1) {
+            self.synchronize()?;
+            let start = std::time::Instant::now();
+            self.stream.memcpy_dtod(&src, &mut dst).map_err(|e| device_err("copy", e))?;
+            self.synchronize()?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(2.0 * (len * 4) as f64 / times[times.len() / 2] * 1e-9)
+    }
+
     /// The function `kernel`, loading its module (build-time PTX, or NVRTC now) on first use.
     fn function(&self, kernel: &'static str) -> Result<CudaFunction> {
         let mut functions =

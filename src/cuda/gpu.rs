@@ -11,7 +11,9 @@ use super::backend::CudaBackend;
 use super::emu::Emulator;
 use super::exec::{Arg, Elem, Exec, Grid};
 use super::params::KernelParams;
-use crate::error::{Error, Result};
+#[cfg(feature = "cuda-emulation")]
+use crate::error::Error;
+use crate::error::Result;
 
 /// What runs the kernels of a [`Gpu`].
 enum Engine {
@@ -66,6 +68,23 @@ impl Gpu {
     #[cfg(feature = "cuda-emulation")]
     pub fn emulated() -> Gpu {
         Gpu { engine: Engine::Emulated(Emulator), label: "cuda (CPU emulation)".into() }
+    }
+
+    /// Whether this is the CPU emulation (right, but far too slow to time).
+    pub fn is_emulated(&self) -> bool {
+        !matches!(self.engine, Engine::Cuda(_))
+    }
+
+    /// Device-to-device copy bandwidth in GB/s ([`CudaBackend::copy_gbps`]); an error on the
+    /// emulation.
+    pub fn copy_gbps(&self, bytes: usize, runs: usize) -> Result<f64> {
+        match &self.engine {
+            Engine::Cuda(b) => b.copy_gbps(bytes, runs),
+            #[cfg(feature = "cuda-emulation")]
+            Engine::Emulated(_) => {
+                Err(Error::Device("the emulation has no memory bandwidth to measure".into()))
+            }
+        }
     }
 
     /// The device's name, as shown to users.

@@ -20,7 +20,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::exec::{Exec, Recorder};
-use crate::error::Result;
+use crate::device::Device;
+use crate::error::{Error, Result};
 
 /// A tolerance: an element passes when `|got - want| <= atol + rtol * |want|`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,6 +151,19 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     map::run(&mut cx)?;
     loss::run(&mut cx)?;
     Ok(Report { checks: cx.checks, launched: recorder.launched() })
+}
+
+/// Every check of a device against the CPU: each kernel ([`run_all`]), then a whole training
+/// step ([`step::whole_step`]) and every recipe's steps ([`recipe::recipe_steps`]) through the
+/// tensors and the tape; an error on the CPU.
+pub fn run_device(device: &Device, seed: u64) -> Result<Report> {
+    let Device::Cuda(gpu) = device else {
+        return Err(Error::Device("the device checks need --device cuda (or cuda-emulated)".into()));
+    };
+    let mut report = run_all(&**gpu, seed)?;
+    report.checks.extend(step::whole_step(device, seed)?);
+    report.checks.extend(recipe::recipe_steps(device, seed)?);
+    Ok(report)
 }
 
 /// A text table of the checks: kernel, case, max error, the bound's parts and the worst ratio.

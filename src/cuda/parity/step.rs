@@ -57,7 +57,10 @@ fn gradients(net: &mut dyn Network, grads: &Gradients) -> Result<Vec<(String, Ve
         if result.is_ok() && kind == crate::nn::TensorKind::Param {
             result = match grads.get(t) {
                 Some(g) => g.to_vec().map(|v| out.push((name.to_string(), v))),
-                None => Ok(out.push((name.to_string(), vec![0.0; t.numel()]))),
+                None => {
+                    out.push((name.to_string(), vec![0.0; t.numel()]));
+                    Ok(())
+                }
             };
         }
     });

@@ -1,5 +1,10 @@
 //! Benchmarks shared by `cargo bench` and `iekd bench`: the machine's FMA ceiling, each ResNet-20
-//! convolution in GFLOP/s, and whole training steps in images/s. Wall-clock medians.
+//! convolution in GFLOP/s, and whole training steps in images/s. Wall-clock medians. The same on a
+//! GPU is in [`gpu`] ([`run_gpu_report`]).
+
+mod gpu;
+
+pub use gpu::run_gpu_report;
 
 use std::time::Instant;
 

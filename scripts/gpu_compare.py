@@ -1,0 +1,41 @@
+"""The GPU comparison table of scripts/gpu-check.sh: iekd's kernels and steps next to PyTorch with
+cuDNN measured in the same run, as ratios.
+
+    python3 scripts/gpu_compare.py IEKD_JSON TORCH_JSON
+
+IEKD_JSON is `iekd bench --device cuda --json` ({name: {value, unit}}); TORCH_JSON is
+`scripts/torch_gpu_reference.py --json` ([{name, value, unit}]).
+"""
+import json
+import sys
+
+
+def main(iekd_path, torch_path):
+    ours = {k: v["value"] for k, v in json.load(open(iekd_path)).items()}
+    torch = {f["name"]: f["value"] for f in json.load(open(torch_path))}
+    rows = []
+    for conv in ["c1", "c2", "c3", "c4", "c5", "c6"]:
+        for part in ["fwd", "bwd_data", "bwd_weight"]:
+            rows.append((f"conv {conv} {part} GFLOP/s", f"gpu_conv_{conv}_{part}",
+                         f"torch_conv_{conv}_{part}_fp32_cl", f"torch_conv_{conv}_{part}_bf16_cl"))
+    for depth in [20, 56]:
+        rows.append((f"resnet{depth} train step img/s", f"gpu_resnet{depth}_train_step",
+                     f"torch_resnet{depth}_train_step_fp32_cl", f"torch_resnet{depth}_train_step_bf16_cl"))
+    rows.append(("IE-FT step img/s", "gpu_ieft_step", "torch_ieft_step_fp32_cl", "torch_ieft_step_bf16_cl"))
+    print(f"{'':<34} {'iekd fp32':>10} {'torch fp32':>10} {'ratio':>6} {'torch bf16':>10} {'ratio':>6}")
+    for label, a, b, c in rows:
+        x, y, z = ours.get(a), torch.get(b), torch.get(c)
+        cell = lambda v: f"{v:>10.0f}" if v is not None else f"{'-':>10}"
+        ratio = lambda p, q: f"{p / q:>6.2f}" if p and q else f"{'-':>6}"
+        print(f"{label:<34} {cell(x)} {cell(y)} {ratio(x, y)} {cell(z)} {ratio(x, z)}")
+    copy_ours, copy_torch = ours.get("gpu_copy_bw"), torch.get("torch_copy_bw")
+    print(f"copy bandwidth GB/s: iekd's measurement {copy_ours}, PyTorch's {copy_torch}")
+    for name in ["gpu_bn_relu_fwd", "gpu_bn_relu_bwd"]:
+        if name in ours and copy_ours:
+            print(f"{name}: {ours[name]:.0f} GB/s, {100 * ours[name] / copy_ours:.0f}% of copy")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])

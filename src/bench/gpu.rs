@@ -1,0 +1,177 @@
+//! Benchmarks on a GPU: the copy-bandwidth ceiling, each ResNet-20 convolution kernel in GFLOP/s,
+//! the bandwidth-bound normalisation kernels in GB/s against that ceiling, and whole training
+//! steps (ResNet-20, ResNet-56, and the IE-FT step: a ResNet-56 teacher with its encoder teaching
+//! a ResNet-20 with two encoders) in images/s. Every time is a median over runs between
+//! synchronisations, after a warm-up run that also loads the kernels.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{Figure, resnet20_conv_shapes};
+use crate::cuda::exec::Exec;
+use crate::cuda::gpu::Gpu;
+use crate::cuda::launch::conv as kernels;
+use crate::cuda::launch::norm::{self, Affine, BnBackward};
+use crate::device::Device;
+use crate::distill::{DistillConfig, Distiller, EncoderKind, FactorAutoEncoder, FrozenTeacher, SplitKind};
+use crate::distill::{Hyper, Method};
+use crate::error::{Error, Result};
+use crate::nn::{ResNet, Shortcut};
+use crate::optim::SgdConfig;
+use crate::tensor::Tensor;
+use crate::train::{Supervised, Trainee};
+
+const SGD: SgdConfig = SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
+/// Timed runs of each kernel and of each training step.
+const KERNEL_RUNS: usize = 20;
+const STEP_RUNS: usize = 10;
+
+/// The median wall time of `f` over `runs` runs on `gpu`, each between synchronisations, after
+/// one untimed run.
+fn median_on(gpu: &Gpu, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        gpu.synchronize()?;
+        let start = Instant::now();
+        f()?;
+        gpu.synchronize()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn random(gpu: &Gpu, len: usize, rng: &mut ChaCha8Rng) -> Result<crate::cuda::gpu::GpuBuf<f32>> {
+    gpu.upload(&Tensor::randn(&[len], 1.0, rng).to_vec()?)
+}
+
+/// Runs the GPU benchmarks at batch `batch` on `device`, printing the tables as it goes and the
+/// `BENCH` lines at the end; an error on the CPU or on the emulation.
+pub fn run_gpu_report(device: &Device, batch: usize) -> Result<Vec<Figure>> {
+    let Device::Cuda(gpu) = device else {
+        return Err(Error::Device("the GPU benchmarks need --device cuda".into()));
+    };
+    if gpu.is_emulated() {
+        return Err(Error::Device(
+            "the emulation checks the kernels but is far too slow to time them; benchmark on a GPU".into(),
+        ));
+    }
+    let copy = gpu.copy_gbps(1 << 30, 10)?;
+    println!("{}: device-to-device copy {copy:.0} GB/s, batch {batch}", gpu.label());
+    let mut figures: Vec<Figure> = vec![("gpu_copy_bw".into(), copy, "GB/s")];
+    conv_table(gpu, batch, &mut figures)?;
+    norm_table(gpu, batch, copy, &mut figures)?;
+    for depth in [20, 56] {
+        let ips = resnet_step(device, gpu, depth, batch)?;
+        println!("resnet{depth} train step (fwd, CE, bwd, SGD): {ips:.0} images/s");
+        figures.push((format!("gpu_resnet{depth}_train_step"), ips, "img/s"));
+    }
+    let ips = ie_ft_step(device, gpu, batch)?;
+    println!("IE-FT step (resnet56 teacher + encoder, resnet20 student + 2 encoders): {ips:.0} images/s");
+    figures.push(("gpu_ieft_step".into(), ips, "img/s"));
+    for (name, value, unit) in &figures {
+        println!("BENCH {name} {value:.2} {unit}");
+    }
+    Ok(figures)
+}
+
+/// Each ResNet-20 convolution's three kernels, in GFLOP/s.
+fn conv_table(gpu: &Arc<Gpu>, batch: usize, figures: &mut Vec<Figure>) -> Result<()> {
+    println!("{:<22} {:>9} {:>9} {:>9}", "conv GFLOP/s", "fwd", "bwd-data", "bwd-wgt");
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for shape in resnet20_conv_shapes(batch)? {
+        let g = &shape.geometry;
+        let x = random(gpu, g.n * g.in_image_len(), &mut rng)?;
+        let w = random(gpu, g.c_out * g.k(), &mut rng)?;
+        let dy = random(gpu, g.n * g.out_image_len(), &mut rng)?;
+        let e = &**gpu;
+        let flop = 2.0 * g.macs() as f64 * 1e-9;
+        let f = flop / median_on(e, KERNEL_RUNS, || kernels::conv2d_forward(e, g, &x, &w, None).map(drop))?;
+        let d = flop / median_on(e, KERNEL_RUNS, || kernels::conv2d_backward_data(e, g, &dy, &w).map(drop))?;
+        let wg =
+            flop / median_on(e, KERNEL_RUNS, || kernels::conv2d_backward_weight(e, g, &x, &dy).map(drop))?;
+        println!("{:<22} {f:>9.0} {d:>9.0} {wg:>9.0}", shape.name);
+        let key = shape.name.split_whitespace().next().unwrap_or(shape.name);
+        figures.push((format!("gpu_conv_{key}_fwd"), f, "GFLOP/s"));
+        figures.push((format!("gpu_conv_{key}_bwd_data"), d, "GFLOP/s"));
+        figures.push((format!("gpu_conv_{key}_bwd_weight"), wg, "GFLOP/s"));
+    }
+    Ok(())
+}
+
+/// The fused batch norm + ReLU forward and backward on the first stage's activations, in GB/s
+/// of the bytes they must move (forward: read x, write y; backward: read x, dy and y twice, write
+/// dx) and as a share of the copy bandwidth.
+fn norm_table(gpu: &Arc<Gpu>, batch: usize, copy: f64, figures: &mut Vec<Figure>) -> Result<()> {
+    let (rows, c) = (batch * 32 * 32, 16);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let e = &**gpu;
+    let (x, dy) = (random(e, rows * c, &mut rng)?, random(e, rows * c, &mut rng)?);
+    let ones = e.upload(&vec![1.0f32; c])?;
+    let zeros = e.upload(&vec![0.0f32; c])?;
+    let affine = Affine { center: &zeros, scale: &ones, beta: &zeros };
+    let y = norm::bn_forward(e, [rows, c], true, &x, &affine, None)?;
+    let bytes = (rows * c * 4) as f64 * 1e-9;
+    let fwd = 2.0 * bytes
+        / median_on(e, KERNEL_RUNS, || norm::bn_forward(e, [rows, c], true, &x, &affine, None).map(drop))?;
+    let b = BnBackward {
+        x: &x,
+        dy: &dy,
+        relu_out: Some(&y),
+        affine: Affine { center: &zeros, scale: &ones, beta: &zeros },
+        var: &ones,
+        eps: 1e-5,
+        training: true,
+        want_dz: false,
+    };
+    let bwd = 7.0 * bytes / median_on(e, KERNEL_RUNS, || norm::bn_backward(e, [rows, c], &b).map(drop))?;
+    println!(
+        "batch norm + ReLU [{rows}, {c}]: forward {fwd:.0} GB/s ({:.0}% of copy), backward {bwd:.0} GB/s ({:.0}%)",
+        100.0 * fwd / copy,
+        100.0 * bwd / copy
+    );
+    figures.push(("gpu_bn_relu_fwd".into(), fwd, "GB/s"));
+    figures.push(("gpu_bn_relu_bwd".into(), bwd, "GB/s"));
+    Ok(())
+}
+
+/// A random batch of 32x32x3 images and labels, on the host (as a loader gives them).
+fn batch_of(n: usize, rng: &mut ChaCha8Rng) -> (Tensor, Vec<usize>) {
+    let x = Tensor::randn(&[n, 32, 32, 3], 1.0, rng);
+    (x, (0..n).map(|_| rng.random_range(0..10)).collect())
+}
+
+/// Images per second of ResNet-`depth` training steps on `device`, the batch copied each step.
+fn resnet_step(device: &Device, gpu: &Gpu, depth: usize, n: usize) -> Result<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut t = Supervised::new(Box::new(ResNet::new(depth, 3, 10, Shortcut::A, &mut rng)?), SGD)?;
+    t.to_device(device)?;
+    let (x, labels) = batch_of(n, &mut rng);
+    Ok(n as f64 / median_on(gpu, STEP_RUNS, || t.train_step(&x, &labels, SGD.lr).map(drop))?)
+}
+
+/// Images per second of IE-FT steps: ResNet-56 teacher with its Coder(64, 32), ResNet-20 student
+/// with two Coder(32, 32) encoders, the default weights.
+fn ie_ft_step(device: &Device, gpu: &Gpu, n: usize) -> Result<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let teacher = ResNet::new(56, 3, 10, Shortcut::A, &mut rng)?;
+    let ae = FactorAutoEncoder::new(EncoderKind::Coder, 64, 32, &mut rng)?;
+    let student = ResNet::new(20, 3, 10, Shortcut::A, &mut rng)?;
+    let config = DistillConfig {
+        method: Method::IeFt,
+        hyper: Hyper::defaults(Method::IeFt),
+        encoder: EncoderKind::Coder,
+        split: SplitKind::Natural,
+        sgd: SGD,
+        seed: 5,
+    };
+    let mut t =
+        Distiller::new(Box::new(student), Some(FrozenTeacher::new(Box::new(teacher), Some(ae))), config)?;
+    t.to_device(device)?;
+    let (x, labels) = batch_of(n, &mut rng);
+    Ok(n as f64 / median_on(gpu, STEP_RUNS, || t.train_step(&x, &labels, SGD.lr).map(drop))?)
+}
