@@ -24,8 +24,9 @@ pub fn collect_features(net: &mut dyn Network, loader: &Loader) -> Result<Tensor
     let _guard = autograd::no_grad();
     let (mut data, mut shape) = (Vec::new(), Vec::new());
     let mut n = 0;
+    let device = net.device();
     for batch in loader.epoch(0) {
-        let x = Tensor::from_vec(batch.images, &[batch.n, batch.h, batch.w, batch.c])?;
+        let x = Tensor::from_vec(batch.images, &[batch.n, batch.h, batch.w, batch.c])?.to_device(&device)?;
         let [_, _, feature] = net.forward(&x, false)?.groups;
         shape = feature.shape().to_vec();
         data.extend_from_slice(&feature.to_vec()?);

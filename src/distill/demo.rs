@@ -23,6 +23,7 @@ use super::split::SplitKind;
 use super::student::{DistillConfig, Distiller};
 use super::teacher::FrozenTeacher;
 use super::{Hyper, Method};
+use crate::device::Device;
 use crate::checkpoint::write_atomic;
 use crate::data::{DatasetKind, Loader, LoaderConfig, Split};
 use crate::error::Result;
@@ -43,6 +44,9 @@ pub struct DemoArgs {
     /// Seed of every initialisation, shuffle and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Device: auto (a GPU when usable, else the CPU), cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
     /// Folder holding Fashion-MNIST (default: /usr/share/datasets/fashion-mnist, else data/fashion-mnist).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -144,6 +148,7 @@ struct Context<'a> {
     train: Loader,
     test: Loader,
     interrupt: Option<Arc<AtomicBool>>,
+    device: Device,
 }
 
 impl Context<'_> {
@@ -166,6 +171,7 @@ impl Context<'_> {
             interrupt: self.interrupt.clone(),
             identity: format!("demo {name} {:?} seed {}", self.plan, self.seed),
         };
+        trainee.to_device(&self.device)?;
         let summary = train::run(trainee, &self.train, &self.test, &cfg)?;
         let last = summary.history.last().map_or(f64::NAN, |m| m.test_loss);
         eprintln!(
@@ -194,7 +200,8 @@ pub fn run_demo(args: &DemoArgs, interrupt: Option<Arc<AtomicBool>>) -> Result<R
         test_subset: Some(plan.test_images),
     };
     let (train, test) = data.loaders(plan.batch_size, args.seed)?;
-    let ctx = Context { plan, out: &args.out, seed: args.seed, train, test, interrupt };
+    let device = Device::parse(&args.device)?;
+    let ctx = Context { plan, out: &args.out, seed: args.seed, train, test, interrupt, device };
     let (channels, classes) = ctx.classes();
     let (teacher_arch, student_arch): (Arch, Arch) = (plan.teacher.parse()?, plan.student.parse()?);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
