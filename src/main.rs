@@ -85,6 +85,9 @@ enum Command {
         arch: Arch,
         #[command(flatten)]
         data: DataArgs,
+        /// Device: auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
     /// Stage 1 of IE-KD: train the teacher's auto-encoder on its frozen distillation feature.
     Autoencoder(AutoencoderArgs),
@@ -212,11 +215,13 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Eval { checkpoint, arch, data } => {
+        Command::Eval { checkpoint, arch, data, device: dev } => {
+            let device = device(&dev)?;
             let test_set = data.load(Split::Test)?;
             let mut net =
                 arch.build(test_set.channels(), test_set.num_classes(), &mut ChaCha8Rng::seed_from_u64(0))?;
             Checkpoint::load(&checkpoint)?.load_module("", net.as_mut())?;
+            net.to_device(&device)?;
             let loader = Loader::new(test_set, LoaderConfig::eval(data.dataset, 500))?;
             let (loss, acc) = train::evaluate(net.as_mut(), &loader)?;
             println!(

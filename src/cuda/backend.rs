@@ -140,8 +140,14 @@ impl Exec for CudaBackend {
     }
 
     fn alloc<T: Elem>(&self, len: usize) -> Result<CudaSlice<T>> {
+        if !self.poison {
+            // SAFETY: the contents are left unset, as `Exec::alloc` specifies: every launcher
+            // hands a fresh buffer to kernels that write each element before anything reads it,
+            // which the parity checks verify with poisoned buffers.
+            return unsafe { self.stream.alloc::<T>(len) }.map_err(|e| device_err("allocation", e));
+        }
         let mut buf = self.stream.alloc_zeros::<T>(len).map_err(|e| device_err("allocation", e))?;
-        if self.poison {
+        {
             let bytes = buf.num_bytes();
             let (ptr, _sync) = buf.device_ptr_mut(&self.stream);
             // SAFETY: sets the `bytes` bytes of this allocation, ordered on its stream.
