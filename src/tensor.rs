@@ -40,6 +40,9 @@ pub struct Tensor {
     shape: Arc<[usize]>,
     storage: Arc<Storage>,
     requires_grad: bool,
+    /// The value of a one-element tensor when the host knows it without a copy (a backward seed
+    /// and its scalings), so that a loss's backward on a device needs no synchronisation.
+    scalar: Option<f32>,
 }
 
 impl Tensor {
@@ -57,7 +60,8 @@ impl Tensor {
 
     /// A tensor of `shape` filled with `value`.
     pub fn full(shape: &[usize], value: f32) -> Tensor {
-        Tensor::new_cpu(vec![value; shape.iter().product()], shape, false)
+        let t = Tensor::new_cpu(vec![value; shape.iter().product()], shape, false);
+        if t.numel() == 1 { t.with_scalar(Some(value)) } else { t }
     }
 
     /// A tensor of zeros.
@@ -83,14 +87,25 @@ impl Tensor {
 
     pub(crate) fn new_cpu(data: Vec<f32>, shape: &[usize], requires_grad: bool) -> Tensor {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-        Tensor { id: next_id(), shape: shape.into(), storage: Arc::new(Storage::Cpu(data)), requires_grad }
+        let storage = Arc::new(Storage::Cpu(data));
+        Tensor { id: next_id(), shape: shape.into(), storage, requires_grad, scalar: None }
     }
 
     /// A tensor holding the device buffer `buf` of `gpu`.
     pub(crate) fn new_gpu(buf: GpuBuf<f32>, gpu: &Arc<Gpu>, shape: &[usize], requires_grad: bool) -> Tensor {
         debug_assert_eq!(gpu.len(&buf), shape.iter().product::<usize>());
         let storage = Arc::new(Storage::Gpu(buf, Arc::clone(gpu)));
-        Tensor { id: next_id(), shape: shape.into(), storage, requires_grad }
+        Tensor { id: next_id(), shape: shape.into(), storage, requires_grad, scalar: None }
+    }
+
+    /// This tensor with its host-known value set to `scalar` (see [`Tensor::known_scalar`]).
+    pub(crate) fn with_scalar(self, scalar: Option<f32>) -> Tensor {
+        Tensor { scalar: scalar.filter(|_| self.numel() == 1), ..self }
+    }
+
+    /// The value of this one-element tensor when the host knows it without copying it back.
+    pub(crate) fn known_scalar(&self) -> Option<f32> {
+        self.scalar
     }
 
     /// Whether the result of an op on `inputs` takes part in autograd: when any input does and
@@ -115,10 +130,11 @@ impl Tensor {
             return Ok(self.detach());
         }
         let host = self.to_vec()?;
-        Ok(match device {
+        let moved = match device {
             Device::Cpu => Tensor::new_cpu(host, self.shape(), false),
             Device::Cuda(gpu) => Tensor::new_gpu(gpu.upload(&host)?, gpu, self.shape(), false),
-        })
+        };
+        Ok(moved.with_scalar(self.scalar))
     }
 
     /// Moves this tensor's data to `device` in place, keeping its identity (a module's
@@ -143,7 +159,8 @@ impl Tensor {
     /// A view of the same data with another shape of the same element count (no copy).
     pub(crate) fn with_shape(&self, shape: &[usize], requires_grad: bool) -> Tensor {
         debug_assert_eq!(self.numel(), shape.iter().product::<usize>());
-        Tensor { id: next_id(), shape: shape.into(), storage: self.storage.clone(), requires_grad }
+        let storage = self.storage.clone();
+        Tensor { id: next_id(), shape: shape.into(), storage, requires_grad, scalar: self.scalar }
     }
 
     /// Overwrites the elements with `values` (same count), on whichever device the tensor is,
@@ -155,6 +172,7 @@ impl Tensor {
                 format!("{} values for a tensor of shape {:?}", values.len(), self.shape()),
             ));
         }
+        self.scalar = None;
         self.storage = Arc::new(match &*self.storage {
             Storage::Cpu(_) => Storage::Cpu(values.to_vec()),
             Storage::Gpu(_, gpu) => Storage::Gpu(gpu.upload(values)?, Arc::clone(gpu)),
@@ -249,6 +267,7 @@ impl Tensor {
 
     /// Mutable storage, copying it first when it is shared (an optimiser's update in place).
     fn storage_mut(&mut self) -> Result<&mut Storage> {
+        self.scalar = None;
         if Arc::get_mut(&mut self.storage).is_none() {
             let copy = match &*self.storage {
                 Storage::Cpu(v) => Storage::Cpu(v.clone()),

@@ -62,7 +62,8 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `s * x` on `x`'s device, without gradient.
 pub(crate) fn scaled(x: &Tensor, s: f32) -> Result<Tensor> {
-    map_on(x, x.shape(), |x| cpu::scale(x, s), |g, x| map::scale(g, s, x))
+    let y = map_on(x, x.shape(), |x| cpu::scale(x, s), |g, x| map::scale(g, s, x))?;
+    Ok(y.with_scalar(x.known_scalar().map(|v| s * v)))
 }
 
 /// `a * b` on their device, without gradient.
@@ -113,6 +114,18 @@ pub(crate) mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_known_scalars_follow_scalings_and_end_with_writes() {
+        let seed = Tensor::full(&[1], 2.0);
+        assert_eq!(seed.known_scalar(), Some(2.0));
+        assert_eq!(scaled(&seed, 3.0).unwrap().known_scalar(), Some(6.0));
+        assert_eq!(Tensor::full(&[2], 2.0).known_scalar(), None);
+        let mut moved = seed.to_device(&crate::Device::Cpu).unwrap().into_param();
+        assert_eq!(moved.known_scalar(), Some(2.0));
+        moved.set_values(&[5.0]).unwrap();
+        assert_eq!(moved.known_scalar(), None);
+    }
 
     #[test]
     fn shape_mismatch_names_the_op() {

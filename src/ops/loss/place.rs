@@ -27,9 +27,10 @@ fn labels_on(gpu: &Gpu, labels: &[usize]) -> Result<GpuBuf<i32>> {
     gpu.upload(&labels.iter().map(|&y| y as i32).collect::<Vec<i32>>())
 }
 
-/// The upstream gradient of a one-element loss, on the host.
+/// The upstream gradient of a one-element loss, on the host: known there for a backward seed and
+/// its scalings (the usual weighted sum of losses), else copied back.
 fn upstream(dy: &Tensor) -> Result<f32> {
-    dy.item()
+    dy.known_scalar().map_or_else(|| dy.item(), Ok)
 }
 
 /// Mean softmax cross-entropy, taped.
