@@ -107,15 +107,21 @@ impl<E: Exec> Ctx<'_, E> {
     }
 
     fn compare_host(&mut self, kernel: &'static str, case: &str, got: &[f32], want: &[f32], tol: Tol) {
-        let (mut max_abs, mut worst) = (0.0f32, if got.len() == want.len() { 0.0f64 } else { f64::INFINITY });
-        for (&g, &w) in got.iter().zip(want) {
-            let err = (g - w).abs();
-            let ratio = if err == 0.0 { 0.0 } else { err as f64 / (tol.atol + tol.rtol * w.abs()) as f64 };
-            max_abs = max_abs.max(if err.is_nan() { f32::INFINITY } else { err });
-            worst = if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) };
-        }
-        self.checks.push(Check { kernel, case: case.to_string(), max_abs, worst, tol });
+        self.checks.push(compare(kernel, case.to_string(), got, want, tol));
     }
+}
+
+/// Compares `got` with `want` element by element under `tol`; a NaN or a length mismatch never
+/// passes.
+pub(crate) fn compare(kernel: &'static str, case: String, got: &[f32], want: &[f32], tol: Tol) -> Check {
+    let (mut max_abs, mut worst) = (0.0f32, if got.len() == want.len() { 0.0f64 } else { f64::INFINITY });
+    for (&g, &w) in got.iter().zip(want) {
+        let err = (g - w).abs();
+        let ratio = if err == 0.0 { 0.0 } else { err as f64 / (tol.atol + tol.rtol * w.abs()) as f64 };
+        max_abs = max_abs.max(if err.is_nan() { f32::INFINITY } else { err });
+        worst = if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) };
+    }
+    Check { kernel, case, max_abs, worst, tol }
 }
 
 /// The results of [`run_all`].

@@ -7,8 +7,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::step::compare;
-use super::{Check, Tol};
+use super::{Check, Tol, compare};
 use crate::checkpoint::Checkpoint;
 use crate::device::Device;
 use crate::distill::{

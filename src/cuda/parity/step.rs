@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Check, Tol};
+use super::{Check, Tol, compare};
 use crate::autograd::{self, Gradients};
 use crate::device::Device;
 use crate::error::Result;
@@ -24,18 +24,6 @@ const OUTPUT: Tol = Tol { atol: 1e-4, rtol: 1e-3 };
 const GRADIENT: Tol = Tol { atol: 1e-4, rtol: 1e-3 };
 
 const SGD: SgdConfig = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
-
-/// Compares `got` with `want` element by element, as the kernel checks do.
-pub(super) fn compare(kernel: &'static str, case: String, got: &[f32], want: &[f32], tol: Tol) -> Check {
-    let (mut max_abs, mut worst) = (0.0f32, if got.len() == want.len() { 0.0f64 } else { f64::INFINITY });
-    for (&g, &w) in got.iter().zip(want) {
-        let err = (g - w).abs();
-        let ratio = if err == 0.0 { 0.0 } else { err as f64 / (tol.atol + tol.rtol * w.abs()) as f64 };
-        max_abs = max_abs.max(if err.is_nan() { f32::INFINITY } else { err });
-        worst = if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) };
-    }
-    Check { kernel, case, max_abs, worst, tol }
-}
 
 /// Every named tensor of `net` (parameters and buffers), copied to the host.
 fn tensors(net: &mut dyn Network) -> Result<Vec<(String, Vec<f32>)>> {
