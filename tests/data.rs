@@ -459,9 +459,25 @@ fn fetch_downloads_checks_and_unpacks_an_archive() {
     let mut names: Vec<String> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"], "no temporary files left");
+    let manifest = ".cifar-10-binary.tar.gz.unpacked";
+    assert_eq!(
+        names,
+        [manifest, "cifar-10-batches-bin", "cifar-10-binary.tar.gz"],
+        "no temporary files left"
+    );
+    let marker = dir.join("cifar-10-batches-bin").join("user-note");
+    std::fs::write(&marker, b"kept").unwrap();
     fetch_sources(&sources, &dir, &base).unwrap();
     assert_eq!(hits.load(Ordering::SeqCst), 1, "a file with the right checksum is not downloaded again");
+    assert!(marker.exists(), "an archive already unpacked is not unpacked again");
+    std::fs::remove_dir_all(dir.join("cifar-10-batches-bin")).unwrap();
+    fetch_sources(&sources, &dir, &base).unwrap();
+    assert_eq!(
+        load(DatasetKind::Cifar10, &dir, Split::Train).unwrap().len(),
+        10,
+        "a removed folder comes back"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "from the archive already there");
 }
 
 #[test]

@@ -91,8 +91,9 @@ pub fn fetch_sources(sources: &[Source], dir: &Path, base_url: &str) -> Result<(
             }
             result?;
         }
-        if source.file.ends_with(".tar.gz") || source.file.ends_with(".tgz") {
-            unpack(&target, dir)?;
+        let is_archive = source.file.ends_with(".tar.gz") || source.file.ends_with(".tgz");
+        if is_archive && !(present && unpacked(dir, &source.file)) {
+            unpack(&target, dir, &source.file)?;
         }
     }
     Ok(())
@@ -171,20 +172,36 @@ fn download(agent: &ureq::Agent, url: &str, tmp: &Path, target: &Path, source: &
 
 /// Unpacks the `.tar.gz` `archive` into `dir`: first into a temporary folder, then each
 /// top-level entry is moved into place, replacing an older copy.
-fn unpack(archive: &Path, dir: &Path) -> Result<()> {
+/// The file in `dir` that lists what the archive `file` unpacked to, one name a line.
+fn manifest(dir: &Path, file: &str) -> PathBuf {
+    dir.join(format!(".{file}.unpacked"))
+}
+
+/// Whether the archive `file` was unpacked into `dir` and everything it gave is still there.
+fn unpacked(dir: &Path, file: &str) -> bool {
+    fs::read_to_string(manifest(dir, file))
+        .is_ok_and(|names| names.lines().all(|name| !name.is_empty() && dir.join(name).exists()))
+}
+
+/// Unpacks `archive` (named `file`) into `dir` through a staging folder, replacing what it
+/// unpacked to before, then records the names it gave.
+fn unpack(archive: &Path, dir: &Path, file: &str) -> Result<()> {
     let staging = dir.join(format!(".unpack.{}", std::process::id()));
     let result = unpack_into(archive, &staging, dir);
     let _ = fs::remove_dir_all(&staging);
-    result
+    let names = result?;
+    let list = manifest(dir, file);
+    fs::write(&list, names.join("\n")).map_err(|e| Error::io(&list, e))
 }
 
-/// The body of [`unpack`]; the caller removes `staging`.
-fn unpack_into(archive: &Path, staging: &Path, dir: &Path) -> Result<()> {
+/// The body of [`unpack`]; the caller removes `staging`. Returns the top-level names unpacked.
+fn unpack_into(archive: &Path, staging: &Path, dir: &Path) -> Result<Vec<String>> {
     let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
     tar::Archive::new(GzDecoder::new(file))
         .unpack(staging)
         .map_err(|e| Error::format(archive, None, format!("cannot unpack: {e}")))?;
     let entries = fs::read_dir(staging).map_err(|e| Error::io(staging, e))?;
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(staging, e))?;
         let dest: PathBuf = dir.join(entry.file_name());
@@ -194,6 +211,7 @@ fn unpack_into(archive: &Path, staging: &Path, dir: &Path) -> Result<()> {
             fs::remove_file(&dest).map_err(|e| Error::io(&dest, e))?;
         }
         fs::rename(entry.path(), &dest).map_err(|e| Error::io(&dest, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
     }
-    Ok(())
+    Ok(names)
 }
