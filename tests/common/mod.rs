@@ -1,0 +1,81 @@
+//! Writers of the standard data formats (CIFAR binaries, IDX, gzip) and small helpers shared by
+//! the data and download tests; each test binary uses a part of them.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use md5::{Digest, Md5};
+
+/// A CIFAR record: label bytes then R, G, B planes where pixel p of plane c is (p + 7c + seed).
+pub fn cifar_record(labels: &[u8], seed: u8) -> Vec<u8> {
+    let mut r = labels.to_vec();
+    r.extend((0..3072).map(|i| ((i % 1024) as u8).wrapping_add((i / 1024) as u8 * 7).wrapping_add(seed)));
+    r
+}
+
+/// Bytes of a CIFAR-10 batch with the given labels.
+pub fn cifar10_file(labels: &[u8]) -> Vec<u8> {
+    labels.iter().enumerate().flat_map(|(i, &l)| cifar_record(&[l], i as u8)).collect()
+}
+
+/// Writes a CIFAR-10 folder: five training batches of 2 images and a test batch of 3.
+pub fn write_cifar10(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for b in 1..=5u8 {
+        std::fs::write(dir.join(format!("data_batch_{b}.bin")), cifar10_file(&[b, 9 - b])).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), cifar10_file(&[0, 1, 2])).unwrap();
+}
+
+pub fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    dims.iter().for_each(|d| v.extend_from_slice(&d.to_be_bytes()));
+    v.extend_from_slice(data);
+    v
+}
+
+pub fn idx_images(n: usize) -> Vec<u8> {
+    let pixels: Vec<u8> = (0..n * 784).map(|i| (i % 250) as u8 + 1).collect();
+    idx(0x803, &[n as u32, 28, 28], &pixels)
+}
+
+pub fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    idx(0x801, &[labels.len() as u32], labels)
+}
+
+/// Bytes that do not compress.
+pub fn noise(n: usize) -> Vec<u8> {
+    let mut x = 12345u32;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an MNIST-style folder: raw training files (5 images), gzipped test files (3).
+pub fn write_mnist(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte"), idx_images(5)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(&[0, 1, 2, 3, 9])).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&idx_images(3))).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx_labels(&[7, 8, 9]))).unwrap();
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn err_of<T: std::fmt::Debug>(r: iekd::Result<T>) -> String {
+    r.unwrap_err().to_string()
+}
