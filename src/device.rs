@@ -88,3 +88,43 @@ impl Device {
         matches!(self, Device::Cpu)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn names_parse_and_unknown_ones_are_errors() {
+        assert_eq!(Device::parse("cpu").unwrap(), Device::Cpu);
+        let err = Device::parse("tpu").unwrap_err().to_string();
+        assert!(err.contains("unknown device \"tpu\"") && err.contains("cuda"), "{err}");
+        // Without a usable GPU, `cuda` says why in one line and `auto` falls back to the CPU.
+        if let Err(e) = Device::parse("cuda") {
+            assert!(e.to_string().starts_with("device: cuda: ") && !e.to_string().contains('\n'), "{e}");
+            assert!(matches!(Device::auto(), (Device::Cpu, Some(_))));
+        }
+    }
+
+    #[cfg(feature = "cuda-emulation")]
+    #[test]
+    fn tensors_move_between_devices_and_mixed_inputs_are_errors() {
+        let gpu = Device::emulated().unwrap();
+        assert_eq!(gpu, Device::emulated().unwrap());
+        assert_ne!(gpu, Device::Cpu);
+        let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]).unwrap();
+        let on_gpu = x.to_device(&gpu).unwrap();
+        assert_eq!(on_gpu.device(), gpu);
+        assert_eq!(on_gpu.to_vec().unwrap(), x.to_vec().unwrap());
+        assert_eq!(
+            crate::ops::relu(&on_gpu).unwrap().to_device(&Device::Cpu).unwrap().to_vec().unwrap(),
+            [1.0, 0.0, 3.0]
+        );
+        let err = crate::ops::add(&x, &on_gpu).unwrap_err().to_string();
+        assert!(err.contains("add: inputs on different devices"), "{err}");
+        let err = crate::ops::linear(&Tensor::zeros(&[1, 3]), &on_gpu.with_shape(&[1, 3], false), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("linear: inputs on different devices"), "{err}");
+    }
+}
