@@ -60,6 +60,14 @@ impl CudaBackend {
                 "the kernels were not compiled at build time and libnvrtc cannot be loaded now".into(),
             ));
         }
+        // SAFETY: every buffer of this backend is allocated, used and freed on its one stream,
+        // so there is no use on another stream for cudarc's per-buffer events to order; they
+        // would only cost two event creations per allocation.
+        unsafe { ctx.disable_event_tracking() };
+        let pools = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED);
+        if pools.map_err(|e| device_err("device attributes", e))? == 1 {
+            keep_freed_memory(&ctx)?;
+        }
         let stream = ctx.default_stream();
         Ok(CudaBackend { ctx, stream, functions: Mutex::new(HashMap::new()), poison: false })
     }
@@ -121,6 +129,29 @@ impl CudaBackend {
             .get(kernel)
             .cloned()
             .ok_or_else(|| Error::Device(format!("{kernel} missing from its module")))
+    }
+}
+
+/// Keeps memory freed to the device's default pool (where stream-ordered allocations come from)
+/// instead of returning it to the driver at each synchronisation, so a training step reuses the
+/// previous step's buffers rather than mapping new memory.
+fn keep_freed_memory(ctx: &CudaContext) -> Result<()> {
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold = u64::MAX;
+    // SAFETY: `pool` receives the default pool of this context's device; the attribute takes a
+    // pointer to a u64, which outlives the call.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            .result()
+            .and_then(|()| {
+                sys::cuMemPoolSetAttribute(
+                    pool,
+                    sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                    (&mut threshold as *mut u64).cast(),
+                )
+                .result()
+            })
+            .map_err(|e| device_err("keeping freed memory in the pool", e))
     }
 }
 
