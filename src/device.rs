@@ -92,7 +92,6 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::Tensor;
 
     #[test]
     fn names_parse_and_unknown_ones_are_errors() {
@@ -109,6 +108,7 @@ mod tests {
     #[cfg(feature = "cuda-emulation")]
     #[test]
     fn tensors_move_between_devices_and_mixed_inputs_are_errors() {
+        use crate::tensor::Tensor;
         let gpu = Device::emulated().unwrap();
         assert_eq!(gpu, Device::emulated().unwrap());
         assert_ne!(gpu, Device::Cpu);
