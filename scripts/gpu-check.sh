@@ -52,7 +52,7 @@ run)
     grep -E "NO$|panicked|checks in" "$results/kernels_gpu.txt" "$results/device_step.txt" | head -n 20 || true
     "$out/iekd" bench --device cuda --json "$results/iekd-bench.json" 2>&1 | tee "$results/iekd-bench.txt" ||
         echo "iekd bench failed"
-    python3 scripts/torch_gpu_reference.py --json "$results/torch.json" >"$results/torch.txt" 2>&1 ||
+    timeout 240 python3 scripts/torch_gpu_reference.py --compile --json "$results/torch.json" >"$results/torch.txt" 2>&1 ||
         echo "PyTorch reference failed: $(tail -n 3 "$results/torch.txt")"
     [[ -f "$results/torch.json" ]] && python3 scripts/gpu_compare.py "$results/iekd-bench.json" "$results/torch.json" |
         tee "$results/compare.txt"

@@ -22,6 +22,8 @@ def main(iekd_path, torch_path):
         rows.append((f"resnet{depth} train step img/s", f"gpu_resnet{depth}_train_step",
                      f"torch_resnet{depth}_train_step_fp32_cl", f"torch_resnet{depth}_train_step_bf16_cl"))
     rows.append(("IE-FT step img/s", "gpu_ieft_step", "torch_ieft_step_fp32_cl", "torch_ieft_step_bf16_cl"))
+    rows.append(("resnet20 step, torch.compile fp32", "gpu_resnet20_train_step",
+                 "torch_resnet20_train_step_compiled_fp32_cl", "torch_resnet20_train_step_bf16_cl"))
     print(f"{'':<34} {'iekd fp32':>10} {'torch fp32':>10} {'ratio':>6} {'torch bf16':>10} {'ratio':>6}")
     for label, a, b, c in rows:
         x, y, z = ours.get(a), torch.get(b), torch.get(c)

@@ -224,6 +224,30 @@ def bench_train(args, dev, timer, figs):
             figs.append((f"torch_resnet{depth}_train_step_{mode}", args.batch / t, "img/s"))
         print(f"  ResNet-{depth:<3} " + " ".join(f"{v:>11.1f}" for v, _ in row)
               + "   (" + ", ".join(f"{t * 1e3:.2f}" for _, t in row) + ")")
+    if args.compile:
+        bench_compiled(args, dev, timer, figs)
+
+
+def bench_compiled(args, dev, timer, figs):
+    """The ResNet-20 step (fp32, channels_last) with the model through torch.compile, where it
+    works (it needs a working Triton); a failure is reported and skipped."""
+    x, y = batch_data(args, dev, True)
+    net = place(CifarResNet(20), dev, True).train()
+    opt = sgd(net.parameters())
+    try:
+        compiled = torch.compile(net)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(compiled(x)[0], y).backward()
+            opt.step()
+
+        t = timer(step, reps=1)
+    except Exception as e:  # torch.compile fails in many environment-specific ways
+        print(f"  torch.compile: skipped ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+        return
+    print(f"  ResNet-20  torch.compile fp32_cl {args.batch / t:>10.1f} img/s   ({t * 1e3:.2f} ms/step)")
+    figs.append(("torch_resnet20_train_step_compiled_fp32_cl", args.batch / t, "img/s"))
 
 
 def bench_ieft(args, dev, timer, figs):
@@ -303,6 +327,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny iteration counts (smoke test)")
     ap.add_argument("--what", default="conv,train,ieft,ceiling", help="comma-separated sections")
     ap.add_argument("--json", metavar="FILE", help="write the figures as [{name, value, unit}]")
+    ap.add_argument("--compile", action="store_true", help="also time the ResNet-20 step through torch.compile")
     args = ap.parse_args()
 
     if args.device == "cuda":

@@ -55,3 +55,10 @@ fn training_step_on_the_gpu_matches_the_cpu() {
 fn every_recipe_on_the_gpu_matches_the_cpu() {
     on_gpu("every_recipe_on_the_gpu_matches_the_cpu", |d| assert_parity(d, recipe::recipe_steps(d, 11)));
 }
+
+#[test]
+fn ie_ft_resnet56_to_resnet20_step_on_the_gpu_matches_the_cpu() {
+    on_gpu("ie_ft_resnet56_to_resnet20_step_on_the_gpu_matches_the_cpu", |d| {
+        assert_parity(d, recipe::ie_ft_resnet56_step(d, 32, 13))
+    });
+}
