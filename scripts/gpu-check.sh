@@ -6,8 +6,9 @@
 #                                # tests/device_step.rs) and the iekd binary with the kernels
 #                                # compiled to PTX at build time, into target/gpu-check/
 #   scripts/gpu-check.sh run     # there, with target/gpu-check carried: every kernel against the
-#                                # rayon CPU path, a whole training step and every recipe's steps
-#                                # against the CPU, then `iekd bench --device cuda` and PyTorch
+#                                # rayon CPU path, a whole training step, every recipe's steps and
+#                                # the benchmarks' IE-FT step (ResNet-56 -> ResNet-20: every
+#                                # gradient) against the CPU, then `iekd bench --device cuda` and PyTorch
 #                                # with cuDNN (scripts/torch_gpu_reference.py) in the same run, and
 #                                # the comparison table (scripts/gpu_compare.py). Figures go to
 #                                # $OUT (default target/gpu-check/results).
