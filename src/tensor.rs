@@ -265,7 +265,8 @@ impl Tensor {
         }
     }
 
-    /// Mutable storage, copying it first when it is shared (an optimiser's update in place).
+    /// Mutable storage, copying it first when it is shared (an optimiser's update in place); a
+    /// device buffer is copied on the device (a scaling by one).
     fn storage_mut(&mut self) -> Result<&mut Storage> {
         self.scalar = None;
         if Arc::get_mut(&mut self.storage).is_none() {
@@ -287,7 +288,7 @@ impl Tensor {
         }
         match self.storage_mut()? {
             Storage::Cpu(v) => Ok(v),
-            Storage::Gpu(..) => Err(Error::Device("tensor moved while borrowed".into())),
+            Storage::Gpu(..) => Err(Error::Device("host storage expected, found a device buffer".into())),
         }
     }
 
