@@ -7,8 +7,10 @@
 # TEACHER_MODEL is a ResNet-20 model file trained on Fashion-MNIST (`iekd train --arch resnet20
 # --dataset fashion-mnist --epochs 10 --schedule cosine`). Environment: IEKD (the binary, default
 # target/release/iekd), TRAIN (training images, default 12000), EPOCHS (default 10), SEEDS
-# (default "0 1 2"), JOBS (parallel runs, default 2). Each run's metrics.jsonl lands in
-# OUT_DIR/<method>-s<seed>/; scripts/ie-kd-table.py OUT_DIR prints the tables.
+# (default "0 1 2"), BIG_SEEDS (the larger-student runs, default "0 1 2"), JOBS (parallel runs,
+# default 2). Each run's metrics.jsonl lands in OUT_DIR/<method>-s<seed>/ (big-<method>-s<seed>/
+# for the larger student); scripts/ie-kd-table.py OUT_DIR [--teacher TEACHER_MODEL] prints the
+# tables.
 set -euo pipefail
 teacher=${1:?teacher model file}
 out=${2:?output folder}
@@ -16,6 +18,7 @@ iekd=${IEKD:-target/release/iekd}
 train=${TRAIN:-12000}
 epochs=${EPOCHS:-10}
 seeds=${SEEDS:-0 1 2}
+big_seeds=${BIG_SEEDS:-0 1 2}
 jobs=${JOBS:-2}
 mkdir -p "$out"
 export RAYON_NUM_THREADS=1
@@ -46,7 +49,9 @@ jobs_list | xargs -P "$jobs" -I{} bash -c 'run {}'
 small=$out/none-s0/model.safetensors
 run ae-r8 autoencoder --teacher "$small" --teacher-arch resnet8 --dataset fashion-mnist \
   --train-subset "$train" --epochs 2 --seed 0
-for m in none kd ie-ft; do
-  echo "big-$m-s0 distill --method $m --teacher $small --teacher-arch resnet8 \
---autoencoder $out/ae-r8/model.safetensors --student-arch resnet20 ${common[*]} --seed 0"
+for s in $big_seeds; do
+  for m in none kd ie-ft; do
+    echo "big-$m-s$s distill --method $m --teacher $small --teacher-arch resnet8 \
+--autoencoder $out/ae-r8/model.safetensors --student-arch resnet20 ${common[*]} --seed $s"
+  done
 done | xargs -P "$jobs" -I{} bash -c 'run {}'
