@@ -154,10 +154,10 @@ fn main() -> ExitCode {
 
 /// The device named by `--device`, announced once; for `auto` on the CPU, with the reason.
 fn device(name: &str) -> Result<Device> {
-    let device = Device::parse(name)?;
-    match (name, Device::auto()) {
-        ("auto", (Device::Cpu, Some(why))) => eprintln!("device: {device} (no GPU: {why})"),
-        _ => eprintln!("device: {device}"),
+    let (device, no_gpu) = if name == "auto" { Device::auto() } else { (Device::parse(name)?, None) };
+    match no_gpu {
+        Some(why) => eprintln!("device: {device} (no GPU: {why})"),
+        None => eprintln!("device: {device}"),
     }
     Ok(device)
 }

@@ -183,8 +183,11 @@ impl Sgd {
     /// Restores buffers saved by [`Sgd::export_state`]; the next step checks them against the
     /// parameters.
     pub fn import_state(&mut self, buffers: Vec<Option<Vec<f32>>>) {
-        self.buffers =
-            buffers.into_iter().map(|b| b.map(|v| Tensor::new_cpu(v.clone(), &[v.len()], false))).collect();
+        let host = |v: Vec<f32>| {
+            let shape = [v.len()];
+            Tensor::new_cpu(v, &shape, false)
+        };
+        self.buffers = buffers.into_iter().map(|b| b.map(host)).collect();
     }
 }
 

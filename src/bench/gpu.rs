@@ -16,8 +16,7 @@ use crate::cuda::gpu::Gpu;
 use crate::cuda::launch::conv as kernels;
 use crate::cuda::launch::norm::{self, Affine, BnBackward};
 use crate::device::Device;
-use crate::distill::{DistillConfig, Distiller, EncoderKind, FactorAutoEncoder, FrozenTeacher, SplitKind};
-use crate::distill::{Hyper, Method};
+use crate::distill::ie_ft_resnet56_to_resnet20;
 use crate::error::{Error, Result};
 use crate::nn::{ResNet, Shortcut};
 use crate::optim::SgdConfig;
@@ -158,19 +157,7 @@ fn resnet_step(device: &Device, gpu: &Gpu, depth: usize, n: usize) -> Result<f64
 /// with two Coder(32, 32) encoders, the default weights.
 fn ie_ft_step(device: &Device, gpu: &Gpu, n: usize) -> Result<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let teacher = ResNet::new(56, 3, 10, Shortcut::A, &mut rng)?;
-    let ae = FactorAutoEncoder::new(EncoderKind::Coder, 64, 32, &mut rng)?;
-    let student = ResNet::new(20, 3, 10, Shortcut::A, &mut rng)?;
-    let config = DistillConfig {
-        method: Method::IeFt,
-        hyper: Hyper::defaults(Method::IeFt),
-        encoder: EncoderKind::Coder,
-        split: SplitKind::Natural,
-        sgd: SGD,
-        seed: 5,
-    };
-    let mut t =
-        Distiller::new(Box::new(student), Some(FrozenTeacher::new(Box::new(teacher), Some(ae))), config)?;
+    let mut t = ie_ft_resnet56_to_resnet20(SGD, 5)?;
     t.to_device(device)?;
     let (x, labels) = batch_of(n, &mut rng);
     Ok(n as f64 / median_on(gpu, STEP_RUNS, || t.train_step(&x, &labels, SGD.lr).map(drop))?)

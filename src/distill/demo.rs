@@ -14,15 +14,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::Method;
 use super::analysis::{active_fraction, collect_features, feature_cka};
 use super::autoencoder::{AutoEncoderTrainee, Recon};
 use super::cli::DataArgs;
 use super::encoder::{EncoderKind, FactorAutoEncoder};
 use super::plot::{Curve, write_curves};
-use super::split::SplitKind;
 use super::student::{DistillConfig, Distiller};
 use super::teacher::FrozenTeacher;
-use super::{Hyper, Method};
 use crate::checkpoint::write_atomic;
 use crate::data::{DatasetKind, Loader, LoaderConfig, Split};
 use crate::device::Device;
@@ -233,15 +232,8 @@ pub fn run_demo(args: &DemoArgs, interrupt: Option<Arc<AtomicBool>>) -> Result<R
         )?;
         let ae = method.needs_autoencoder().then_some(ae_file.as_path());
         let frozen = FrozenTeacher::load(teacher_arch, &teacher_file, ae, channels, classes)?;
-        let config = DistillConfig {
-            method,
-            hyper: Hyper::defaults(method),
-            encoder: EncoderKind::Coder,
-            split: SplitKind::Natural,
-            sgd: SGD,
-            seed: args.seed,
-        };
-        let mut distiller = Distiller::new(student, Some(frozen), config)?;
+        let mut distiller =
+            Distiller::new(student, Some(frozen), DistillConfig::new(method, SGD, args.seed))?;
         let summary = ctx.run(method.name(), &mut distiller, plan.student_epochs, Schedule::Cosine)?;
         let feature = collect_features(distiller.student.as_mut(), &analysis)?;
         rows.push(row(plan.student, method.name(), &summary, &feature, &teacher_feature)?);

@@ -35,7 +35,7 @@ pub use encoder::{EncoderKind, FactorAutoEncoder, StudentEncoder, load_autoencod
 pub use mutual::{Mutual, Side};
 pub use plot::{Curve, write_curves};
 pub use split::{ChannelSplit, SplitKind};
-pub use student::{DistillConfig, Distiller, Losses};
+pub use student::{DistillConfig, Distiller, Losses, ie_ft_resnet56_to_resnet20};
 pub use teacher::{FrozenTeacher, TeacherOutput};
 
 use std::collections::BTreeMap;

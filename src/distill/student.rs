@@ -5,7 +5,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::encoder::{EncoderKind, StudentEncoder};
+use super::encoder::{EncoderKind, FactorAutoEncoder, StudentEncoder};
 use super::split::{ChannelSplit, SplitKind};
 use super::teacher::FrozenTeacher;
 use super::{
@@ -16,7 +16,7 @@ use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
-use crate::nn::Network;
+use crate::nn::{Arch, Network};
 use crate::ops::arith::scale;
 use crate::ops::loss::{
     at_loss, cross_entropy, exploration_loss, factor_dot_loss, inheritance_loss, kd_loss,
@@ -40,6 +40,26 @@ pub struct DistillConfig {
     pub sgd: SgdConfig,
     /// Seed of the encoders' initialisation and of a random split.
     pub seed: u64,
+}
+
+impl DistillConfig {
+    /// `method` with its default weights, Coder encoders and the natural split.
+    pub fn new(method: Method, sgd: SgdConfig, seed: u64) -> Self {
+        let (encoder, split) = (EncoderKind::Coder, SplitKind::Natural);
+        DistillConfig { method, hyper: Hyper::defaults(method), encoder, split, sgd, seed }
+    }
+}
+
+/// The IE-FT setting of the GPU benchmarks and of their device check, for 32x32 RGB images of 10
+/// classes: a ResNet-56 teacher with its Coder(64, 32) auto-encoder teaching a ResNet-20 with two
+/// Coder(32, 32) encoders, every network drawn from `seed`.
+pub fn ie_ft_resnet56_to_resnet20(sgd: SgdConfig, seed: u64) -> Result<Distiller> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let teacher = "resnet56".parse::<Arch>()?.build(3, 10, &mut rng)?;
+    let ae = FactorAutoEncoder::new(EncoderKind::Coder, 64, 32, &mut rng)?;
+    let student = "resnet20".parse::<Arch>()?.build(3, 10, &mut rng)?;
+    let teacher = FrozenTeacher::new(teacher, Some(ae));
+    Distiller::new(student, Some(teacher), DistillConfig::new(Method::IeFt, sgd, seed))
 }
 
 /// A step's losses: the total on the tape, the student's logits, and each term's unweighted value.

@@ -13,7 +13,7 @@ use crate::device::Device;
 use crate::distill::{
     DistillConfig, Distiller, EncoderKind, FactorAutoEncoder, FrozenTeacher, Mutual, Recon, SplitKind,
 };
-use crate::distill::{Hyper, Method};
+use crate::distill::{Method, ie_ft_resnet56_to_resnet20};
 use crate::error::Result;
 use crate::nn::{Arch, Network};
 use crate::optim::SgdConfig;
@@ -43,14 +43,7 @@ fn net(seed: u64) -> Result<Box<dyn Network>> {
 
 /// The trainee of `method`, built the same way on every call.
 fn trainee(method: Method, encoder: EncoderKind) -> Result<Box<dyn Trainee>> {
-    let config = DistillConfig {
-        method,
-        hyper: Hyper::defaults(method),
-        encoder,
-        split: SplitKind::Random,
-        sgd: SGD,
-        seed: 5,
-    };
+    let config = DistillConfig { encoder, split: SplitKind::Random, ..DistillConfig::new(method, SGD, 5) };
     if method.is_mutual() {
         return Ok(Box::new(Mutual::new(net(1)?, net(2)?, config, FACTOR, Recon::L1)?));
     }
@@ -72,26 +65,10 @@ fn state(t: &mut dyn Trainee) -> Result<Vec<(String, Vec<f32>)>> {
 /// state compares every gradient, and the weights after the update. Too slow for the emulation;
 /// for a GPU.
 pub fn ie_ft_resnet56_step(device: &Device, batch: usize, seed: u64) -> Result<Vec<Check>> {
-    let build = || -> Result<Box<dyn Trainee>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let teacher = "resnet56".parse::<Arch>()?.build(3, 10, &mut rng)?;
-        let ae = FactorAutoEncoder::new(EncoderKind::Coder, 64, 32, &mut rng)?;
-        let student = "resnet20".parse::<Arch>()?.build(3, 10, &mut rng)?;
-        let method = Method::IeFt;
-        let config = DistillConfig {
-            method,
-            hyper: Hyper::defaults(method),
-            encoder: EncoderKind::Coder,
-            split: SplitKind::Natural,
-            sgd: SGD,
-            seed,
-        };
-        Ok(Box::new(Distiller::new(student, Some(FrozenTeacher::new(teacher, Some(ae))), config)?))
-    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 1);
     let x = Tensor::randn(&[batch, 32, 32, 3], 1.0, &mut rng);
     let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();
-    let (mut cpu, mut dev) = (build()?, build()?);
+    let (mut cpu, mut dev) = (ie_ft_resnet56_to_resnet20(SGD, seed)?, ie_ft_resnet56_to_resnet20(SGD, seed)?);
     dev.to_device(device)?;
     let (want, got) = (cpu.train_step(&x, &labels, SGD.lr)?, dev.train_step(&x, &labels, SGD.lr)?);
     let mut checks =
@@ -99,7 +76,7 @@ pub fn ie_ft_resnet56_step(device: &Device, batch: usize, seed: u64) -> Result<V
     for ((name, g), (_, w)) in got.terms.iter().zip(&want.terms) {
         checks.push(compare("ie-ft r56->r20: term", name.clone(), &[*g as f32], &[*w as f32], TOL));
     }
-    for ((name, g), (_, w)) in state(dev.as_mut())?.iter().zip(&state(cpu.as_mut())?) {
+    for ((name, g), (_, w)) in state(&mut dev)?.iter().zip(&state(&mut cpu)?) {
         checks.push(compare("ie-ft r56->r20: after update", name.clone(), g, w, TOL));
     }
     Ok(checks)
