@@ -11,7 +11,7 @@ use iekd::checkpoint::Checkpoint;
 use iekd::data::{self, DEBIAN_FASHION_MNIST_DIR, DatasetKind, Loader, LoaderConfig, Split};
 use iekd::nn::Arch;
 use iekd::optim::SgdConfig;
-use iekd::train::{self, RunConfig, Schedule, Summary, Supervised, Trainee};
+use iekd::train::{self, Loaders, RunConfig, Schedule, Summary, Supervised, Trainee};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -67,7 +67,8 @@ fn run(
     data: &(Loader, Loader),
 ) -> (iekd::Result<Summary>, Supervised) {
     let mut t = trainee();
-    let summary = train::run(&mut t, &data.0, &data.1, &config(out, epochs, resume, interrupt));
+    let loaders = Loaders { train: &data.0, val: None, test: &data.1 };
+    let summary = train::run(&mut t, loaders, &config(out, epochs, resume, interrupt));
     (summary, t)
 }
 
@@ -141,7 +142,8 @@ fn resuming_another_run_is_refused() {
     let mut t = trainee();
     let mut cfg = config(&out, 2, true, None);
     cfg.identity = "something else".into();
-    let err = train::run(&mut t, &data.0, &data.1, &cfg).unwrap_err().to_string();
+    let loaders = Loaders { train: &data.0, val: None, test: &data.1 };
+    let err = train::run(&mut t, loaders, &cfg).unwrap_err().to_string();
     assert!(err.contains("another run"), "{err}");
 }
 

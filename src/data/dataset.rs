@@ -251,6 +251,21 @@ impl Dataset {
         self.labels.truncate(n);
     }
 
+    /// Removes the last `n` images and returns them as a data set of their own (a held-out
+    /// validation set); `n` must leave at least one image here.
+    pub fn split_off_last(&mut self, n: usize) -> Result<Dataset> {
+        if n == 0 || n >= self.len() {
+            return Err(Error::invalid(
+                "split_off_last",
+                format!("cannot hold out {n} of {} images (at least 1, and one must stay)", self.len()),
+            ));
+        }
+        let keep = self.len() - n;
+        let images = self.images.split_off(keep * self.image_len());
+        let labels = self.labels.split_off(keep);
+        Ok(Dataset { images, labels, ..*self })
+    }
+
     /// Appends the images of `other`, which must have the same shape and class count.
     pub(crate) fn append(&mut self, other: Dataset) -> Result<()> {
         if (other.height, other.width, other.channels, other.num_classes)
@@ -261,5 +276,25 @@ impl Dataset {
         self.images.extend_from_slice(&other.images);
         self.labels.extend_from_slice(&other.labels);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_off_last_holds_out_the_tail() {
+        let images: Vec<u8> = (0..5 * 2).map(|v| v as u8).collect();
+        let mut set = Dataset::new(images, vec![0, 1, 2, 0, 1], 3, 1, 2, 1).unwrap();
+        let val = set.split_off_last(2).unwrap();
+        assert_eq!((set.len(), val.len()), (3, 2));
+        assert_eq!(set.labels(), [0, 1, 2]);
+        assert_eq!(val.labels(), [0, 1]);
+        assert_eq!(val.images(), [6, 7, 8, 9]);
+        assert_eq!((val.height(), val.width(), val.num_classes()), (1, 2, 3));
+        for n in [0, 3, 4] {
+            assert!(set.split_off_last(n).unwrap_err().to_string().contains("hold out"), "{n}");
+        }
     }
 }

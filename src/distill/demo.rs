@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::Method;
 use super::analysis::{active_fraction, collect_features, feature_cka};
 use super::autoencoder::{AutoEncoderTrainee, Recon};
-use super::cli::DataArgs;
+use super::cli::{DataArgs, RunData};
 use super::encoder::{EncoderKind, FactorAutoEncoder};
 use super::plot::{Curve, write_curves};
 use super::student::{DistillConfig, Distiller};
@@ -29,7 +29,7 @@ use crate::error::Result;
 use crate::nn::Arch;
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
-use crate::train::{self, EpochMetrics, RunConfig, Schedule, Summary, Supervised, Trainee};
+use crate::train::{self, EpochMetrics, Loaders, RunConfig, Schedule, Summary, Supervised, Trainee};
 
 /// `iekd demo`.
 #[derive(clap::Args, Clone, Debug)]
@@ -171,7 +171,8 @@ impl Context<'_> {
             identity: format!("demo {name} {:?} seed {}", self.plan, self.seed),
         };
         trainee.to_device(&self.device)?;
-        let summary = train::run(trainee, &self.train, &self.test, &cfg)?;
+        let loaders = Loaders { train: &self.train, val: None, test: &self.test };
+        let summary = train::run(trainee, loaders, &cfg)?;
         let last = summary.history.last().map_or(f64::NAN, |m| m.test_loss);
         eprintln!(
             "   {name}: test loss {last:.4}, best accuracy {:.2}%, last {:.2}%",
@@ -197,8 +198,9 @@ pub fn run_demo(args: &DemoArgs, interrupt: Option<Arc<AtomicBool>>) -> Result<R
         data_dir: args.data_dir.clone(),
         train_subset: Some(plan.train_images),
         test_subset: Some(plan.test_images),
+        val_split: None,
     };
-    let (train, test) = data.loaders(plan.batch_size, args.seed)?;
+    let RunData { train, test, .. } = data.loaders(plan.batch_size, args.seed)?;
     let device = Device::parse(&args.device)?;
     let ctx = Context { plan, out: &args.out, seed: args.seed, train, test, interrupt, device };
     let (channels, classes) = ctx.classes();

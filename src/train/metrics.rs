@@ -38,7 +38,7 @@ impl StepStats {
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Learning rate used.
+    /// Learning rate of the epoch's first step (the schedule moves it at every step).
     pub lr: f32,
     /// Mean training loss.
     pub train_loss: f64,
@@ -48,6 +48,12 @@ pub struct EpochMetrics {
     pub test_loss: f64,
     /// Test top-1 accuracy, percent.
     pub test_acc: f64,
+    /// Mean loss on the held-out validation images (`--val-split`), when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    /// Top-1 accuracy on the held-out validation images, percent, when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acc: Option<f64>,
     /// Wall time of the epoch including evaluation, seconds.
     pub seconds: f64,
     /// Training images per second.
@@ -76,6 +82,8 @@ impl EpochMetrics {
             train_acc: 100.0 * totals.correct as f64 / n,
             test_loss,
             test_acc,
+            val_loss: None,
+            val_acc: None,
             seconds,
             images_per_sec: totals.images as f64 / train_seconds.max(1e-9),
             terms: totals.terms.iter().map(|(k, v)| (k.clone(), v / n)).collect(),
@@ -85,8 +93,12 @@ impl EpochMetrics {
     /// One human-readable line.
     pub fn summary_line(&self) -> String {
         let terms: String = self.terms.iter().map(|(k, v)| format!(" {k} {v:.4}")).collect();
+        let val = match (self.val_loss, self.val_acc) {
+            (Some(loss), Some(acc)) => format!("  val loss {loss:.4} acc {acc:.2}%"),
+            _ => String::new(),
+        };
         format!(
-            "epoch {:>3}  lr {:.4}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%{terms}  {:.1}s  {:.0} img/s",
+            "epoch {:>3}  lr {:.4}  train loss {:.4} acc {:.2}%{val}  test loss {:.4} acc {:.2}%{terms}  {:.1}s  {:.0} img/s",
             self.epoch,
             self.lr,
             self.train_loss,

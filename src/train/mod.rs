@@ -6,7 +6,8 @@
 //!
 //! Files in the output folder: `metrics.jsonl` (one JSON object per finished epoch, rewritten
 //! atomically), `checkpoint.safetensors` (everything needed to resume), `model.safetensors` (the
-//! last network alone, PyTorch names) and `best.safetensors` (the network at its best test accuracy).
+//! last network alone, PyTorch names) and `best.safetensors` (the network at its best validation
+//! accuracy when images are held out with `--val-split`, else at its best test accuracy).
 
 mod metrics;
 mod schedule;
@@ -83,6 +84,20 @@ pub struct Summary {
     pub best_acc: f64,
     /// The last epoch's test accuracy.
     pub last_acc: f64,
+    /// The last epoch's validation accuracy, when images were held out.
+    pub last_val_acc: Option<f64>,
+}
+
+/// The images a run trains on, selects on and reports on.
+#[derive(Clone, Copy)]
+pub struct Loaders<'a> {
+    /// Shuffled, augmented training batches.
+    pub train: &'a Loader,
+    /// Held-out training images, evaluated after every epoch; they choose `best.safetensors`
+    /// and the hyper-parameters, so the test set never does.
+    pub val: Option<&'a Loader>,
+    /// The test set, evaluated after every epoch and reported.
+    pub test: &'a Loader,
 }
 
 const STATE: &str = "checkpoint.safetensors";
@@ -91,26 +106,30 @@ fn images_tensor(batch: &Batch) -> Result<Tensor> {
     Tensor::from_vec(batch.images.clone(), &[batch.n, batch.h, batch.w, batch.c])
 }
 
-/// Trains `trainee` on `train`, evaluating on `test` after every epoch.
-pub fn run(trainee: &mut dyn Trainee, train: &Loader, test: &Loader, cfg: &RunConfig) -> Result<Summary> {
+/// Trains `trainee` on `data.train`, evaluating on the validation and test sets after every
+/// epoch. The learning rate follows `cfg.schedule` step by step.
+pub fn run(trainee: &mut dyn Trainee, data: Loaders, cfg: &RunConfig) -> Result<Summary> {
+    let (train, test) = (data.train, data.test);
     let state_path = cfg.out.join(STATE);
     let mut history = Vec::new();
     if cfg.resume && state_path.exists() {
         history = resume(trainee, &state_path, &cfg.identity)?;
     }
     let bar = progress_bar(cfg.progress, train.num_batches());
+    let batches = train.num_batches().max(1) as f64;
     for epoch in history.len()..cfg.epochs {
-        let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
+        let epoch_lr = cfg.schedule.lr(cfg.lr, epoch as f64, cfg.epochs);
         let start = Instant::now();
         let mut totals = StepStats::default();
         bar.reset();
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
-        for batch in train.epoch(epoch as u64) {
+        for (i, batch) in train.epoch(epoch as u64).enumerate() {
             if cfg.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
                 autograd::clear_tape();
                 bar.abandon();
                 return Err(Error::Interrupted { epochs_done: epoch, out: cfg.out.clone() });
             }
+            let lr = cfg.schedule.lr(cfg.lr, epoch as f64 + i as f64 / batches, cfg.epochs);
             let stats = trainee.train_step(&images_tensor(&batch)?, &batch.labels, lr)?;
             if !stats.loss.is_finite() {
                 return Err(Error::invalid(
@@ -129,23 +148,27 @@ pub fn run(trainee: &mut dyn Trainee, train: &Loader, test: &Loader, cfg: &RunCo
             ));
         }
         let train_seconds = start.elapsed().as_secs_f64();
+        let val = data.val.map(|v| trainee.evaluate(v)).transpose()?;
         let (test_loss, test_acc) = trainee.evaluate(test)?;
-        history.push(EpochMetrics::new(
+        let mut metrics = EpochMetrics::new(
             epoch + 1,
-            lr,
+            epoch_lr,
             &totals,
             test_loss,
             test_acc,
             start.elapsed().as_secs_f64(),
             train_seconds,
-        ));
+        );
+        (metrics.val_loss, metrics.val_acc) = (val.map(|v| v.0), val.map(|v| v.1));
+        history.push(metrics);
         save(trainee, &cfg.out, &history, &cfg.identity)?;
         bar.println(history[history.len() - 1].summary_line());
     }
     bar.finish_and_clear();
     let best_acc = history.iter().map(|m| m.test_acc).fold(0.0, f64::max);
     let last_acc = history.last().map_or(0.0, |m| m.test_acc);
-    Ok(Summary { history, best_acc, last_acc })
+    let last_val_acc = history.last().and_then(|m| m.val_acc);
+    Ok(Summary { history, best_acc, last_acc, last_val_acc })
 }
 
 fn progress_bar(show: bool, len: usize) -> ProgressBar {
@@ -170,11 +193,18 @@ fn save(trainee: &mut dyn Trainee, out: &Path, history: &[EpochMetrics], identit
     state.save(&out.join(STATE))?;
     let model = trainee.model()?;
     model.save(&out.join("model.safetensors"))?;
-    let last = history[history.len() - 1].test_acc;
-    if history.iter().all(|m| m.test_acc <= last) {
+    if is_best(history) {
         model.save(&out.join("best.safetensors"))?;
     }
     metrics::write_jsonl(&out.join("metrics.jsonl"), history)
+}
+
+/// Whether the last epoch is the best so far: by validation accuracy when images were held
+/// out, else by test accuracy.
+fn is_best(history: &[EpochMetrics]) -> bool {
+    let score = |m: &EpochMetrics| m.val_acc.unwrap_or(m.test_acc);
+    let last = score(&history[history.len() - 1]);
+    history.iter().all(|m| score(m) <= last)
 }
 
 /// Restores the trainee and returns the finished epochs' metrics.
