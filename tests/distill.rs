@@ -42,7 +42,12 @@ fn teacher(with_ae: bool) -> FrozenTeacher {
 }
 
 fn config(method: Method, hyper: Hyper) -> DistillConfig {
-    DistillConfig { method, hyper, encoder: EncoderKind::Coder, split: SplitKind::Random, sgd: SGD, seed: 3 }
+    DistillConfig {
+        encoder: EncoderKind::Coder,
+        split: SplitKind::Random,
+        hyper,
+        ..DistillConfig::new(method, SGD, 3)
+    }
 }
 
 fn distiller(method: Method, hyper: Hyper) -> Distiller {

@@ -62,7 +62,7 @@ impl Side {
         if config.method == Method::IeDml {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1e4d);
             let c = side.net.feature_channels();
-            let split = ChannelSplit::new(config.split, c, seed);
+            let split = ChannelSplit::new(config.split, c, seed).with_ratio(config.split_ratio)?;
             let (a, b) = split.half_sizes();
             side.encoders = vec![
                 StudentEncoder::new(config.encoder, a, factor, &mut rng)?,
@@ -298,6 +298,7 @@ mod tests {
             hyper,
             encoder: EncoderKind::Coder,
             split: SplitKind::Random,
+            split_ratio: 0.5,
             sgd: SGD,
             seed: 3,
         }

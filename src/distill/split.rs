@@ -1,9 +1,11 @@
 //! The split of a student feature's channels into an inheritance and an exploration half.
 //!
-//! A split is an ordering of the `C` channels: the first `C/2` (rounded down) inherit, the other
-//! `C - C/2` explore. The natural split is the identity (`[0, C/2)` and `[C/2, C)`); the random
-//! one a permutation drawn once from a seed. Splits are saved with checkpoints as JSON (the
-//! metadata key [`ChannelSplit::METADATA_KEY`]) so a resumed or reloaded student keeps its halves.
+//! A split is an ordering of the `C` channels and a count `k`: the first `k` channels of the
+//! ordering inherit, the other `C - k` explore. By default `k = C/2` (rounded down); the split
+//! ablation sets another share ([`ChannelSplit::with_ratio`]). The natural split is the identity
+//! ordering (`[0, k)` and `[k, C)`); the random one a permutation drawn once from a seed. Splits
+//! are saved with checkpoints as JSON (the metadata key [`ChannelSplit::METADATA_KEY`]) so a
+//! resumed or reloaded student keeps its halves.
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -23,10 +25,20 @@ pub enum SplitKind {
     Random,
 }
 
-/// An ordering of a feature's channels: the first half inherits, the rest explores.
+/// An ordering of a feature's channels and how many of them inherit; the rest explore.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelSplit {
     order: Vec<usize>,
+    inherit: usize,
+}
+
+/// A split as stored in checkpoint metadata: an ordering with its inheriting count, or (older
+/// files) a bare ordering whose first half inherits.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Counted { order: Vec<usize>, inherit: usize },
+    Halves(Vec<usize>),
 }
 
 impl ChannelSplit {
@@ -35,14 +47,28 @@ impl ChannelSplit {
 
     /// The identity split of `channels` channels.
     pub fn natural(channels: usize) -> Self {
-        ChannelSplit { order: (0..channels).collect() }
+        ChannelSplit { order: (0..channels).collect(), inherit: channels / 2 }
     }
 
     /// A random split of `channels` channels drawn from `seed`.
     pub fn random(channels: usize, seed: u64) -> Self {
         let mut order: Vec<usize> = (0..channels).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        ChannelSplit { order }
+        ChannelSplit { inherit: channels / 2, order }
+    }
+
+    /// The same ordering with `floor(C * ratio)` inheriting channels; `ratio` must be in
+    /// `(0, 1)` and leave at least one channel on each side.
+    pub fn with_ratio(self, ratio: f32) -> Result<Self> {
+        let c = self.order.len();
+        let inherit = (c as f64 * f64::from(ratio)).floor() as usize;
+        if !(ratio > 0.0 && ratio < 1.0) || inherit == 0 || inherit >= c {
+            return Err(Error::invalid(
+                "split",
+                format!("split ratio {ratio} of {c} channels leaves a side empty (it must be in (0, 1))"),
+            ));
+        }
+        Ok(ChannelSplit { inherit, ..self })
     }
 
     /// The split of `kind` over `channels` channels (`seed` is used by [`SplitKind::Random`]).
@@ -53,7 +79,8 @@ impl ChannelSplit {
         }
     }
 
-    /// A split from an explicit ordering, which must be a permutation of `0..len` with `len >= 2`.
+    /// A split from an explicit ordering, which must be a permutation of `0..len` with `len >= 2`;
+    /// its first half inherits.
     pub fn from_order(order: Vec<usize>) -> Result<Self> {
         let mut seen = vec![false; order.len()];
         for &c in &order {
@@ -67,7 +94,7 @@ impl ChannelSplit {
         if order.len() < 2 {
             return Err(Error::invalid("split", format!("{} channels cannot be split in two", order.len())));
         }
-        Ok(ChannelSplit { order })
+        Ok(ChannelSplit { inherit: order.len() / 2, order })
     }
 
     /// The channel ordering.
@@ -80,10 +107,9 @@ impl ChannelSplit {
         self.order.len()
     }
 
-    /// Channels of the inheritance half and of the exploration half.
+    /// Channels of the inheritance part and of the exploration part.
     pub fn half_sizes(&self) -> (usize, usize) {
-        let c = self.order.len();
-        (c / 2, c - c / 2)
+        (self.inherit, self.order.len() - self.inherit)
     }
 
     /// Whether this is the identity ordering (the halves are then plain slices).
@@ -100,7 +126,7 @@ impl ChannelSplit {
                 format!("feature {:?} does not have the split's {c} channels", x.shape()),
             ));
         }
-        let half = c / 2;
+        let half = self.inherit;
         if self.is_natural() {
             return Ok((slice_channels(x, 0, half)?, slice_channels(x, half, c)?));
         }
@@ -109,15 +135,29 @@ impl ChannelSplit {
 
     /// Several splits as the JSON stored under [`ChannelSplit::METADATA_KEY`].
     pub fn to_json(splits: &[ChannelSplit]) -> String {
-        let orders: Vec<&[usize]> = splits.iter().map(|s| s.order.as_slice()).collect();
-        serde_json::to_string(&orders).expect("orderings serialise")
+        let stored: Vec<Stored> =
+            splits.iter().map(|s| Stored::Counted { order: s.order.clone(), inherit: s.inherit }).collect();
+        serde_json::to_string(&stored).expect("orderings serialise")
     }
 
     /// Splits read back from [`ChannelSplit::to_json`].
     pub fn from_json(text: &str) -> Result<Vec<ChannelSplit>> {
-        let orders: Vec<Vec<usize>> = serde_json::from_str(text)
+        let stored: Vec<Stored> = serde_json::from_str(text)
             .map_err(|e| Error::invalid("split", format!("bad split metadata {text:?}: {e}")))?;
-        orders.into_iter().map(ChannelSplit::from_order).collect()
+        stored
+            .into_iter()
+            .map(|s| match s {
+                Stored::Halves(order) => ChannelSplit::from_order(order),
+                Stored::Counted { order, inherit } => {
+                    let c = order.len();
+                    let split = ChannelSplit::from_order(order)?;
+                    if inherit == 0 || inherit >= c {
+                        return Err(Error::invalid("split", format!("{inherit} of {c} channels inherit")));
+                    }
+                    Ok(ChannelSplit { inherit, ..split })
+                }
+            })
+            .collect()
     }
 
     /// Stores `splits` in `ckpt`'s metadata.
@@ -161,6 +201,25 @@ mod tests {
     }
 
     #[test]
+    fn ratios_set_the_inheriting_share_and_survive_the_checkpoint() {
+        let x = Tensor::from_vec((0..8).map(|v| v as f32).collect(), &[1, 8]).unwrap();
+        let split = ChannelSplit::natural(8).with_ratio(0.25).unwrap();
+        assert_eq!(split.half_sizes(), (2, 6));
+        let (a, b) = split.halves(&x).unwrap();
+        assert_eq!((a.to_vec().unwrap(), b.shape().to_vec()), (vec![0.0, 1.0], vec![1, 6]));
+        let random = ChannelSplit::random(8, 3).with_ratio(0.75).unwrap();
+        assert_eq!(random.half_sizes(), (6, 2));
+        let back = ChannelSplit::from_json(&ChannelSplit::to_json(&[split.clone(), random.clone()])).unwrap();
+        assert_eq!(back, [split, random]);
+        // Files written before the ratio existed hold bare orderings: their first half inherits.
+        assert_eq!(ChannelSplit::from_json("[[1, 0, 2]]").unwrap()[0].half_sizes(), (1, 2));
+        for bad in [0.0, 1.0, 0.1, -0.5, f32::NAN] {
+            let err = ChannelSplit::natural(8).with_ratio(bad).unwrap_err().to_string();
+            assert!(err.contains("split ratio"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn random_splits_are_seeded_permutations() {
         let a = ChannelSplit::random(64, 7);
         assert_eq!(a, ChannelSplit::random(64, 7));
@@ -180,7 +239,7 @@ mod tests {
         assert_eq!(ChannelSplit::load(&ckpt, &[4, 6]).unwrap(), splits);
         assert!(ChannelSplit::load(&ckpt, &[4, 8]).unwrap_err().to_string().contains("[4, 6]"));
         assert!(ChannelSplit::load(&Checkpoint::new(), &[4]).is_err());
-        for bad in ["[[0, 0]]", "[[0, 2]]", "[[0]]", "nonsense"] {
+        for bad in ["[[0, 0]]", "[[0, 2]]", "[[0]]", "nonsense", r#"[{"order": [0, 1], "inherit": 2}]"#] {
             assert!(ChannelSplit::from_json(bad).unwrap_err().to_string().starts_with("split:"), "{bad}");
         }
         let err = ChannelSplit::natural(4).halves(&Tensor::zeros(&[2, 3, 3, 5])).unwrap_err();

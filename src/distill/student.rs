@@ -36,6 +36,8 @@ pub struct DistillConfig {
     pub encoder: EncoderKind,
     /// How the feature's channels are split (IE recipes).
     pub split: SplitKind,
+    /// The share of channels that inherit (IE recipes; 0.5 for halves).
+    pub split_ratio: f32,
     /// The optimiser of the student and its encoders.
     pub sgd: SgdConfig,
     /// Seed of the encoders' initialisation and of a random split.
@@ -46,7 +48,7 @@ impl DistillConfig {
     /// `method` with its default weights, Coder encoders and the natural split.
     pub fn new(method: Method, sgd: SgdConfig, seed: u64) -> Self {
         let (encoder, split) = (EncoderKind::Coder, SplitKind::Natural);
-        DistillConfig { method, hyper: Hyper::defaults(method), encoder, split, sgd, seed }
+        DistillConfig { method, hyper: Hyper::defaults(method), encoder, split, split_ratio: 0.5, sgd, seed }
     }
 }
 
@@ -123,7 +125,7 @@ impl Distiller {
         match method {
             Method::IeFt => {
                 let factor = teacher.as_ref().expect("checked").factor_channels(method.name())?;
-                let split = ChannelSplit::new(config.split, c, config.seed);
+                let split = ChannelSplit::new(config.split, c, config.seed).with_ratio(config.split_ratio)?;
                 let (a, b) = split.half_sizes();
                 encoders.push(StudentEncoder::new(config.encoder, a, factor, &mut rng)?);
                 encoders.push(StudentEncoder::new(config.encoder, b, factor, &mut rng)?);
@@ -135,11 +137,10 @@ impl Distiller {
             }
             Method::IeAt => {
                 for (g, channels) in group_channels(c).into_iter().enumerate() {
-                    splits.push(ChannelSplit::new(
-                        config.split,
-                        channels,
-                        config.seed.wrapping_add(g as u64),
-                    ));
+                    let seed = config.seed.wrapping_add(g as u64);
+                    splits.push(
+                        ChannelSplit::new(config.split, channels, seed).with_ratio(config.split_ratio)?,
+                    );
                 }
             }
             _ => {}
