@@ -7,11 +7,13 @@
 //! all images and elements. Zero is exactly what ReLU outputs for an inactive unit, so the
 //! figure needs no threshold and does not depend on the feature's scale.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::cli::DataArgs;
+use super::split::ChannelSplit;
 use super::teacher::load_network;
 use crate::autograd;
+use crate::checkpoint::Checkpoint;
 use crate::cka::linear_cka_tensors;
 use crate::data::{Loader, LoaderConfig, Split};
 use crate::error::{Error, Result};
@@ -75,6 +77,11 @@ pub struct CkaArgs {
     pub b_arch: Arch,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Also compare the teacher (a) with each part of the student's (b) split feature: the
+    /// inheritance and the exploration channels, as saved in b's model file (the natural halves
+    /// when it holds no split).
+    #[arg(long)]
+    pub halves: bool,
 }
 
 /// The test images `iekd cka` uses when `--test-subset` is not given (the Gram matrices grow
@@ -90,6 +97,9 @@ pub struct CkaReport {
     pub active_a: f64,
     /// Share of active neurons of the second network.
     pub active_b: f64,
+    /// With `--halves`: CKA of the first network's feature with the second's inheritance and
+    /// exploration channels.
+    pub halves: Option<(f64, f64)>,
     /// Test images used.
     pub images: usize,
 }
@@ -104,11 +114,30 @@ pub fn run_cka(args: &CkaArgs) -> Result<CkaReport> {
     let mut a = load_network(args.a_arch, &args.a, channels, classes)?;
     let mut b = load_network(args.b_arch, &args.b, channels, classes)?;
     let (fa, fb) = (collect_features(a.as_mut(), &loader)?, collect_features(b.as_mut(), &loader)?);
+    let halves = if args.halves {
+        let (inh, exp) = saved_split(&args.b, b.feature_channels())?.halves(&fb)?;
+        Some((feature_cka(&fa, &inh)?, feature_cka(&fa, &exp)?))
+    } else {
+        None
+    };
     Ok(CkaReport {
+        halves,
         cka: feature_cka(&fa, &fb)?,
         active_a: active_fraction(&fa)?,
         active_b: active_fraction(&fb)?,
         images: loader.dataset().len(),
+    })
+}
+
+/// The split of a student's distillation feature of `channels` channels saved in its model file
+/// (the last saved split of that width: IE-AT saves one per group), or the natural halves.
+pub fn saved_split(model: &Path, channels: usize) -> Result<ChannelSplit> {
+    let ckpt = Checkpoint::load(model)?;
+    let Some(text) = ckpt.metadata.get(ChannelSplit::METADATA_KEY) else {
+        return Ok(ChannelSplit::natural(channels));
+    };
+    ChannelSplit::from_json(text)?.into_iter().rev().find(|s| s.channels() == channels).ok_or_else(|| {
+        Error::invalid("cka", format!("{} holds no split of its {channels}-channel feature", model.display()))
     })
 }
 
