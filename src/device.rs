@@ -49,6 +49,13 @@ fn first_gpu() -> std::result::Result<Arc<Gpu>, String> {
 }
 
 impl Device {
+    /// The device names [`Device::parse`] takes in this build.
+    #[cfg(feature = "cuda-emulation")]
+    pub const NAMES: &'static str = "auto, cpu, cuda, cuda-emulated";
+    /// The device names [`Device::parse`] takes in this build.
+    #[cfg(not(feature = "cuda-emulation"))]
+    pub const NAMES: &'static str = "auto, cpu, cuda";
+
     /// The device named on the command line: `cpu`, `cuda` (an error saying why when no GPU can
     /// be used), `auto` ([`Device::auto`]), or `cuda-emulated` (the kernels run on the CPU; in
     /// builds with the `cuda-emulation` feature, for checks: it is very slow).
@@ -58,7 +65,7 @@ impl Device {
             "auto" => Ok(Device::auto().0),
             "cuda" => first_gpu().map(Device::Cuda).map_err(|why| Error::Device(format!("cuda: {why}"))),
             "cuda-emulated" => Device::emulated(),
-            other => Err(Error::Device(format!("unknown device {other:?} (auto, cpu, cuda, cuda-emulated)"))),
+            other => Err(Error::Device(format!("unknown device {other:?} ({})", Device::NAMES))),
         }
     }
 
@@ -98,6 +105,7 @@ mod tests {
         assert_eq!(Device::parse("cpu").unwrap(), Device::Cpu);
         let err = Device::parse("tpu").unwrap_err().to_string();
         assert!(err.contains("unknown device \"tpu\"") && err.contains("cuda"), "{err}");
+        assert_eq!(err.contains("cuda-emulated"), cfg!(feature = "cuda-emulation"), "{err}");
         // Without a usable GPU, `cuda` says why in one line and `auto` falls back to the CPU.
         if let Err(e) = Device::parse("cuda") {
             assert!(e.to_string().starts_with("device: cuda: ") && !e.to_string().contains('\n'), "{e}");

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -50,9 +51,13 @@ enum Command {
         /// Base learning rate.
         #[arg(long, default_value_t = 0.1)]
         lr: f32,
-        /// Learning-rate schedule: multistep (x0.1 at 50% and 75% of the epochs), cosine, constant.
+        /// Learning-rate schedule, moved at every step: multistep (x0.1 at 50% and 75% of the
+        /// run, or at --milestones), cosine, constant.
         #[arg(long, value_enum, default_value_t = ScheduleKind::Multistep)]
         schedule: ScheduleKind,
+        /// Epochs at which the multi-step schedule drops x0.1, comma-separated (e.g. 80,120).
+        #[arg(long, value_delimiter = ',')]
+        milestones: Option<Vec<f64>>,
         /// SGD momentum.
         #[arg(long, default_value_t = 0.9)]
         momentum: f32,
@@ -109,7 +114,8 @@ enum Command {
         /// Only ops whose name contains this.
         #[arg(long)]
         op: Option<String>,
-        /// Device whose ops are checked: auto, cpu, cuda or cuda-emulated; on a device, every
+        /// Device whose ops are checked: auto, cpu or cuda (and cuda-emulated in builds with the
+        /// cuda-emulation feature); on a device, every
         /// kernel, a whole training step and every recipe are also compared with the CPU.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -143,7 +149,11 @@ static ALLOCATOR: iekd::alloc::MiMalloc = iekd::alloc::MiMalloc;
 
 fn main() -> ExitCode {
     iekd::alloc::keep_freed_pages();
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let distill = matches.subcommand_matches("distill");
+    let given = |id: &str| distill.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine);
+    match run(cli, &given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -162,7 +172,9 @@ fn device(name: &str) -> Result<Device> {
     Ok(device)
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Runs a parsed command; `given` says whether an argument of `iekd distill` was on the command
+/// line (a preset fills only the others).
+fn run(cli: Cli, given: &dyn Fn(&str) -> bool) -> Result<()> {
     match cli.command {
         Command::Train {
             arch,
@@ -171,6 +183,7 @@ fn run(cli: Cli) -> Result<()> {
             batch_size,
             lr,
             schedule,
+            milestones,
             momentum,
             weight_decay,
             no_nesterov,
@@ -180,37 +193,32 @@ fn run(cli: Cli) -> Result<()> {
             resume,
         } => {
             let device = device(&dev)?;
-            let train_set = data.load(Split::Train)?;
-            let test_set = data.load(Split::Test)?;
-            let net = arch.build(
-                train_set.channels(),
-                train_set.num_classes(),
-                &mut ChaCha8Rng::seed_from_u64(seed),
-            )?;
+            let loaders = data.loaders(batch_size, seed)?;
+            let set = loaders.train.dataset();
+            let net = arch.build(set.channels(), set.num_classes(), &mut ChaCha8Rng::seed_from_u64(seed))?;
             let sgd = SgdConfig { lr, momentum, weight_decay, nesterov: !no_nesterov };
             let mut trainee = Supervised::new(net, sgd)?;
             trainee.to_device(&device)?;
-            let train_loader = Loader::new(train_set, LoaderConfig::train(data.dataset, batch_size, seed))?;
-            let test_loader = Loader::new(test_set, LoaderConfig::eval(data.dataset, 500))?;
             let cfg = RunConfig {
                 epochs,
                 lr,
-                schedule: schedule.for_epochs(epochs),
+                schedule: schedule.for_epochs(epochs, milestones.as_deref()),
                 out: out.clone(),
                 resume,
                 progress: true,
                 interrupt: Some(interrupt_flag()),
                 identity: format!(
-                    "train {arch} on {} seed {seed} batch {batch_size} sgd {sgd:?}",
-                    data.dataset
+                    "train {arch} on {} val {:?} seed {seed} batch {batch_size} sgd {sgd:?}",
+                    data.dataset, data.val_split
                 ),
             };
-            let summary = train::run(&mut trainee, &train_loader, &test_loader, &cfg)?;
+            let summary = train::run(&mut trainee, loaders.loaders(), &cfg)?;
             println!(
-                "{arch} on {}: best test accuracy {:.2}%, last {:.2}% ({})",
+                "{arch} on {}: best test accuracy {:.2}%, last {:.2}%{} ({})",
                 data.dataset,
                 summary.best_acc,
                 summary.last_acc,
+                val_note(&summary),
                 out.display()
             );
             Ok(())
@@ -242,16 +250,18 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Distill(args) => {
+        Command::Distill(mut args) => {
+            args.apply_preset(given)?;
             device(&args.optim.device)?;
             let summary = distill_cli::run_distill(&args, Some(interrupt_flag()))?;
             println!(
-                "{} {} on {}: best test accuracy {:.2}%, last {:.2}% ({})",
+                "{} {} on {}: best test accuracy {:.2}%, last {:.2}%{} ({})",
                 args.method,
                 args.student_arch,
                 args.data.dataset,
                 summary.best_acc,
                 summary.last_acc,
+                val_note(&summary),
                 args.out.display()
             );
             Ok(())
@@ -260,6 +270,11 @@ fn run(cli: Cli) -> Result<()> {
             let r = analysis::run_cka(&args)?;
             println!("linear CKA {:.4} on {} test images", r.cka, r.images);
             println!("active neurons: a {:.1}%, b {:.1}%", 100.0 * r.active_a, 100.0 * r.active_b);
+            if let Some((inh, exp)) = r.halves {
+                println!(
+                    "linear CKA of a with b's inheritance channels {inh:.4}, exploration channels {exp:.4}"
+                );
+            }
             Ok(())
         }
         Command::Demo(args) => {
@@ -315,6 +330,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The last validation accuracy, when images were held out, for the closing line of a run.
+fn val_note(summary: &train::Summary) -> String {
+    summary.last_val_acc.map(|v| format!(", validation {v:.2}%")).unwrap_or_default()
 }
 
 /// A flag set by the first Ctrl-C (the run stops after saving); a second Ctrl-C exits at once.
