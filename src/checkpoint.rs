@@ -202,7 +202,7 @@ impl Checkpoint {
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {
-            let values = decode(&name, view.dtype(), view.data()).map_err(bad)?;
+            let values = decode(name, view.dtype(), view.data()).map_err(bad)?;
             tensors.insert(name.to_string(), (view.shape().to_vec(), values));
         }
         Ok(Checkpoint { tensors, metadata: header.metadata().clone().unwrap_or_default() })
