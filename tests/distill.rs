@@ -2,6 +2,8 @@
 //! hand, the channel split through checkpoints, the frozen teacher, DML's update order, training on
 //! real Fashion-MNIST, and `iekd demo --quick`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -297,12 +299,10 @@ fn the_frozen_teacher_and_its_encoder_never_change() {
 /// The first `n` Fashion-MNIST test or training images, or `None` (with a visible message) when the
 /// data is not installed; under CI its absence is a failure.
 fn fashion(split: Split, n: usize, batch: usize) -> Option<Loader> {
-    let dir = Path::new(DEBIAN_FASHION_MNIST_DIR);
-    if !dir.exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install dataset-fashion-mnist");
-        eprintln!("SKIPPED: {DEBIAN_FASHION_MNIST_DIR} not found (apt-get install dataset-fashion-mnist)");
+    if !common::fashion_installed() {
         return None;
     }
+    let dir = Path::new(DEBIAN_FASHION_MNIST_DIR);
     let mut set = data::load(DatasetKind::FashionMnist, dir, split).unwrap();
     set.truncate(n);
     Some(Loader::new(set, LoaderConfig::eval(DatasetKind::FashionMnist, batch)).unwrap())

@@ -70,7 +70,7 @@ fn python() -> bool {
     let ok = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
         assert!(std::env::var_os("CI").is_none(), "CI needs python3 for scripts/pth_to_safetensors.py");
-        eprintln!("SKIPPED: python3 not found; scripts/pth_to_safetensors.py not run");
+        common::skipped("pth_files_convert_to_the_same_tensors", "python3 not found");
     }
     ok
 }

@@ -2,6 +2,8 @@
 //! resumes to the same bits as an uninterrupted one, checkpoints carry PyTorch names, and the
 //! command line reports errors in one line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -18,12 +20,10 @@ use rand_chacha::ChaCha8Rng;
 /// The first `train` and `test` images of Fashion-MNIST, or `None` (with a visible message) when
 /// the data is not installed; under CI its absence is a failure.
 fn fashion(train: usize, test: usize) -> Option<(Loader, Loader)> {
-    let dir = Path::new(DEBIAN_FASHION_MNIST_DIR);
-    if !dir.exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install dataset-fashion-mnist");
-        eprintln!("SKIPPED: {DEBIAN_FASHION_MNIST_DIR} not found (apt-get install dataset-fashion-mnist)");
+    if !common::fashion_installed() {
         return None;
     }
+    let dir = Path::new(DEBIAN_FASHION_MNIST_DIR);
     let kind = DatasetKind::FashionMnist;
     let mut a = data::load(kind, dir, Split::Train).unwrap();
     let mut b = data::load(kind, dir, Split::Test).unwrap();

@@ -108,11 +108,11 @@ pub struct CkaReport {
 pub fn run_cka(args: &CkaArgs) -> Result<CkaReport> {
     let mut data = args.data.clone();
     data.test_subset = Some(data.test_subset.unwrap_or(CKA_DEFAULT_IMAGES));
-    let set = data.load(Split::Test)?;
-    let (channels, classes) = (set.channels(), set.num_classes());
-    let loader = Loader::new(set, LoaderConfig::eval(data.dataset, 250))?;
+    // The networks first, so a wrong model file is reported before the data is read.
+    let (channels, classes) = (data.dataset.channels(), data.dataset.num_classes());
     let mut a = load_network(args.a_arch, &args.a, channels, classes)?;
     let mut b = load_network(args.b_arch, &args.b, channels, classes)?;
+    let loader = Loader::new(data.load(Split::Test)?, LoaderConfig::eval(data.dataset, 250))?;
     let (fa, fb) = (collect_features(a.as_mut(), &loader)?, collect_features(b.as_mut(), &loader)?);
     let halves = if args.halves {
         let (inh, exp) = saved_split(&args.b, b.feature_channels())?.halves(&fb)?;

@@ -79,3 +79,25 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 pub fn err_of<T: std::fmt::Debug>(r: iekd::Result<T>) -> String {
     r.unwrap_err().to_string()
 }
+
+/// Says that a test skipped and why, on stderr past the test harness's capture, so it shows.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// Whether Debian's Fashion-MNIST is installed; when it is not, says so visibly for the running
+/// test (the harness names its thread after it), and under CI (which installs it) fails.
+pub fn fashion_installed() -> bool {
+    let dir = Path::new(iekd::data::DEBIAN_FASHION_MNIST_DIR);
+    if dir.exists() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must install dataset-fashion-mnist (scripts/test.sh does)");
+    let thread = std::thread::current();
+    skipped(
+        thread.name().unwrap_or("test"),
+        &format!("{} not installed (apt-get install dataset-fashion-mnist)", dir.display()),
+    );
+    false
+}
