@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod cifar;
 mod dataset;
+#[cfg(feature = "cli")]
 pub mod fetch;
 pub mod idx;
 pub mod loader;

@@ -61,26 +61,27 @@ pub fn active_fraction(feature: &Tensor) -> Result<f64> {
 }
 
 /// `iekd cka`: linear CKA between two networks' distillation features, and their active neurons.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct CkaArgs {
     /// The first model file.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub a: PathBuf,
     /// Its architecture.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub a_arch: Arch,
     /// The second model file.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub b: PathBuf,
     /// Its architecture.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub b_arch: Arch,
-    #[command(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub data: DataArgs,
     /// Also compare the teacher (a) with each part of the student's (b) split feature: the
     /// inheritance and the exploration channels, as saved in b's model file (the natural halves
     /// when it holds no split).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub halves: bool,
 }
 

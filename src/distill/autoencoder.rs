@@ -22,7 +22,8 @@ use crate::tensor::Tensor;
 use crate::train::{StepStats, Trainee};
 
 /// The reconstruction loss of the auto-encoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Recon {
     /// Mean absolute error (the authors' code).
     L1,

@@ -25,25 +25,26 @@ use crate::optim::SgdConfig;
 use crate::train::{self, RunConfig, Schedule, ScheduleKind, Summary, Trainee};
 
 /// Where the data comes from.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct DataArgs {
     /// Data set: cifar10, cifar100, mnist, fashion-mnist.
-    #[arg(long, default_value = "fashion-mnist")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "fashion-mnist"))]
     pub dataset: DatasetKind,
     /// Folder holding the data set's files (default: /usr/share/datasets/fashion-mnist for
     /// Fashion-MNIST when present, else data/NAME).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
     /// Use only the first N training images (quick runs).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub train_subset: Option<usize>,
     /// Use only the first N test images (quick runs).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub test_subset: Option<usize>,
     /// Hold out the last N images of the training set as a validation set: never trained on,
     /// evaluated after every epoch (`val_acc` in metrics.jsonl), it chooses best.safetensors.
     /// --train-subset then takes the first images of the rest.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub val_split: Option<usize>,
 }
 
@@ -115,31 +116,32 @@ impl DataArgs {
 }
 
 /// Optimiser and run settings shared by the training commands.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct OptimArgs {
     /// Images per batch.
-    #[arg(long, default_value_t = 128)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 128))]
     pub batch_size: usize,
     /// Base learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.1))]
     pub lr: f32,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.9))]
     pub momentum: f32,
     /// L2 weight decay, added to the gradient.
-    #[arg(long, default_value_t = 5e-4)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5e-4))]
     pub weight_decay: f32,
     /// Use plain instead of Nesterov momentum.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub no_nesterov: bool,
     /// Seed of initialisation, shuffling, augmentation and a random split.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub seed: u64,
     /// Device: auto (a GPU when usable, else the CPU), cpu or cuda.
-    #[arg(long, default_value = "auto")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "auto"))]
     pub device: String,
     /// Continue an interrupted run from OUT/checkpoint.safetensors.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub resume: bool,
 }
 
@@ -156,39 +158,41 @@ impl OptimArgs {
 }
 
 /// `iekd autoencoder`: stage 1, the teacher's auto-encoder.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct AutoencoderArgs {
     /// The teacher's model file (model.safetensors or best.safetensors of `iekd train`).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub teacher: PathBuf,
     /// The teacher's architecture.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub teacher_arch: Arch,
-    #[command(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub data: DataArgs,
     /// Epochs.
-    #[arg(long, default_value_t = 30)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 30))]
     pub epochs: usize,
     /// Channels of the factor.
-    #[arg(long, default_value_t = 32)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 32))]
     pub factor_channels: usize,
     /// Reconstruction loss: l1 (mean absolute error, the authors' code) or l2 (mean squared error).
-    #[arg(long, value_enum, default_value_t = Recon::L1)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Recon::L1))]
     pub recon: Recon,
     /// Auto-encoder family: coder (IE-KD, with batch norm) or paraphraser (Factor Transfer).
-    #[arg(long, value_enum, default_value_t = EncoderKind::Coder)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = EncoderKind::Coder))]
     pub encoder: EncoderKind,
     /// Learning-rate schedule (constant, as the authors' code).
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = ScheduleKind::Constant))]
     pub schedule: ScheduleKind,
-    #[command(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub optim: OptimArgs,
     /// Output folder.
-    #[arg(long, default_value = "runs/autoencoder")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "runs/autoencoder"))]
     pub out: PathBuf,
 }
 
 /// Parses `l1` or `l2` as a factor distance.
+#[cfg(feature = "cli")]
 fn factor_norm(s: &str) -> std::result::Result<FactorNorm, String> {
     match s {
         "l1" => Ok(FactorNorm::L1),
@@ -198,86 +202,87 @@ fn factor_norm(s: &str) -> std::result::Result<FactorNorm, String> {
 }
 
 /// `iekd distill`: stage 2, a student trained with one recipe.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct DistillArgs {
     /// Recipe: ie-ft, ft, kd, at, ie-at, dml, ie-dml, none.
-    #[arg(long, value_enum, default_value_t = Method::IeFt)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Method::IeFt))]
     pub method: Method,
     /// The teacher's model file (every recipe but none, dml and ie-dml).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub teacher: Option<PathBuf>,
     /// The teacher's architecture; for dml and ie-dml the peer's (default: the student's).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub teacher_arch: Option<Arch>,
     /// The teacher's auto-encoder, model file of `iekd autoencoder` (ie-ft and ft).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub autoencoder: Option<PathBuf>,
     /// The student's architecture.
-    #[arg(long, default_value = "resnet20")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "resnet20"))]
     pub student_arch: Arch,
-    #[command(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub data: DataArgs,
     /// Epochs.
-    #[arg(long, default_value_t = 160)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 160))]
     pub epochs: usize,
     /// Learning-rate schedule: multistep (x0.1 at 50% and 75% of the run, or at --milestones;
     /// the authors' configs drop at epochs 80 and 120 of 160), cosine, constant.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Multistep)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = ScheduleKind::Multistep))]
     pub schedule: ScheduleKind,
     /// Epochs at which the multi-step schedule drops x0.1, comma-separated (e.g. 80,120).
-    #[arg(long, value_delimiter = ',')]
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub milestones: Option<Vec<f64>>,
     /// A released configuration of the authors (their config/ folder): sets the method, data set,
     /// architectures, epochs, milestones, batch size and loss weights of that file; flags given
     /// here still win. kd-cifar10-r56-r20, kd-cifar100-r110-r32b, ft-cifar10-r56-r20,
     /// ft-cifar100-r110-r32b, ie-ft-cifar10-r56-r20, dml-cifar10-r56-r32.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub preset: Option<String>,
     /// Weight of the inheritance loss [default: 500 (Factor Transfer's beta on the same loss,
-    /// kept by the validation sweep in README); ie-at: 1000 (AT's beta)].
-    #[arg(long)]
+    /// kept by the validation sweep in the README); ie-at: 1000 (AT's beta)].
+    #[cfg_attr(feature = "cli", arg(long))]
     pub lambda_inh: Option<f32>,
     /// Weight of the exploration loss; 0 keeps the exploration encoder but drops its loss (the
-    /// control arm) [default: 50 (chosen on validation accuracy, see README); ie-at: 1000].
-    #[arg(long)]
+    /// control arm) [default: 10 (chosen on validation accuracy, see the README); ie-at: 1000].
+    #[cfg_attr(feature = "cli", arg(long))]
     pub lambda_exp: Option<f32>,
     /// Weight of the FT or AT loss [default: ft 500 (Factor Transfer paper and the authors'
     /// FT configs), at 1000 (Zagoruyko and Komodakis's AT)].
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub beta: Option<f32>,
     /// KD: weight of the distillation term [default: 0.9 with T 4, the authors' CIFAR-100 KD
     /// config; their CIFAR-10 one uses 0.95 with T 20].
-    #[arg(long, default_value_t = 0.9)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.9))]
     pub alpha: f32,
     /// KD: temperature [default: 4, see --alpha].
-    #[arg(long, default_value_t = 4.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 4.0))]
     pub temperature: f32,
     /// Channel split of the IE recipes: natural (first channels inherit) or random (a seeded permutation).
-    #[arg(long, value_enum, default_value_t = SplitKind::Natural)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = SplitKind::Natural))]
     pub split: SplitKind,
     /// Share of the feature's channels that inherit (the rest explore), in (0, 1); the split
     /// ablation. [default: 0.5, the paper's halves]
-    #[arg(long, default_value_t = 0.5)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.5))]
     pub split_ratio: f32,
     /// Exploration loss: l1 (negated factor distance) or dot (|cosine| of the factors).
-    #[arg(long, value_enum, default_value_t = Exploration::L1)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Exploration::L1))]
     pub exploration: Exploration,
     /// Factor distance p: l1 (the authors' code) or l2.
-    #[arg(long, value_parser = factor_norm, default_value = "l1")]
+    #[cfg_attr(feature = "cli", arg(long, value_parser = factor_norm, default_value = "l1"))]
     pub factor_norm: FactorNorm,
     /// Student encoders: coder (IE-KD) or paraphraser (FT's translator) [default: the auto-encoder's family].
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub encoder: Option<EncoderKind>,
     /// ie-dml: channels of the online factors.
-    #[arg(long, default_value_t = 32)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 32))]
     pub factor_channels: usize,
     /// ie-dml: reconstruction loss of the online auto-encoders.
-    #[arg(long, value_enum, default_value_t = Recon::L1)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Recon::L1))]
     pub recon: Recon,
-    #[command(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub optim: OptimArgs,
     /// Output folder.
-    #[arg(long, default_value = "runs/distill")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "runs/distill"))]
     pub out: PathBuf,
 }
 
@@ -486,7 +491,7 @@ pub fn run_distill(args: &DistillArgs, interrupt: Option<Arc<AtomicBool>>) -> Re
     train::run(trainee.as_mut(), data.loaders(), &cfg)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cli"))]
 mod tests {
     use clap::parser::ValueSource;
     use clap::{FromArgMatches, Parser};

@@ -32,22 +32,23 @@ use crate::tensor::Tensor;
 use crate::train::{self, EpochMetrics, Loaders, RunConfig, Schedule, Summary, Supervised, Trainee};
 
 /// `iekd demo`.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct DemoArgs {
     /// Output folder: one sub-folder per run, results.json, curves.svg.
-    #[arg(long, default_value = "runs/demo")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "runs/demo"))]
     pub out: PathBuf,
     /// A tiny schedule that finishes in seconds (a smoke test, not a result).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub quick: bool,
     /// Seed of every initialisation, shuffle and augmentation.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub seed: u64,
     /// Device: auto (a GPU when usable, else the CPU), cpu or cuda.
-    #[arg(long, default_value = "auto")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "auto"))]
     pub device: String,
     /// Folder holding Fashion-MNIST (default: /usr/share/datasets/fashion-mnist, else data/fashion-mnist).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
 }
 

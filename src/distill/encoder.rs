@@ -12,7 +12,8 @@ use crate::nn::{AutoEncoder, Coder, Module, Paraphraser, TensorKind, Translator}
 use crate::tensor::Tensor;
 
 /// Which family of encoders to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum EncoderKind {
     /// IE-KD's Coder (three conv-BN-LeakyReLU layers) for the auto-encoder and the students.
     Coder,

@@ -17,7 +17,8 @@ use crate::ops::channels::{gather_channels, slice_channels};
 use crate::tensor::Tensor;
 
 /// How the channels are split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum SplitKind {
     /// Channels `[0, C/2)` inherit, `[C/2, C)` explore.
     Natural,

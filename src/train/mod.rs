@@ -10,6 +10,7 @@
 //! accuracy when images are held out with `--val-split`, else at its best test accuracy).
 
 mod metrics;
+mod progress;
 mod schedule;
 mod supervised;
 
@@ -17,8 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-use indicatif::{ProgressBar, ProgressStyle};
 
 pub use metrics::{EpochMetrics, StepStats};
 pub use schedule::{Schedule, ScheduleKind};
@@ -31,6 +30,7 @@ use crate::data::{Batch, Loader};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use progress::Progress;
 
 /// Something the loop can train: one model (or several) with its optimiser and loss recipe.
 pub trait Trainee {
@@ -115,14 +115,13 @@ pub fn run(trainee: &mut dyn Trainee, data: Loaders, cfg: &RunConfig) -> Result<
     if cfg.resume && state_path.exists() {
         history = resume(trainee, &state_path, &cfg.identity)?;
     }
-    let bar = progress_bar(cfg.progress, train.num_batches());
+    let bar = Progress::new(cfg.progress, train.num_batches());
     let batches = train.num_batches().max(1) as f64;
     for epoch in history.len()..cfg.epochs {
         let epoch_lr = cfg.schedule.lr(cfg.lr, epoch as f64, cfg.epochs);
         let start = Instant::now();
         let mut totals = StepStats::default();
-        bar.reset();
-        bar.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        bar.start(format!("epoch {}/{}", epoch + 1, cfg.epochs));
         for (i, batch) in train.epoch(epoch as u64).enumerate() {
             if cfg.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
                 autograd::clear_tape();
@@ -138,14 +137,15 @@ pub fn run(trainee: &mut dyn Trainee, data: Loaders, cfg: &RunConfig) -> Result<
                 ));
             }
             totals.add(&stats);
-            bar.inc(1);
-            let seen = totals.images.max(1) as f64;
-            bar.set_message(format!(
-                "loss {:.3} acc {:.1}% {:.0} img/s",
-                totals.loss / seen,
-                100.0 * totals.correct as f64 / seen,
-                seen / start.elapsed().as_secs_f64()
-            ));
+            bar.step(|| {
+                let seen = totals.images.max(1) as f64;
+                format!(
+                    "loss {:.3} acc {:.1}% {:.0} img/s",
+                    totals.loss / seen,
+                    100.0 * totals.correct as f64 / seen,
+                    seen / start.elapsed().as_secs_f64()
+                )
+            });
         }
         let train_seconds = start.elapsed().as_secs_f64();
         let val = data.val.map(|v| trainee.evaluate(v)).transpose()?;
@@ -162,26 +162,13 @@ pub fn run(trainee: &mut dyn Trainee, data: Loaders, cfg: &RunConfig) -> Result<
         (metrics.val_loss, metrics.val_acc) = (val.map(|v| v.0), val.map(|v| v.1));
         history.push(metrics);
         save(trainee, &cfg.out, &history, &cfg.identity)?;
-        bar.println(history[history.len() - 1].summary_line());
+        bar.line(history[history.len() - 1].summary_line());
     }
-    bar.finish_and_clear();
+    bar.finish();
     let best_acc = history.iter().map(|m| m.test_acc).fold(0.0, f64::max);
     let last_acc = history.last().map_or(0.0, |m| m.test_acc);
     let last_val_acc = history.last().and_then(|m| m.val_acc);
     Ok(Summary { history, best_acc, last_acc, last_val_acc })
-}
-
-fn progress_bar(show: bool, len: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar
 }
 
 /// Writes the resume state, the model files and the metrics after an epoch.

@@ -46,7 +46,8 @@ impl Schedule {
 }
 
 /// The schedule names the command line takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ScheduleKind {
     /// x0.1 at 50% and 75% of the run (or at --milestones).
     Multistep,
