@@ -16,7 +16,7 @@ use crate::cuda::gpu::Gpu;
 use crate::cuda::launch::conv as kernels;
 use crate::cuda::launch::norm::{self, Affine, BnBackward};
 use crate::device::Device;
-use crate::distill::ie_ft_resnet56_to_resnet20;
+use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::{Error, Result};
 use crate::nn::{ResNet, Shortcut};
 use crate::optim::SgdConfig;
@@ -157,7 +157,7 @@ fn resnet_step(device: &Device, gpu: &Gpu, depth: usize, n: usize) -> Result<f64
 /// with two Coder(32, 32) encoders, the default weights.
 fn ie_ft_step(device: &Device, gpu: &Gpu, n: usize) -> Result<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let mut t = ie_ft_resnet56_to_resnet20(SGD, 5)?;
+    let mut t = resnet56_to_resnet20(Method::IeFt, SGD, 5)?;
     t.to_device(device)?;
     let (x, labels) = batch_of(n, &mut rng);
     Ok(n as f64 / median_on(gpu, STEP_RUNS, || t.train_step(&x, &labels, SGD.lr).map(drop))?)

@@ -1,6 +1,8 @@
 //! Benchmarks shared by `cargo bench` and `iekd bench`: the machine's FMA ceiling, each ResNet-20
-//! convolution in GFLOP/s, and whole training steps in images/s. Wall-clock medians. The same on a
-//! GPU is in [`gpu`] ([`run_gpu_report`]).
+//! convolution in GFLOP/s, and whole training steps in images/s (ResNet-20, ResNet-56, and the KD
+//! and IE-FT steps of a ResNet-56 teacher and a ResNet-20 student, as
+//! `../shared/bench/torch_reference.py` measures PyTorch), with each step's peak resident memory.
+//! Wall-clock medians. The same on a GPU is in [`gpu`] ([`run_gpu_report`]).
 
 mod gpu;
 
@@ -12,12 +14,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::autograd;
+use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::Result;
 use crate::nn::{Module, Network, ResNet, Shortcut};
 use crate::ops::conv2d::{ConvGeometry, cpu};
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::Trainee;
 
 /// One measured figure: name, value, unit (printed as `BENCH <name> <value> <unit>`).
 pub type Figure = (String, f64, &'static str);
@@ -39,9 +43,19 @@ pub fn run_cpu_report(batch: usize) -> Result<Vec<Figure>> {
         figures.push((format!("conv_{key}_bwd_weight"), w, "GFLOP/s"));
     }
     for depth in [20, 56] {
-        let ips = resnet_train_images_per_sec(depth, batch, 5)?;
-        println!("resnet{depth} train step (fwd, CE, bwd, SGD): {ips:.1} images/s");
+        let (ips, rss) = resnet_train_images_per_sec(depth, batch, 5)?;
+        println!("resnet{depth} train step (fwd, CE, bwd, SGD): {ips:.1} images/s{}", rss_note(rss));
         figures.push((format!("resnet{depth}_train_step"), ips, "img/s"));
+        figures.extend(rss.map(|m| (format!("cpu_resnet{depth}_step_peak_rss"), m, "MiB")));
+    }
+    for (name, method) in [("kd", Method::Kd), ("ieft", Method::IeFt)] {
+        let (ips, rss) = distill_step_images_per_sec(method, batch, 5)?;
+        println!(
+            "{method} step (ResNet-56 teacher -> ResNet-20 student): {ips:.1} images/s{}",
+            rss_note(rss)
+        );
+        figures.push((format!("cpu_{name}_step"), ips, "img/s"));
+        figures.extend(rss.map(|m| (format!("cpu_{name}_step_peak_rss"), m, "MiB")));
     }
     for (name, value, unit) in &figures {
         println!("BENCH {name} {value:.1} {unit}");
@@ -117,21 +131,59 @@ pub fn conv_gflops(g: &ConvGeometry, runs: usize) -> Result<[f64; 3]> {
     Ok([flop / fwd, flop / data, flop / weight])
 }
 
+const SGD: SgdConfig = SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
+
+/// A random batch of `n` 32x32x3 images and their labels.
+fn random_batch(n: usize, rng: &mut ChaCha8Rng) -> (Tensor, Vec<usize>) {
+    let x = Tensor::randn(&[n, 32, 32, 3], 1.0, rng);
+    (x, (0..n).map(|_| rng.random_range(0..10)).collect())
+}
+
 /// Images per second of ResNet-`depth` (option A) training steps on random 32x32x3 data at batch
-/// `n`: forward, cross-entropy, backward and a Nesterov SGD update.
-pub fn resnet_train_images_per_sec(depth: usize, n: usize, runs: usize) -> Result<f64> {
+/// `n` (forward, cross-entropy, backward and a Nesterov SGD update), and the peak resident memory
+/// of one step in MiB where the system reports it.
+pub fn resnet_train_images_per_sec(depth: usize, n: usize, runs: usize) -> Result<(f64, Option<f64>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut net = ResNet::new(depth, 3, 10, Shortcut::A, &mut rng)?;
-    let mut sgd = Sgd::new(SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 5e-4, nesterov: true })?;
-    let x = Tensor::randn(&[n, 32, 32, 3], 1.0, &mut rng);
-    let labels: Vec<usize> = (0..n).map(|_| rng.random_range(0..10)).collect();
-    let seconds = median_seconds(runs, || {
+    let mut sgd = Sgd::new(SGD)?;
+    let (x, labels) = random_batch(n, &mut rng);
+    let mut step = || {
         let out = net.forward(&x, true)?;
         let grads = autograd::backward(&cross_entropy(&out.logits, &labels)?)?;
         drop(out);
         sgd.step(&mut net.params_mut(), &grads)
-    })?;
-    Ok(n as f64 / seconds)
+    };
+    let seconds = median_seconds(runs, &mut step)?;
+    Ok((n as f64 / seconds, step_peak_rss_mib(step)?))
+}
+
+/// Images per second of distillation steps at batch `n` (a ResNet-56 teacher's forward, the
+/// ResNet-20 student's training step with `method`'s losses and encoders), and one step's peak
+/// resident memory in MiB where the system reports it.
+pub fn distill_step_images_per_sec(method: Method, n: usize, runs: usize) -> Result<(f64, Option<f64>)> {
+    let mut t = resnet56_to_resnet20(method, SGD, 4)?;
+    let (x, labels) = random_batch(n, &mut ChaCha8Rng::seed_from_u64(3));
+    let mut step = || t.train_step(&x, &labels, SGD.lr).map(drop);
+    let seconds = median_seconds(runs, &mut step)?;
+    Ok((n as f64 / seconds, step_peak_rss_mib(step)?))
+}
+
+/// The process's peak resident memory, in MiB, during one call of `step`: the high-water mark
+/// is reset first (Linux's `/proc/self/clear_refs`); `None` where that is not available.
+fn step_peak_rss_mib(mut step: impl FnMut() -> Result<()>) -> Result<Option<f64>> {
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    step()?;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    Ok(hwm.filter(|_| reset).map(|kb| kb / 1024.0))
+}
+
+/// ", peak RSS N MiB" for a step's line, when measured.
+fn rss_note(rss: Option<f64>) -> String {
+    rss.map(|m| format!(", peak RSS {m:.0} MiB")).unwrap_or_default()
 }
 
 /// The fp32 fused-multiply-add ceiling of the rayon pool, in GFLOP/s (0 where no FMA unit is known).
@@ -194,4 +246,22 @@ fn fma_loop(iters: usize) -> f64 {
 #[cfg(not(target_arch = "x86_64"))]
 fn fma_loop(_iters: usize) -> f64 {
     0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distillation_steps_are_timed_with_their_peak_memory() {
+        for method in [Method::Kd, Method::IeFt] {
+            let (ips, rss) = distill_step_images_per_sec(method, 2, 1).unwrap();
+            assert!(ips.is_finite() && ips > 0.0, "{method}: {ips}");
+            if cfg!(target_os = "linux") {
+                // The teacher alone holds ~3.4 MB of weights; a step cannot fit in less.
+                let rss = rss.expect("Linux reports VmHWM");
+                assert!(rss > 3.0 && rss < 24_000.0, "{method}: {rss} MiB");
+            }
+        }
+    }
 }

@@ -40,7 +40,7 @@ pub use mutual::{Mutual, Side};
 pub use plot::{Curve, write_curves};
 pub use preset::{PRESETS, Preset};
 pub use split::{ChannelSplit, SplitKind};
-pub use student::{DistillConfig, Distiller, Losses, ie_ft_resnet56_to_resnet20};
+pub use student::{DistillConfig, Distiller, Losses, resnet56_to_resnet20};
 pub use teacher::{FrozenTeacher, TeacherOutput};
 
 use std::collections::BTreeMap;

@@ -52,16 +52,16 @@ impl DistillConfig {
     }
 }
 
-/// The IE-FT setting of the GPU benchmarks and of their device check, for 32x32 RGB images of 10
-/// classes: a ResNet-56 teacher with its Coder(64, 32) auto-encoder teaching a ResNet-20 with two
-/// Coder(32, 32) encoders, every network drawn from `seed`.
-pub fn ie_ft_resnet56_to_resnet20(sgd: SgdConfig, seed: u64) -> Result<Distiller> {
+/// The distillation setting of the benchmarks and of the device check, for 32x32 RGB images of
+/// 10 classes: a ResNet-56 teacher (with its Coder(64, 32) auto-encoder when `method` needs one)
+/// teaching a ResNet-20 (IE-FT: with two Coder(32, 32) encoders), every network drawn from `seed`.
+pub fn resnet56_to_resnet20(method: Method, sgd: SgdConfig, seed: u64) -> Result<Distiller> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let teacher = "resnet56".parse::<Arch>()?.build(3, 10, &mut rng)?;
     let ae = FactorAutoEncoder::new(EncoderKind::Coder, 64, 32, &mut rng)?;
     let student = "resnet20".parse::<Arch>()?.build(3, 10, &mut rng)?;
-    let teacher = FrozenTeacher::new(teacher, Some(ae));
-    Distiller::new(student, Some(teacher), DistillConfig::new(Method::IeFt, sgd, seed))
+    let teacher = FrozenTeacher::new(teacher, method.needs_autoencoder().then_some(ae));
+    Distiller::new(student, Some(teacher), DistillConfig::new(method, sgd, seed))
 }
 
 /// A step's losses: the total on the tape, the student's logits, and each term's unweighted value.

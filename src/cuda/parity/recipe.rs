@@ -13,7 +13,7 @@ use crate::device::Device;
 use crate::distill::{
     DistillConfig, Distiller, EncoderKind, FactorAutoEncoder, FrozenTeacher, Mutual, Recon, SplitKind,
 };
-use crate::distill::{Method, ie_ft_resnet56_to_resnet20};
+use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::Result;
 use crate::nn::{Arch, Network};
 use crate::optim::SgdConfig;
@@ -68,7 +68,8 @@ pub fn ie_ft_resnet56_step(device: &Device, batch: usize, seed: u64) -> Result<V
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 1);
     let x = Tensor::randn(&[batch, 32, 32, 3], 1.0, &mut rng);
     let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();
-    let (mut cpu, mut dev) = (ie_ft_resnet56_to_resnet20(SGD, seed)?, ie_ft_resnet56_to_resnet20(SGD, seed)?);
+    let (mut cpu, mut dev) =
+        (resnet56_to_resnet20(Method::IeFt, SGD, seed)?, resnet56_to_resnet20(Method::IeFt, SGD, seed)?);
     dev.to_device(device)?;
     let (want, got) = (cpu.train_step(&x, &labels, SGD.lr)?, dev.train_step(&x, &labels, SGD.lr)?);
     let mut checks =
