@@ -1,8 +1,8 @@
 //! iekd: Inheritance and Exploration Knowledge Distillation for convolutional networks.
 //!
 //! Layers, bottom up: [`tensor`] (runtime-shaped f32 tensors), [`ops`] (forward and backward of
-//! every op), [`autograd`] (the tape), [`reference`] (naive f64 versions of every op) and
-//! [`gradcheck`] (the fast paths checked against the reference).
+//! every op), [`autograd`] (the tape), [`reference`] (naive f64 versions of every op), and on top
+//! [`verify`] (the fast paths checked against the reference, and the kernels against the CPU).
 
 pub mod alloc;
 pub mod autograd;
@@ -15,13 +15,13 @@ pub mod data;
 pub mod device;
 pub mod distill;
 pub mod error;
-pub mod gradcheck;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod tensor;
 pub mod train;
+pub mod verify;
 
 pub use device::Device;
 pub use error::{Error, Result};

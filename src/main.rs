@@ -11,7 +11,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use iekd::checkpoint::Checkpoint;
-use iekd::cuda::parity;
 use iekd::data::{self, DatasetKind, Loader, LoaderConfig, Split};
 use iekd::distill::analysis::{self, CkaArgs};
 use iekd::distill::cli::{self as distill_cli, AutoencoderArgs, DataArgs, DistillArgs};
@@ -19,7 +18,9 @@ use iekd::distill::demo::{self, DemoArgs};
 use iekd::nn::Arch;
 use iekd::optim::SgdConfig;
 use iekd::train::{self, RunConfig, ScheduleKind, Supervised, Trainee};
-use iekd::{Device, Error, Result, bench, gradcheck};
+use iekd::verify::gradcheck;
+use iekd::verify::parity;
+use iekd::{Device, Error, Result, bench};
 
 #[derive(Parser)]
 #[command(

@@ -37,25 +37,15 @@ fn held_out_images_are_validated_every_epoch_and_short_runs_start_at_the_base_ra
     let dir = temp_dir("val");
     common::write_mnist(&dir.join("mnist"));
     let (data, out) = (dir.join("mnist"), dir.join("run"));
-    let stdout = iekd(&[
-        "train",
-        "--arch",
-        "resnet8",
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--val-split",
-        "2",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "2",
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    // One epoch of ResNet-8 on the written images into `out`, with `extra` arguments.
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--arch", "resnet8", "--dataset", "mnist", "--data-dir"];
+        args.extend_from_slice(&[data.to_str().unwrap(), "--epochs", "1", "--device", "cpu"]);
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        iekd(&args)
+    };
+    let stdout = train(&out, &["--val-split", "2", "--batch-size", "2"]);
     assert!(stdout.contains(", validation "), "{stdout}");
     let m = metrics(&out);
     assert_eq!(m.len(), 1);
@@ -67,23 +57,7 @@ fn held_out_images_are_validated_every_epoch_and_short_runs_start_at_the_base_ra
     assert!(m[0]["val_loss"].as_f64().unwrap().is_finite());
     // Without --val-split there is no validation column, and too many held-out images is an error.
     let plain = dir.join("plain");
-    iekd(&[
-        "train",
-        "--arch",
-        "resnet8",
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "5",
-        "--device",
-        "cpu",
-        "--out",
-        plain.to_str().unwrap(),
-    ]);
+    train(&plain, &["--batch-size", "5"]);
     assert!(metrics(&plain)[0].get("val_acc").is_none());
     let bad = Command::new(env!("CARGO_BIN_EXE_iekd"))
         .args(["train", "--dataset", "mnist", "--data-dir", data.to_str().unwrap(), "--val-split", "5"])

@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 
-use iekd::cuda::parity::{Check, recipe, step, table};
+use iekd::verify::parity::{Check, recipe, step, table};
 use iekd::{Device, Result};
 
 /// Runs `checks` on `device`, prints the table and fails on any check outside its tolerance.

@@ -1,6 +1,6 @@
 //! Every op's forward against the f64 reference and its gradient against finite differences.
 
-use iekd::gradcheck;
+use iekd::verify::gradcheck;
 
 #[test]
 fn every_op_matches_reference_and_finite_differences() {

@@ -12,9 +12,10 @@ use iekd::cuda::emu::Emulator;
 use iekd::cuda::exec::{Arg, Exec, Grid};
 use iekd::cuda::launch::conv::conv2d_forward;
 use iekd::cuda::launch::map::leaky_relu_forward;
+use iekd::cuda::params;
 use iekd::cuda::params::MapParams;
-use iekd::cuda::{params, parity};
 use iekd::ops::conv2d::ConvGeometry;
+use iekd::verify::parity;
 
 #[test]
 fn every_kernel_matches_the_cpu_path() {

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use iekd::cuda::backend::CudaBackend;
-use iekd::cuda::parity;
+use iekd::verify::parity;
 
 #[test]
 fn every_kernel_matches_the_cpu_path_on_the_gpu() {

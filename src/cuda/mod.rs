@@ -4,7 +4,8 @@
 //! The kernel files compile three ways: NVRTC to compute_90 PTX ([`nvrtc`]; in `build.rs` when
 //! libnvrtc loads, else at run time), NVRTC to sm_90 machine code for ptxas's resource report
 //! ([`report`]), and g++ with `kernels/emu/cuda_emu.h` to run them on the CPU ([`emu`], feature
-//! `cuda-emulation`). [`parity`] checks every kernel against the rayon CPU path on any backend.
+//! `cuda-emulation`). The verification layer checks every kernel against the rayon CPU path on
+//! any backend.
 //!
 //! - [`params`]: the `#[repr(C)]` parameter structs mirrored from `kernels/common.cuh`;
 //! - [`sources`]: the embedded kernel files and build-time PTX;
@@ -21,6 +22,5 @@ pub mod gpu;
 pub mod launch;
 pub mod nvrtc;
 pub mod params;
-pub mod parity;
 pub mod report;
 pub mod sources;

@@ -1,9 +1,9 @@
 //! The tape end to end: a small network (conv-BN-ReLU-conv-pool-linear-CE) whose every parameter
 //! gradient is checked against finite differences of the whole f64 loss.
 
-use crate::gradcheck::{Case, Input};
 use crate::ops;
 use crate::reference as r;
+use crate::verify::gradcheck::{Case, Input};
 
 const X: [usize; 4] = [3, 6, 5, 3];
 const W1: [usize; 4] = [4, 3, 3, 3];

@@ -1,9 +1,9 @@
 //! Cases for the layer ops: batch norm (plain and fused, training and evaluation), activations,
 //! elementwise arithmetic, channel selection, the option-A shortcut, pooling, linear and reshapes.
 
-use crate::gradcheck::{Case, FastFn, Init, Input, ReferenceFn};
 use crate::ops;
 use crate::reference::{activation, arith, batchnorm, channels, linear, pool, shape};
+use crate::verify::gradcheck::{Case, FastFn, Init, Input, ReferenceFn};
 
 const EPS: f32 = 1e-5;
 

@@ -1,8 +1,8 @@
 //! Cases for `conv2d` and `conv_transpose2d`.
 
-use crate::gradcheck::{Case, Input};
 use crate::ops;
 use crate::reference;
+use crate::verify::gradcheck::{Case, Input};
 
 fn arr4(s: &[usize]) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]

@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::exec::{Exec, Recorder};
+use crate::cuda::exec::{Exec, Recorder};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
@@ -141,7 +141,7 @@ impl Report {
             .iter()
             .filter(|c| !c.passed())
             .map(|c| format!("{} [{}]: worst {}", c.kernel, c.case, c.worst));
-        let missed = super::sources::kernel_names()
+        let missed = crate::cuda::sources::kernel_names()
             .filter(|k| !self.launched.contains(k))
             .map(|k| format!("{k}: launched by no check"));
         failed.chain(missed).collect()

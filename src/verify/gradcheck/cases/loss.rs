@@ -1,9 +1,9 @@
 //! Cases for the losses: cross-entropy, KD, the normalized-factor losses, attention transfer,
 //! L1 and L2 reconstruction.
 
-use crate::gradcheck::{Case, Init, Input};
 use crate::ops::loss::{self, FactorNorm};
 use crate::reference;
+use crate::verify::gradcheck::{Case, Init, Input};
 
 /// Deterministic labels in `[0, k)` for a batch of `n`.
 fn labels(n: usize, k: usize) -> Vec<usize> {
