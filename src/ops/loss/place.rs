@@ -1,5 +1,5 @@
 //! The losses on a device, composed from the kernels of `kernels/losses.cu` exactly as the CPU
-//! versions compose their `cpu` functions (the parity checks of [`crate::verify::parity`] compare
+//! versions compose their `cpu` functions (the device parity checks compare
 //! each piece). Per-row values are summed on the device; the only copy to the host in a backward
 //! is the upstream gradient of the loss, one number.
 
