@@ -273,7 +273,7 @@ impl Tensor {
             let copy = match &*self.storage {
                 Storage::Cpu(v) => Storage::Cpu(v.clone()),
                 Storage::Gpu(buf, gpu) => {
-                    Storage::Gpu(crate::cuda::launch::map::scale(&**gpu, 1.0, buf)?, Arc::clone(gpu))
+                    Storage::Gpu(crate::cuda::launch::builtin::scale(&**gpu, 1.0, buf)?, Arc::clone(gpu))
                 }
             };
             self.storage = Arc::new(copy);

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use iekd::cuda::emu::Emulator;
 use iekd::cuda::exec::{Arg, Exec, Grid};
-use iekd::cuda::launch::conv::conv2d_forward;
-use iekd::cuda::launch::map::leaky_relu_forward;
 use iekd::cuda::params;
 use iekd::cuda::params::MapParams;
+use iekd::ops::activation::launch::leaky_relu_forward;
 use iekd::ops::conv2d::ConvGeometry;
+use iekd::ops::conv2d::launch::conv2d_forward;
 use iekd::verify::parity;
 
 #[test]

@@ -4,7 +4,7 @@
 //! `mul(a, b) = a * b` (backward `da = dy * b`, `db = dy * a`). No broadcasting.
 
 use crate::autograd;
-use crate::cuda::launch::map::{self, Binary};
+use crate::cuda::launch::builtin::{self, Binary};
 use crate::error::{Error, Result};
 use crate::ops::{map_on, map2_on};
 use crate::tensor::Tensor;
@@ -22,7 +22,7 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 /// `a + b`, elementwise; the shapes must be equal.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("add", a, b)?;
-    let y = map2_on("add", [a, b], a.shape(), cpu::add, |g, a, b| map::binary(g, Binary::Add, a, b))?
+    let y = map2_on("add", [a, b], a.shape(), cpu::add, |g, a, b| builtin::binary(g, Binary::Add, a, b))?
         .result_of(&[a, b]);
     let (a, b) = (a.clone(), b.clone());
     autograd::record(&y, move |dy, grads| {
@@ -62,18 +62,18 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `s * x` on `x`'s device, without gradient.
 pub(crate) fn scaled(x: &Tensor, s: f32) -> Result<Tensor> {
-    let y = map_on(x, x.shape(), |x| cpu::scale(x, s), |g, x| map::scale(g, s, x))?;
+    let y = map_on(x, x.shape(), |x| cpu::scale(x, s), |g, x| builtin::scale(g, s, x))?;
     Ok(y.with_scalar(x.known_scalar().map(|v| s * v)))
 }
 
 /// `a * b` on their device, without gradient.
 fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    map2_on("mul", [a, b], a.shape(), cpu::mul, |g, a, b| map::binary(g, Binary::Mul, a, b))
+    map2_on("mul", [a, b], a.shape(), cpu::mul, |g, a, b| builtin::binary(g, Binary::Mul, a, b))
 }
 
 /// `a + b` on their device, without gradient (gradient accumulation).
 pub(crate) fn sum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    map2_on("add", [a, b], a.shape(), cpu::add, |g, a, b| map::binary(g, Binary::Add, a, b))
+    map2_on("add", [a, b], a.shape(), cpu::add, |g, a, b| builtin::binary(g, Binary::Add, a, b))
 }
 
 /// The CPU kernels, rayon over fixed-size chunks of elements.

@@ -1,43 +1,43 @@
-//! The launcher of every kernel, written once for any [`Exec`]: each checks its buffers' lengths
+//! What every kernel launcher shares, and the backend's builtin kernels ([`builtin`]).
+//!
+//! The launchers live with their ops (`src/ops/<op>/launch.rs`, the SGD step in
+//! `src/optim/launch.rs`), written once for any [`Exec`]: each checks its buffers' lengths
 //! against the sizes (an error naming the kernel, never an out-of-bounds launch), chooses the
-//! launch shape, allocates the outputs and runs one or more kernels. Each mirrors the CPU
-//! function named in its doc comment, which is its oracle in [`super::parity`].
+//! launch shape with the helpers here, allocates the outputs and runs one or more kernels. Each
+//! mirrors the CPU function named in its doc comment, its oracle in the parity checks.
 
-pub mod conv;
-pub mod loss;
-pub mod map;
-pub mod norm;
+pub mod builtin;
 
 use super::exec::{Elem, Exec, Grid};
 use crate::error::{Error, Result};
 
 /// Threads of every one-dimensional block (`BLOCK` in common.cuh).
-const THREADS: u32 = 256;
+pub const THREADS: u32 = 256;
 /// Rows handled by one block of the warp-per-row kernels (`BLOCK / WARP`).
-const WARP_ROWS: usize = 8;
+pub const WARP_ROWS: usize = 8;
 /// The output tile of the matrix-product kernels (`TILE_M` = `TILE_N`).
-const TILE: usize = 64;
+pub const TILE: usize = 64;
 /// Channels and row lanes of a channel-reduction block (`RED_C`, `RED_R`).
-const RED_C: usize = 32;
-const RED_R: u32 = 8;
+pub const RED_C: usize = 32;
+pub const RED_R: u32 = 8;
 /// The most blocks a grid-stride kernel is given.
-const MAX_FLAT_BLOCKS: usize = 4096;
+pub const MAX_FLAT_BLOCKS: usize = 4096;
 /// The most blocks in y or z.
-const MAX_YZ: usize = 65_535;
+pub const MAX_YZ: usize = 65_535;
 
 /// An `i32` kernel parameter, or an error when `v` does not fit (more than 2^31 - 1 elements).
-fn int(op: &'static str, what: &str, v: usize) -> Result<i32> {
+pub fn int(op: &'static str, what: &str, v: usize) -> Result<i32> {
     i32::try_from(v)
         .map_err(|_| Error::invalid(op, format!("{what} = {v} exceeds the kernels' 32-bit indexing")))
 }
 
 /// Checks that every size of `sizes` fits the kernels' 32-bit indexing.
-fn fits(op: &'static str, sizes: &[(&str, usize)]) -> Result<()> {
+pub fn fits(op: &'static str, sizes: &[(&str, usize)]) -> Result<()> {
     sizes.iter().try_for_each(|&(what, v)| int(op, what, v).map(|_| ()))
 }
 
 /// Checks that `buf` holds exactly `want` elements.
-fn expect_len<E: Exec, T: Elem>(
+pub fn expect_len<E: Exec, T: Elem>(
     e: &E,
     op: &'static str,
     what: &str,
@@ -52,7 +52,7 @@ fn expect_len<E: Exec, T: Elem>(
 }
 
 /// Checks that `len` is positive (CUDA rejects empty grids).
-fn non_empty(op: &'static str, what: &str, len: usize) -> Result<()> {
+pub fn non_empty(op: &'static str, what: &str, len: usize) -> Result<()> {
     if len == 0 {
         return Err(Error::shape(op, format!("{what} is empty")));
     }
@@ -60,23 +60,23 @@ fn non_empty(op: &'static str, what: &str, len: usize) -> Result<()> {
 }
 
 /// A grid-stride kernel over `len` elements.
-fn flat(len: usize) -> Grid {
+pub fn flat(len: usize) -> Grid {
     let blocks = len.div_ceil(THREADS as usize).clamp(1, MAX_FLAT_BLOCKS);
     Grid { blocks: [blocks as u32, 1, 1], threads: [THREADS, 1, 1] }
 }
 
 /// One block per row.
-fn block_per_row(rows: usize) -> Grid {
+pub fn block_per_row(rows: usize) -> Grid {
     Grid { blocks: [rows as u32, 1, 1], threads: [THREADS, 1, 1] }
 }
 
 /// One warp per row.
-fn warp_per_row(rows: usize) -> Grid {
+pub fn warp_per_row(rows: usize) -> Grid {
     Grid { blocks: [rows.div_ceil(WARP_ROWS) as u32, 1, 1], threads: [THREADS, 1, 1] }
 }
 
 /// Tiles of the matrix-product kernels over an `m x n` output, `z` slices deep.
-fn tiles(op: &'static str, m: usize, n: usize, z: usize) -> Result<Grid> {
+pub fn tiles(op: &'static str, m: usize, n: usize, z: usize) -> Result<Grid> {
     let (bx, by) = (m.div_ceil(TILE), n.div_ceil(TILE));
     if by > MAX_YZ || z > MAX_YZ {
         return Err(Error::invalid(op, format!("{by} x {z} tiles exceed the grid's y and z limits")));
@@ -85,7 +85,7 @@ fn tiles(op: &'static str, m: usize, n: usize, z: usize) -> Result<Grid> {
 }
 
 /// Channel reductions: blocks of 32 channels x 8 row lanes, `y` blocks deep.
-fn channel_blocks(op: &'static str, c: usize, y: usize) -> Result<Grid> {
+pub fn channel_blocks(op: &'static str, c: usize, y: usize) -> Result<Grid> {
     if y > MAX_YZ {
         return Err(Error::invalid(op, format!("{y} row blocks exceed the grid's y limit")));
     }

@@ -16,6 +16,7 @@
 //! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`).
 
 pub(crate) mod cpu;
+pub mod launch;
 mod place;
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,13 @@
 //! Batch normalisation on a device: the kernels of `kernels/batchnorm.cu` through
-//! [`crate::cuda::launch::norm`], with the formulas of the module docs. The statistics, the
+//! [`super::launch`], with the formulas of the module docs. The statistics, the
 //! per-channel scale and every gradient stay on the device.
 
 use std::sync::Arc;
 
+use super::launch::{self as kernels, Affine, BnBackward};
 use super::{BatchStats, Norm};
 use crate::autograd;
 use crate::cuda::gpu::Gpu;
-use crate::cuda::launch::norm::{self as kernels, Affine, BnBackward};
 use crate::error::Result;
 use crate::tensor::Tensor;
 

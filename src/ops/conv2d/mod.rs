@@ -10,6 +10,7 @@
 //! forward and backward-data exchanged.
 
 pub mod cpu;
+pub mod launch;
 mod place;
 mod shifted;
 

@@ -1,12 +1,12 @@
 //! The three products of a convolution and its bias terms, run where their operands are: the
 //! rayon path ([`super::cpu`]) for host tensors, the kernels of `kernels/conv2d.cu` through
-//! [`crate::cuda::launch::conv`] for tensors on a device. Results carry no gradient.
+//! [`super::launch`] for tensors on a device. Results carry no gradient.
 
+use super::launch as kernels;
 use super::{ConvGeometry, cpu};
 use crate::cpu::reduce::column_sums;
-use crate::cuda::launch::conv as kernels;
-use crate::cuda::launch::norm::{Affine, bn_forward};
 use crate::error::Result;
+use crate::ops::batchnorm::launch::{Affine, bn_forward};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
@@ -57,7 +57,8 @@ pub(super) fn backward_weight(g: &ConvGeometry, x: &Tensor, dy: &Tensor, shape: 
 pub(super) fn bias_grad(channels: usize, dy: &Tensor) -> Result<Tensor> {
     match dy.gpu() {
         Some((buf, gpu)) => {
-            let db = kernels::column_sums(&**gpu, dy.numel() / channels, channels, 1.0, buf)?;
+            let db =
+                crate::cuda::launch::builtin::column_sums(&**gpu, dy.numel() / channels, channels, 1.0, buf)?;
             Ok(Tensor::new_gpu(db, gpu, &[channels], false))
         }
         None => Ok(Tensor::new_cpu(column_sums(channels, dy.host()?), &[channels], false)),

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod factor;
 pub mod kd;
+pub mod launch;
 mod place;
 pub mod recon;
 

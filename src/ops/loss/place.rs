@@ -6,12 +6,11 @@
 use std::sync::Arc;
 
 use super::factor::FactorNorm;
+use super::launch::{self as kernels, RowReduce, TwoGrads};
 use crate::autograd;
 use crate::cuda::exec::Exec;
 use crate::cuda::gpu::{Gpu, GpuBuf};
-use crate::cuda::launch::conv::column_sums;
-use crate::cuda::launch::loss::{self as kernels, RowReduce, TwoGrads};
-use crate::cuda::launch::map;
+use crate::cuda::launch::builtin::{self, column_sums};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -159,7 +158,7 @@ pub(super) fn factor_dot_loss(
     let dots =
         kernels::row_reduce(&**gpu, [batch, d], RowReduce::Dot, &normalized.phi[0], &normalized.phi[1])?;
     // |v| as the leaky ReLU of slope -1.
-    let abs = map::leaky_relu_forward(&**gpu, -1.0, &dots)?;
+    let abs = crate::ops::activation::launch::leaky_relu_forward(&**gpu, -1.0, &dots)?;
     let y = total(gpu, &abs, 1.0 / batch as f32)?.result_of(&[a, b]);
     normalized.record(gpu, &y, [a, b], move |gpu, dy, [pa, pb]| {
         let scale = dy / batch as f32;
@@ -176,7 +175,8 @@ pub(super) fn recon_loss(gpu: &Arc<Gpu>, a: &Tensor, b: &Tensor, squared: bool) 
     let m = a.numel();
     let f = if squared { RowReduce::SquaredDiff } else { RowReduce::AbsDiff };
     let sum = kernels::row_reduce(&**gpu, [1, m], f, a.gpu_buf()?, b.gpu_buf()?)?;
-    let y = Tensor::new_gpu(map::scale(&**gpu, 1.0 / m as f32, &sum)?, gpu, &[1], false).result_of(&[a, b]);
+    let y =
+        Tensor::new_gpu(builtin::scale(&**gpu, 1.0 / m as f32, &sum)?, gpu, &[1], false).result_of(&[a, b]);
     let (a, b, gpu) = (a.clone(), b.clone(), Arc::clone(gpu));
     autograd::record(&y, move |dy, grads| {
         let scale = upstream(dy)? / m as f32;

@@ -2,12 +2,12 @@
 
 use super::{Ctx, Tol};
 use crate::cuda::exec::Exec;
-use crate::cuda::launch::conv::{
-    LinearProduct, column_sums, conv2d_backward_data, conv2d_backward_weight, conv2d_forward, linear,
-};
+use crate::cuda::launch::builtin::column_sums;
 use crate::error::Result;
+use crate::ops::conv2d::launch::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 use crate::ops::conv2d::{ConvGeometry, cpu};
 use crate::ops::linear::cpu as linear_cpu;
+use crate::ops::linear::launch::{LinearProduct, linear};
 
 /// `[N, H, W, C_in]`, `[C_out, KH (= KW)]`, stride, padding: sizes 1; odd channels with H != W;
 /// an exact 64 x 64 x 16 tile; tile - 1 (63 pixels, 63 = K); tile + 1 (65 pixels, 65 channels,

@@ -4,12 +4,12 @@ use rand::Rng;
 
 use super::{Ctx, Tol};
 use crate::cuda::exec::Exec;
-use crate::cuda::launch::loss::{
+use crate::error::Result;
+use crate::ops::loss::factor::FactorNorm;
+use crate::ops::loss::launch::{
     RowReduce, TwoGrads, channel_mean_square, diff_backward, dots_backward, kd_backward, kd_forward,
     normalize_rows, normalize_rows_backward, row_reduce, softmax_ce, softmax_ce_backward,
 };
-use crate::error::Result;
-use crate::ops::loss::factor::FactorNorm;
 use crate::ops::loss::{
     attention::cpu as at, cross_entropy::cpu as ce, factor::cpu as factor, kd::cpu as kd, recon::cpu as recon,
 };

@@ -3,14 +3,14 @@
 
 use super::{Ctx, Tol};
 use crate::cuda::exec::Exec;
-use crate::cuda::launch::map::{
-    Binary, binary, gather_channels, leaky_relu_backward, leaky_relu_forward, scale, sgd_step, shortcut_a,
-    slice_channels,
-};
+use crate::cuda::launch::builtin::{Binary, binary, scale};
 use crate::error::Result;
 use crate::ops::activation::cpu as act;
+use crate::ops::activation::launch::{leaky_relu_backward, leaky_relu_forward};
 use crate::ops::arith::cpu as arith;
 use crate::ops::channels::cpu as chan;
+use crate::ops::channels::launch::{gather_channels, shortcut_a, slice_channels};
+use crate::optim::launch::sgd_step;
 use crate::optim::{SgdConfig, cpu as sgd};
 
 /// Bit-for-bit: the same single operations in the same order.

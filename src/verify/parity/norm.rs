@@ -3,13 +3,13 @@
 
 use super::{Ctx, Tol};
 use crate::cuda::exec::Exec;
-use crate::cuda::launch::norm::{
-    Affine, BnBackward, avg_pool_backward, avg_pool_forward, bn_backward, bn_forward, bn_running_update,
-    bn_scale, bn_stats,
-};
 use crate::error::Result;
+use crate::ops::batchnorm::launch::{
+    Affine, BnBackward, bn_backward, bn_forward, bn_running_update, bn_scale, bn_stats,
+};
 use crate::ops::batchnorm::{BatchStats, cpu, update_running_stats};
 use crate::ops::pool::cpu as pool_cpu;
+use crate::ops::pool::launch::{avg_pool_backward, avg_pool_forward};
 use crate::tensor::Tensor;
 
 const EPS: f32 = 1e-5;

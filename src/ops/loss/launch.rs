@@ -1,9 +1,9 @@
-//! Loss kernels (`kernels/losses.cu`); per-row losses are averaged by
-//! [`super::conv::column_sums`], so every loss stays on the device until it is read.
+//! The device launchers of the losses (`kernels/losses.cu`); per-row losses are averaged by
+//! [`column_sums`], so every loss stays on the device until it is read.
 
-use super::conv::column_sums;
-use super::{block_per_row, expect_len, fits, flat, non_empty, warp_per_row};
 use crate::cuda::exec::{Arg, Exec};
+use crate::cuda::launch::builtin::column_sums;
+use crate::cuda::launch::{block_per_row, expect_len, fits, flat, non_empty, warp_per_row};
 use crate::cuda::params::{MapParams, RowParams};
 use crate::error::{Error, Result};
 

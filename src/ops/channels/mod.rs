@@ -9,9 +9,10 @@
 //!
 //! Each backward scatters `dy` back to the positions it was read from, summing repeats.
 
+pub mod launch;
+
 use crate::autograd;
 use crate::cuda::exec::Exec;
-use crate::cuda::launch::map;
 use crate::error::{Error, Result};
 use crate::ops::map_on;
 use crate::tensor::Tensor;
@@ -48,7 +49,7 @@ pub fn slice_channels(x: &Tensor, start: usize, end: usize) -> Result<Tensor> {
         x,
         &with_last(x.shape(), end - start),
         |x| cpu::slice(x, c, start, end),
-        |g, x| map::slice_channels(g, false, [rows, c], start, end, x),
+        |g, x| launch::slice_channels(g, false, [rows, c], start, end, x),
     )?
     .result_of(&[x]);
     let x = x.clone();
@@ -57,7 +58,7 @@ pub fn slice_channels(x: &Tensor, start: usize, end: usize) -> Result<Tensor> {
             dy,
             x.shape(),
             |dy| cpu::slice_backward(dy, c, start, end),
-            |g, dy| map::slice_channels(g, true, [rows, c], start, end, dy),
+            |g, dy| launch::slice_channels(g, true, [rows, c], start, end, dy),
         )?;
         grads.accumulate(&x, dx)
     });
@@ -86,7 +87,7 @@ pub fn gather_channels(x: &Tensor, index: &[usize]) -> Result<Tensor> {
         x,
         &with_last(x.shape(), index.len()),
         |x| cpu::gather(x, c, &index),
-        |g, x| map::gather_channels(g, false, [rows, c], &g.upload(&index32)?, x),
+        |g, x| launch::gather_channels(g, false, [rows, c], &g.upload(&index32)?, x),
     )?
     .result_of(&[x]);
     let x = x.clone();
@@ -95,7 +96,7 @@ pub fn gather_channels(x: &Tensor, index: &[usize]) -> Result<Tensor> {
             dy,
             x.shape(),
             |dy| cpu::scatter_add(dy, c, &index),
-            |g, dy| map::gather_channels(g, true, [rows, c], &g.upload(&index32)?, dy),
+            |g, dy| launch::gather_channels(g, true, [rows, c], &g.upload(&index32)?, dy),
         )?;
         grads.accumulate(&x, dx)
     });
@@ -124,7 +125,7 @@ pub fn shortcut_a(x: &Tensor, out_channels: usize) -> Result<Tensor> {
         x,
         &[n, h.div_ceil(2), w.div_ceil(2), out_channels],
         |x| cpu::shortcut_a(&g, x),
-        |e, x| map::shortcut_a(e, false, dims, out_channels, x),
+        |e, x| launch::shortcut_a(e, false, dims, out_channels, x),
     )?
     .result_of(&[x]);
     let x = x.clone();
@@ -133,7 +134,7 @@ pub fn shortcut_a(x: &Tensor, out_channels: usize) -> Result<Tensor> {
             dy,
             x.shape(),
             |dy| cpu::shortcut_a_backward(&g, dy),
-            |e, dy| map::shortcut_a(e, true, dims, out_channels, dy),
+            |e, dy| launch::shortcut_a(e, true, dims, out_channels, dy),
         )?;
         grads.accumulate(&x, dx)
     });

@@ -3,9 +3,12 @@
 //!
 //! Backward: `dx = dy W`, `dW = dy^T x`, `db = sum_n dy[n, :]`.
 
+pub mod launch;
+
+use self::launch::{self as kernels, LinearProduct};
 use crate::autograd;
 use crate::cpu::reduce::column_sums;
-use crate::cuda::launch::conv::{self as kernels, LinearProduct};
+use crate::cuda::launch::builtin;
 use crate::error::{Error, Result};
 use crate::ops::{gpu_of, map_on, map2_on};
 use crate::tensor::Tensor;
@@ -67,7 +70,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
                 dy,
                 b.shape(),
                 |dy| column_sums(m, dy),
-                |e, dy| kernels::column_sums(e, n, m, 1.0, dy),
+                |e, dy| builtin::column_sums(e, n, m, 1.0, dy),
             )?;
             grads.accumulate(&b, db)?;
         }

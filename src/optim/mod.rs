@@ -6,10 +6,12 @@
 //! `p = p - lr * d`. Momentum buffers are kept per parameter position in the list given to
 //! [`Sgd::step`], which must therefore be the same list, in the same order, at every step.
 
+pub mod launch;
+
 use std::borrow::BorrowMut;
 
 use crate::autograd::Gradients;
-use crate::cuda::launch;
+
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -90,7 +92,7 @@ fn update(
             Some(b) => Some(b.gpu_mut()?.0),
             None => None,
         };
-        return launch::map::sgd_step(&*gpu, config, first, gb, pb, bb);
+        return launch::sgd_step(&*gpu, config, first, gb, pb, bb);
     }
     let g = g.host()?;
     match buf {

@@ -2,8 +2,9 @@
 //!
 //! Backward: `dx[n, h, w, c] = dy[n, c] / (H * W)`.
 
+pub mod launch;
+
 use crate::autograd;
-use crate::cuda::launch::norm;
 use crate::error::{Error, Result};
 use crate::ops::map_on;
 use crate::tensor::Tensor;
@@ -17,7 +18,7 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     }
     let [n, h, w, c] = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
     let dims = [n, h * w, c];
-    let y = map_on(x, &[n, c], |x| cpu::forward(x, h * w, c), |g, x| norm::avg_pool_forward(g, dims, x))?
+    let y = map_on(x, &[n, c], |x| cpu::forward(x, h * w, c), |g, x| launch::avg_pool_forward(g, dims, x))?
         .result_of(&[x]);
     let x = x.clone();
     autograd::record(&y, move |dy, grads| {
@@ -25,7 +26,7 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
             dy,
             x.shape(),
             |dy| cpu::backward(dy, h * w, c),
-            |g, dy| norm::avg_pool_backward(g, dims, dy),
+            |g, dy| launch::avg_pool_backward(g, dims, dy),
         )?;
         grads.accumulate(&x, dx)
     });

@@ -3,8 +3,9 @@
 //! `leaky_relu(x, a) = x` where `x > 0` and `a * x` elsewhere; `relu = leaky_relu(., 0)`.
 //! Backward: `dx = dy` where `x > 0` and `a * dy` elsewhere (at `x = 0` the left slope, as PyTorch).
 
+pub mod launch;
+
 use crate::autograd;
-use crate::cuda::launch::map;
 use crate::error::{Error, Result};
 use crate::ops::{map_on, map2_on};
 use crate::tensor::Tensor;
@@ -23,7 +24,7 @@ pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
 }
 
 fn activate(x: &Tensor, slope: f32) -> Result<Tensor> {
-    let y = map_on(x, x.shape(), |x| cpu::forward(x, slope), |g, x| map::leaky_relu_forward(g, slope, x))?
+    let y = map_on(x, x.shape(), |x| cpu::forward(x, slope), |g, x| launch::leaky_relu_forward(g, slope, x))?
         .result_of(&[x]);
     let x = x.clone();
     autograd::record(&y, move |dy, grads| {
@@ -32,7 +33,7 @@ fn activate(x: &Tensor, slope: f32) -> Result<Tensor> {
             [&x, dy],
             x.shape(),
             |x, dy| cpu::backward(x, dy, slope),
-            |g, x, dy| map::leaky_relu_backward(g, slope, x, dy),
+            |g, x, dy| launch::leaky_relu_backward(g, slope, x, dy),
         )?;
         grads.accumulate(&x, dx)
     });

@@ -1,0 +1,68 @@
+//! The backend's builtins, used below the ops (copies of tensors, the tape's gradient sums) and by
+//! the arithmetic ops and losses: elementwise add and multiply, scaling (`kernels/elementwise.cu`)
+//! and column sums (`kernels/gemm.cu`).
+
+use super::{channel_blocks, expect_len, fits, flat, non_empty};
+use crate::cuda::exec::{Arg, Exec};
+use crate::cuda::params::{MapParams, RowParams};
+use crate::error::Result;
+
+/// The parameters of an elementwise kernel over `len` values, after checking the sizes.
+pub fn map_params(op: &'static str, len: usize, mode: i32, a: f32) -> Result<MapParams> {
+    non_empty(op, "input", len)?;
+    fits(op, &[("elements", len)])?;
+    Ok(MapParams { len: len as i32, mode, a })
+}
+
+/// An elementwise operation of two tensors of one shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    /// `a + b`: the CPU `add` of the arithmetic ops.
+    Add = 0,
+    /// `a * b`: the CPU `mul` of the arithmetic ops.
+    Mul = 1,
+}
+
+/// `a + b` or `a * b`, elementwise.
+pub fn binary<E: Exec>(e: &E, op: Binary, a: &E::Buf<f32>, b: &E::Buf<f32>) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda binary_map";
+    let len = e.len(a);
+    let p = map_params(OP, len, op as i32, 0.0)?;
+    expect_len(e, OP, "second operand", b, len)?;
+    let mut y = e.alloc(len)?;
+    // SAFETY: binary_map(MapParams, a, b, y) over len elements.
+    unsafe { e.launch("binary_map", flat(len), &p, &mut [Arg::In(a), Arg::In(b), Arg::Out(&mut y)])? };
+    Ok(y)
+}
+
+/// `s * x`: the CPU `scale` of the arithmetic ops.
+pub fn scale<E: Exec>(e: &E, s: f32, x: &E::Buf<f32>) -> Result<E::Buf<f32>> {
+    let len = e.len(x);
+    let p = map_params("cuda scale_values", len, 0, s)?;
+    let mut y = e.alloc(len)?;
+    // SAFETY: scale_values(MapParams, x, y) over len elements.
+    unsafe { e.launch("scale_values", flat(len), &p, &mut [Arg::In(x), Arg::Out(&mut y)])? };
+    Ok(y)
+}
+
+/// `out[j] = scale * sum_i x[i, j]` for `x: [rows, cols]`: bias gradients
+/// ([`crate::cpu::reduce::column_sums`] with `scale = 1`) and batch means of per-row losses.
+pub fn column_sums<E: Exec>(
+    e: &E,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    x: &E::Buf<f32>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda column_sums";
+    non_empty(OP, "matrix", rows * cols)?;
+    fits(OP, &[("elements", rows * cols)])?;
+    expect_len(e, OP, "matrix", x, rows * cols)?;
+    let p = RowParams { rows: rows as i32, cols: cols as i32, mode: 0, a: scale };
+    let mut out = e.alloc(cols)?;
+    // SAFETY: column_sums(RowParams, x, out), lengths checked above.
+    unsafe {
+        e.launch("column_sums", channel_blocks(OP, cols, 1)?, &p, &mut [Arg::In(x), Arg::Out(&mut out)])?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,95 @@
+//! The device launchers of channel slicing, gathering and the option-A shortcut
+//! (`kernels/elementwise.cu`).
+
+use crate::cuda::exec::{Arg, Exec};
+use crate::cuda::launch::{expect_len, fits, flat, non_empty};
+use crate::cuda::params::{ChannelParams, SubsampleParams};
+use crate::error::{Error, Result};
+
+fn channel_params(op: &'static str, rows: usize, c: usize, start: usize, k: usize) -> Result<ChannelParams> {
+    non_empty(op, "input", rows * c * k)?;
+    fits(op, &[("input elements", rows * c), ("output elements", rows * k)])?;
+    Ok(ChannelParams { rows: rows as i32, c: c as i32, start: start as i32, k: k as i32 })
+}
+
+/// Channels `start..end` of each row of `c`: `crate::ops::channels::cpu::slice`, and with
+/// `backward` its adjoint `slice_backward` (from `dy` with `end - start` channels).
+pub fn slice_channels<E: Exec>(
+    e: &E,
+    backward: bool,
+    [rows, c]: [usize; 2],
+    start: usize,
+    end: usize,
+    x: &E::Buf<f32>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda slice_channels";
+    if start >= end || end > c {
+        return Err(Error::invalid(OP, format!("range {start}..{end} is empty or outside {c} channels")));
+    }
+    let p = channel_params(OP, rows, c, start, end - start)?;
+    let (kernel, len_in, len_out) = match backward {
+        false => ("slice_channels", rows * c, rows * (end - start)),
+        true => ("slice_channels_backward", rows * (end - start), rows * c),
+    };
+    expect_len(e, OP, "input", x, len_in)?;
+    let mut y = e.alloc(len_out)?;
+    // SAFETY: slice_channels[_backward](ChannelParams, x, y), lengths checked above.
+    unsafe { e.launch(kernel, flat(len_out), &p, &mut [Arg::In(x), Arg::Out(&mut y)])? };
+    Ok(y)
+}
+
+/// Gathers channels `index` of each row of `c`: `crate::ops::channels::cpu::gather`, and with
+/// `backward` its adjoint `scatter_add` (from `dy` with `index.len()` channels). The indices must
+/// be below `c`.
+pub fn gather_channels<E: Exec>(
+    e: &E,
+    backward: bool,
+    [rows, c]: [usize; 2],
+    index: &E::Buf<i32>,
+    x: &E::Buf<f32>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda gather_channels";
+    let k = e.len(index);
+    if e.download(index)?.iter().any(|&i| i < 0 || i as usize >= c) {
+        return Err(Error::invalid(OP, format!("an index is outside the {c} channels")));
+    }
+    let p = channel_params(OP, rows, c, 0, k)?;
+    let (kernel, len_in, len_out) = if backward {
+        ("scatter_add_channels", rows * k, rows * c)
+    } else {
+        ("gather_channels", rows * c, rows * k)
+    };
+    expect_len(e, OP, "input", x, len_in)?;
+    let mut y = e.alloc(len_out)?;
+    // SAFETY: gather_channels / scatter_add_channels(ChannelParams, x, index, y) with every index
+    // below c (checked above), lengths checked above.
+    unsafe { e.launch(kernel, flat(len_out), &p, &mut [Arg::In(x), Arg::Index(index), Arg::Out(&mut y)])? };
+    Ok(y)
+}
+
+/// The option-A shortcut of `x: [n, h, w, c]` to `c_out` channels:
+/// `crate::ops::channels::cpu::shortcut_a`, and with `backward` its adjoint
+/// `shortcut_a_backward` (from `dy: [n, ceil(h/2), ceil(w/2), c_out]`).
+pub fn shortcut_a<E: Exec>(
+    e: &E,
+    backward: bool,
+    [n, h, w, c]: [usize; 4],
+    c_out: usize,
+    x: &E::Buf<f32>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda shortcut_a";
+    if c_out < c || !(c_out - c).is_multiple_of(2) {
+        return Err(Error::invalid(OP, format!("cannot pad {c} channels evenly to {c_out}")));
+    }
+    let (big, small) = (n * h * w * c, n * h.div_ceil(2) * w.div_ceil(2) * c_out);
+    non_empty(OP, "input", big)?;
+    fits(OP, &[("input elements", big), ("output elements", small)])?;
+    let p = SubsampleParams { n: n as i32, h: h as i32, w: w as i32, c: c as i32, c_out: c_out as i32 };
+    let (kernel, len_in, len_out) =
+        if backward { ("shortcut_a_backward", small, big) } else { ("shortcut_a_forward", big, small) };
+    expect_len(e, OP, "input", x, len_in)?;
+    let mut y = e.alloc(len_out)?;
+    // SAFETY: shortcut_a_forward / _backward(SubsampleParams, x, y), lengths checked above.
+    unsafe { e.launch(kernel, flat(len_out), &p, &mut [Arg::In(x), Arg::Out(&mut y)])? };
+    Ok(y)
+}
