@@ -1,18 +1,18 @@
 //! iekd: Inheritance and Exploration Knowledge Distillation for convolutional networks.
 //!
-//! Layers, bottom up: [`tensor`] (runtime-shaped f32 tensors), [`ops`] (forward and backward of
-//! every op), [`autograd`] (the tape), [`reference`] (naive f64 versions of every op), and on top
-//! [`verify`] (the fast paths checked against the reference, and the kernels against the CPU).
+//! Layers, bottom up, each using only those below it: [`cuda`] and the CPU helpers (the
+//! backends), [`tensor`] (runtime-shaped f32 tensors, their [`device`] and the [`autograd`]
+//! tape), [`ops`] (forward, backward, CPU path and device launcher of every op, with
+//! [`reference`], their naive f64 versions), [`nn`] and [`optim`], then [`data`], [`train`],
+//! [`distill`], [`cka`] and [`checkpoint`], and on top [`verify`] and [`bench`].
 
 pub mod alloc;
-pub mod autograd;
 pub mod bench;
 pub mod checkpoint;
 pub mod cka;
 pub(crate) mod cpu;
 pub mod cuda;
 pub mod data;
-pub mod device;
 pub mod distill;
 pub mod error;
 pub mod nn;
@@ -23,6 +23,7 @@ pub mod tensor;
 pub mod train;
 pub mod verify;
 
-pub use device::Device;
 pub use error::{Error, Result};
 pub use tensor::Tensor;
+pub use tensor::device::Device;
+pub use tensor::{autograd, device};

@@ -13,7 +13,6 @@ use rand_chacha::ChaCha8Rng;
 use super::{Figure, resnet20_conv_shapes};
 use crate::cuda::exec::Exec;
 use crate::cuda::gpu::Gpu;
-use crate::device::Device;
 use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::{Error, Result};
 use crate::nn::{ResNet, Shortcut};
@@ -21,6 +20,7 @@ use crate::ops::batchnorm::launch::{self as norm, Affine, BnBackward};
 use crate::ops::conv2d::launch as kernels;
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
+use crate::tensor::device::Device;
 use crate::train::{Supervised, Trainee};
 
 const SGD: SgdConfig = SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 5e-4, nesterov: true };

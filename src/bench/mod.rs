@@ -13,7 +13,6 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::autograd;
 use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::Result;
 use crate::nn::{Module, Network, ResNet, Shortcut};
@@ -21,6 +20,7 @@ use crate::ops::conv2d::{ConvGeometry, cpu};
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 use crate::train::Trainee;
 
 /// One measured figure: name, value, unit (printed as `BENCH <name> <value> <unit>`).

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use super::cli::DataArgs;
 use super::split::ChannelSplit;
 use super::teacher::load_network;
-use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::cka::linear_cka_tensors;
 use crate::data::{Loader, LoaderConfig, Split};
 use crate::error::{Error, Result};
 use crate::nn::{Arch, Network};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// The distillation feature of `net` (evaluation mode, not recorded) on every image of `loader`,
 /// in order, as one `[n, H, W, C]` tensor.

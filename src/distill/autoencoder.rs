@@ -12,13 +12,13 @@
 use super::encoder::FactorAutoEncoder;
 use super::teacher::FrozenTeacher;
 use super::{count_correct, load_momentum, save_momentum};
-use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
 use crate::ops::loss::{l1_loss, mse_loss};
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 use crate::train::{StepStats, Trainee};
 
 /// The reconstruction loss of the auto-encoder.

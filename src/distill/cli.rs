@@ -17,11 +17,11 @@ use super::student::{DistillConfig, Distiller};
 use super::teacher::FrozenTeacher;
 use super::{Exploration, Hyper, Method, Mutual};
 use crate::data::{self, Dataset, DatasetKind, Loader, LoaderConfig, Split};
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::Arch;
 use crate::ops::loss::FactorNorm;
 use crate::optim::SgdConfig;
+use crate::tensor::device::Device;
 use crate::train::{self, RunConfig, Schedule, ScheduleKind, Summary, Trainee};
 
 /// Where the data comes from.

@@ -24,11 +24,11 @@ use super::student::{DistillConfig, Distiller};
 use super::teacher::FrozenTeacher;
 use crate::checkpoint::write_atomic;
 use crate::data::{DatasetKind, Loader, LoaderConfig, Split};
-use crate::device::Device;
 use crate::error::Result;
 use crate::nn::Arch;
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
+use crate::tensor::device::Device;
 use crate::train::{self, EpochMetrics, Loaders, RunConfig, Schedule, Summary, Supervised, Trainee};
 
 /// `iekd demo`.

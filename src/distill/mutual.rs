@@ -22,7 +22,6 @@ use super::student::DistillConfig;
 use super::{
     Exploration, Method, Terms, count_correct, load_momentum, params_of, save_momentum, with_encoders,
 };
-use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
@@ -31,6 +30,7 @@ use crate::ops::arith::add;
 use crate::ops::loss::{cross_entropy, exploration_loss, factor_dot_loss, inheritance_loss, kd_loss};
 use crate::optim::Sgd;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 use crate::train::{StepStats, Trainee, evaluate};
 
 /// One of the two networks, with what it trains beside it.

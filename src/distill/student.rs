@@ -12,7 +12,6 @@ use super::{
     Exploration, Hyper, Method, Terms, batch_terms, count_correct, load_momentum, params_of, save_momentum,
     sum, with_encoders,
 };
-use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
@@ -23,6 +22,7 @@ use crate::ops::loss::{
 };
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 use crate::train::{StepStats, Trainee, evaluate};
 
 /// How a distillation run is set up (beside the networks themselves).

@@ -7,11 +7,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::encoder::{FactorAutoEncoder, load_autoencoder};
-use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::nn::{Arch, Module, Network};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// What the teacher says about a batch.
 pub struct TeacherOutput {

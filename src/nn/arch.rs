@@ -166,9 +166,9 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::autograd;
     use crate::nn::TensorKind;
     use crate::tensor::Tensor;
+    use crate::tensor::autograd;
 
     #[test]
     fn parses_and_round_trips_good_names() {

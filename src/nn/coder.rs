@@ -127,7 +127,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::autograd;
+    use crate::tensor::autograd;
 
     fn names(m: &mut impl Module) -> Vec<String> {
         let mut names = Vec::new();

@@ -168,7 +168,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::autograd;
+    use crate::tensor::autograd;
 
     fn assert_all_params_get_gradients(m: &mut impl Module, grads: &autograd::Gradients) {
         m.visit("", &mut |name, t, kind| {

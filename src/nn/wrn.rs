@@ -170,7 +170,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::autograd;
+    use crate::tensor::autograd;
 
     #[test]
     fn parameter_counts_match_the_spec_table() {

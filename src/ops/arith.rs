@@ -3,11 +3,11 @@
 //! `add(a, b) = a + b` (backward `da = db = dy`), `scale(x, s) = s * x` (backward `dx = s * dy`),
 //! `mul(a, b) = a * b` (backward `da = dy * b`, `db = dy * a`). No broadcasting.
 
-use crate::autograd;
 use crate::cuda::launch::builtin::{self, Binary};
 use crate::error::{Error, Result};
 use crate::ops::{map_on, map2_on};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape() == b.shape() {
@@ -69,11 +69,6 @@ pub(crate) fn scaled(x: &Tensor, s: f32) -> Result<Tensor> {
 /// `a * b` on their device, without gradient.
 fn product(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     map2_on("mul", [a, b], a.shape(), cpu::mul, |g, a, b| builtin::binary(g, Binary::Mul, a, b))
-}
-
-/// `a + b` on their device, without gradient (gradient accumulation).
-pub(crate) fn sum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    map2_on("add", [a, b], a.shape(), cpu::add, |g, a, b| builtin::binary(g, Binary::Add, a, b))
 }
 
 /// The CPU kernels, rayon over fixed-size chunks of elements.

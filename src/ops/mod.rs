@@ -22,50 +22,26 @@ pub use linear::linear;
 pub use pool::global_avg_pool;
 pub use shape::{flatten, reshape};
 
-use std::sync::Arc;
+pub(crate) use crate::tensor::dispatch::{gpu_of, map_on, map2_on};
 
-use crate::cuda::gpu::{Gpu, GpuBuf};
-use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+#[cfg(all(test, feature = "cuda-emulation"))]
+mod tests {
+    use crate::tensor::Tensor;
+    use crate::tensor::device::Device;
 
-/// Where `op` runs: `None` when every input is on the CPU, the device when every input is on
-/// the same one; an error naming `op` when they are spread over several.
-pub(crate) fn gpu_of(op: &'static str, inputs: &[&Tensor]) -> Result<Option<Arc<Gpu>>> {
-    let Some(first) = inputs.first() else { return Ok(None) };
-    let device = first.device();
-    if let Some(other) = inputs.iter().find(|t| t.device() != device) {
-        return Err(Error::Device(format!(
-            "{op}: inputs on different devices ({device} and {})",
-            other.device()
-        )));
-    }
-    Ok(first.gpu().map(|(_, gpu)| Arc::clone(gpu)))
-}
-
-/// A new tensor of `shape` computed from `x` where `x` is: `cpu` on its host elements, or `gpu`
-/// on its device buffer. The result carries no gradient (see [`Tensor::result_of`]).
-pub(crate) fn map_on(
-    x: &Tensor,
-    shape: &[usize],
-    cpu: impl FnOnce(&[f32]) -> Vec<f32>,
-    gpu: impl FnOnce(&Gpu, &GpuBuf<f32>) -> Result<GpuBuf<f32>>,
-) -> Result<Tensor> {
-    match x.gpu() {
-        Some((buf, device)) => Ok(Tensor::new_gpu(gpu(device, buf)?, device, shape, false)),
-        None => Ok(Tensor::new_cpu(cpu(x.host()?), shape, false)),
-    }
-}
-
-/// [`map_on`] for two operands, which must be on the same device (`op` names it in the error).
-pub(crate) fn map2_on(
-    op: &'static str,
-    [a, b]: [&Tensor; 2],
-    shape: &[usize],
-    cpu: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
-    gpu: impl FnOnce(&Gpu, &GpuBuf<f32>, &GpuBuf<f32>) -> Result<GpuBuf<f32>>,
-) -> Result<Tensor> {
-    match gpu_of(op, &[a, b])? {
-        Some(device) => Ok(Tensor::new_gpu(gpu(&device, a.gpu_buf()?, b.gpu_buf()?)?, &device, shape, false)),
-        None => Ok(Tensor::new_cpu(cpu(a.host()?, b.host()?), shape, false)),
+    #[test]
+    fn ops_run_where_their_inputs_are_and_mixed_inputs_are_errors() {
+        let gpu = Device::emulated().unwrap();
+        let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]).unwrap();
+        let on_gpu = x.to_device(&gpu).unwrap();
+        let y = super::relu(&on_gpu).unwrap();
+        assert_eq!(y.device(), gpu);
+        assert_eq!(y.to_device(&Device::Cpu).unwrap().to_vec().unwrap(), [1.0, 0.0, 3.0]);
+        let err = super::add(&x, &on_gpu).unwrap_err().to_string();
+        assert!(err.contains("add: inputs on different devices"), "{err}");
+        let err = super::linear(&Tensor::zeros(&[1, 3]), &on_gpu.with_shape(&[1, 3], false), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("linear: inputs on different devices"), "{err}");
     }
 }

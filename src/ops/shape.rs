@@ -2,9 +2,9 @@
 //!
 //! Backward: `dx` is `dy` viewed with the shape of `x`.
 
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// `x` viewed as `shape`, which must have the same number of elements.
 pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor> {

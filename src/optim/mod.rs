@@ -10,7 +10,7 @@ pub mod launch;
 
 use std::borrow::BorrowMut;
 
-use crate::autograd::Gradients;
+use crate::tensor::autograd::Gradients;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -24,12 +24,12 @@ pub use schedule::{Schedule, ScheduleKind};
 pub use supervised::{Supervised, count_correct, evaluate};
 pub(crate) use supervised::{load_momentum, save_momentum};
 
-use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::{Batch, Loader};
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
+use crate::tensor::device::Device;
 use progress::Progress;
 
 /// Something the loop can train: one model (or several) with its optimiser and loss recipe.

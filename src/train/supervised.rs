@@ -1,15 +1,15 @@
 //! Plain supervised training: cross-entropy and SGD on one network.
 
 use super::{StepStats, Trainee};
-use crate::autograd;
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
-use crate::device::Device;
 use crate::error::Result;
 use crate::nn::{Module, Network, TensorKind};
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
+use crate::tensor::device::Device;
 
 /// A network trained with cross-entropy and SGD.
 pub struct Supervised {

@@ -5,10 +5,10 @@
 
 pub mod launch;
 
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::{map_on, map2_on};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// `max(x, 0)` elementwise (NaN stays NaN).
 pub fn relu(x: &Tensor) -> Result<Tensor> {

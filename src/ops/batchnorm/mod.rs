@@ -21,10 +21,10 @@ mod place;
 #[cfg(test)]
 mod tests;
 
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// PyTorch's default `eps`.
 pub const DEFAULT_EPS: f32 = 1e-5;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use super::launch::{self as kernels, Affine, BnBackward};
 use super::{BatchStats, Norm};
-use crate::autograd;
 use crate::cuda::gpu::Gpu;
 use crate::error::Result;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// Training mode: batch statistics, then the normalisation, with its backward recorded.
 pub(super) fn train(norm: Norm<'_>, gpu: &Arc<Gpu>) -> Result<(Tensor, BatchStats)> {

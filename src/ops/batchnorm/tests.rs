@@ -2,9 +2,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::autograd::{self, Gradients};
 use crate::ops::{activation, arith};
 use crate::reference;
+use crate::tensor::autograd::{self, Gradients};
 
 fn t(data: &[f32], shape: &[usize]) -> Tensor {
     Tensor::from_vec(data.to_vec(), shape).unwrap()

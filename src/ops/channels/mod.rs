@@ -11,11 +11,11 @@
 
 pub mod launch;
 
-use crate::autograd;
 use crate::cuda::exec::Exec;
 use crate::error::{Error, Result};
 use crate::ops::map_on;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// Checks `x: [N, ..., C]` is non-empty with rank at least 2; returns `C`.
 fn channels(op: &'static str, x: &Tensor) -> Result<usize> {

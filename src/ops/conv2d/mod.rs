@@ -14,9 +14,9 @@ pub mod launch;
 mod place;
 mod shifted;
 
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// The sizes of one convolution, in the orientation of the forward convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,12 +6,12 @@
 pub mod launch;
 
 use self::launch::{self as kernels, LinearProduct};
-use crate::autograd;
 use crate::cpu::reduce::column_sums;
 use crate::cuda::launch::builtin;
 use crate::error::{Error, Result};
 use crate::ops::{gpu_of, map_on, map2_on};
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// `x W^T + b` for `x: [N, in]`, `w: [out, in]`, optional `bias: [out]`.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {

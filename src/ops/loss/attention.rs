@@ -10,10 +10,10 @@
 use super::factor::cpu::{normalize_rows, normalize_rows_backward};
 use super::place;
 use super::recon::mse_loss;
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// CPU kernels over channels-last slices (`C` values per pixel).
 pub(crate) mod cpu {

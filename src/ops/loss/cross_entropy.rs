@@ -5,10 +5,10 @@
 //! `p = softmax(z)`, so the backward is a single pass: `dz[n, k] = dL * (p[n, k] - [k == y_n]) / N`.
 
 use super::place;
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 const OP: &str = "cross_entropy";
 

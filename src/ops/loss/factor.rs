@@ -15,10 +15,10 @@
 //! `sign(v)` with `sign(0) = 0`.
 
 use super::place;
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// The smallest divisor used when normalizing a factor (PyTorch's `F.normalize` default).
 pub const NORM_EPS: f32 = 1e-12;

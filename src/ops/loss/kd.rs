@@ -8,10 +8,10 @@
 //! `a = log p_t - log p_s`.
 
 use super::place;
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 const OP: &str = "kd_loss";
 

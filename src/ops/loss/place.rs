@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use super::factor::FactorNorm;
 use super::launch::{self as kernels, RowReduce, TwoGrads};
-use crate::autograd;
 use crate::cuda::exec::Exec;
 use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::cuda::launch::builtin::{self, column_sums};
 use crate::error::Result;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// The one-element loss `scale * sum(per_row)` as a tensor on `gpu`.
 fn total(gpu: &Arc<Gpu>, per_row: &GpuBuf<f32>, scale: f32) -> Result<Tensor> {

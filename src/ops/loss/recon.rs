@@ -4,10 +4,10 @@
 //! - [`mse_loss`]: `L = 1/M * sum (a - b)^2`; `da = dL * 2 (a - b) / M`, `db = -da`.
 
 use super::place;
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// CPU kernels over flat slices.
 pub(crate) mod cpu {

@@ -4,10 +4,10 @@
 
 pub mod launch;
 
-use crate::autograd;
 use crate::error::{Error, Result};
 use crate::ops::map_on;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// The mean over the spatial axes of `x: [N, H, W, C]`, shape `[N, C]`.
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {

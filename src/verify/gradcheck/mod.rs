@@ -13,9 +13,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 
-use crate::autograd;
 use crate::error::Result;
 use crate::tensor::Tensor;
+use crate::tensor::autograd;
 
 /// How an input's elements are drawn.
 #[derive(Clone, Debug)]

@@ -20,8 +20,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::cuda::exec::{Exec, Recorder};
-use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::tensor::device::Device;
 
 /// A tolerance: an element passes when `|got - want| <= atol + rtol * |want|`.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -9,7 +9,6 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Check, Tol, compare};
 use crate::checkpoint::Checkpoint;
-use crate::device::Device;
 use crate::distill::{
     DistillConfig, Distiller, EncoderKind, FactorAutoEncoder, FrozenTeacher, Mutual, Recon, SplitKind,
 };
@@ -18,6 +17,7 @@ use crate::error::Result;
 use crate::nn::{Arch, Network};
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
+use crate::tensor::device::Device;
 use crate::train::Trainee;
 
 /// Loss values and the trained tensors: sums in another order through two networks and steps.

@@ -9,13 +9,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Check, Tol, compare};
-use crate::autograd::{self, Gradients};
-use crate::device::Device;
 use crate::error::Result;
 use crate::nn::{Arch, Network};
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::tensor::autograd::{self, Gradients};
+use crate::tensor::device::Device;
 
 /// Loss and logits after two layers of sums in another order.
 const OUTPUT: Tol = Tol { atol: 1e-4, rtol: 1e-3 };

@@ -3,17 +3,20 @@
 //! Activations are channels-last: `[N, H, W, C]`. Convolution weights keep PyTorch's
 //! `[C_out, C_in, kh, kw]` so checkpoints map one to one.
 
+pub mod autograd;
+pub mod device;
+pub(crate) mod dispatch;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::autograd;
 use crate::cuda::exec::Exec;
 use crate::cuda::gpu::{Gpu, GpuBuf};
-use crate::device::Device;
 use crate::error::{Error, Result};
+use device::Device;
 
 /// A tensor's identity in the autograd graph; unique for the life of the process.
 pub type TensorId = u64;

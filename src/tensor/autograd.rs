@@ -93,7 +93,7 @@ impl Gradients {
                     *a += g;
                 }
             }
-            Some(acc) => *acc = crate::ops::arith::sum(acc, &grad)?,
+            Some(acc) => *acc = crate::tensor::dispatch::add_untracked(acc, &grad)?,
             None => {
                 self.map.insert(t.id(), grad.detach());
             }
