@@ -5,7 +5,10 @@ also each student's linear CKA to its teacher for the whole feature and for its 
 exploration channels (`iekd cka --halves` on the first 1000 test images, cached in the run's
 cka.json; students without a split are cut into natural halves), and its share of active neurons.
 
-    python3 scripts/ie-kd-table.py OUT_DIR [--teacher MODEL] [--iekd BIN]
+    python3 scripts/ie-kd-table.py OUT_DIR [--teacher MODEL] [--iekd BIN] [--runs FILE]
+
+--runs FILE also writes every finished run as one JSON line: its name, every epoch's metrics and,
+when computed, its CKA figures.
 """
 import argparse
 import json
@@ -114,11 +117,24 @@ def arms(out, prefix, title, teacher, iekd):
         print(f"| {a} − {b} | {len(d)} | {mean:+.2f} | [{mean - half:+.2f}, {mean + half:+.2f}] | {per} |")
 
 
+def write_runs(out, path):
+    with open(path, "w") as f:
+        for metrics in sorted(Path(out).glob("*/metrics.jsonl")):
+            run = metrics.parent
+            if not (run / ".done").exists():
+                continue
+            record = {"run": run.name, "epochs": [json.loads(l) for l in metrics.read_text().splitlines() if l]}
+            if (run / "cka.json").exists():
+                record["cka"] = json.loads((run / "cka.json").read_text())
+            f.write(json.dumps(record) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--teacher", help="the ResNet-20 teacher's model file (adds CKA and active neurons)")
     ap.add_argument("--iekd", default="target/release/iekd")
+    ap.add_argument("--runs", help="write every finished run as JSON lines to this file")
     args = ap.parse_args()
     sweep(args.out)
     small_teacher = Path(args.out) / "none-s0" / "model.safetensors"
@@ -126,6 +142,8 @@ def main():
          args.teacher, args.iekd)
     arms(args.out, "big-", "ResNet-8 teacher (plain, seed 0) -> ResNet-20 student (larger student)",
          args.teacher and small_teacher, args.iekd)
+    if args.runs:
+        write_runs(args.out, args.runs)
 
 
 if __name__ == "__main__":
