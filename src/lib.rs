@@ -3,8 +3,8 @@
 //! Layers, bottom up, each using only those below it: [`cuda`] and the CPU helpers (the
 //! backends), [`tensor`] (runtime-shaped f32 tensors, their [`device`] and the [`autograd`]
 //! tape), [`ops`] (forward, backward, CPU path and device launcher of every op, with
-//! [`reference`], their naive f64 versions), [`nn`] and [`optim`], then [`data`], [`train`],
-//! [`distill`], [`cka`] and [`checkpoint`], and on top [`verify`] and [`bench`].
+//! [`reference`](mod@reference), their naive f64 versions), [`nn`] and [`optim`], then [`data`], [`train`],
+//! [`distill`], [`cka`] and [`checkpoint`], and on top [`verify`] and [`bench`](mod@bench).
 
 pub mod alloc;
 pub mod bench;

@@ -2,7 +2,7 @@
 //! convolution in GFLOP/s, and whole training steps in images/s (ResNet-20, ResNet-56, and the KD
 //! and IE-FT steps of a ResNet-56 teacher and a ResNet-20 student, as
 //! `../shared/bench/torch_reference.py` measures PyTorch), with each step's peak resident memory.
-//! Wall-clock medians. The same on a GPU is in [`gpu`] ([`run_gpu_report`]).
+//! Wall-clock medians. The same on a GPU is in `gpu` ([`run_gpu_report`]).
 
 mod gpu;
 

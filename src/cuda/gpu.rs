@@ -56,7 +56,7 @@ impl<T: Elem> fmt::Debug for GpuBuf<T> {
 }
 
 impl Gpu {
-    /// The first GPU, or an [`Error::Device`] saying why none can be used
+    /// The first GPU, or an [`crate::Error::Device`] saying why none can be used
     /// ([`CudaBackend::probe`]).
     pub fn probe() -> Result<Gpu> {
         let backend = CudaBackend::probe()?;

@@ -46,7 +46,7 @@ pub fn scale<E: Exec>(e: &E, s: f32, x: &E::Buf<f32>) -> Result<E::Buf<f32>> {
 }
 
 /// `out[j] = scale * sum_i x[i, j]` for `x: [rows, cols]`: bias gradients
-/// ([`crate::cpu::reduce::column_sums`] with `scale = 1`) and batch means of per-row losses.
+/// (the CPU `column_sums` of `cpu::reduce` with `scale = 1`) and batch means of per-row losses.
 pub fn column_sums<E: Exec>(
     e: &E,
     rows: usize,

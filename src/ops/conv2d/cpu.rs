@@ -186,7 +186,7 @@ fn backward_data_as_forward(g: &ConvGeometry, w: &[f32]) -> Option<(ConvGeometry
     Some((bg, flipped))
 }
 
-/// `dx` for `y = conv(x, w)`: each chunk's `dy x W^T` scattered back through [`col2im_add`].
+/// `dx` for `y = conv(x, w)`: each chunk's `dy x W^T` scattered back through `col2im_add`.
 pub fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     if use_shifted(g)
         && g.c_in >= 8
