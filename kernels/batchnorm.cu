@@ -4,11 +4,14 @@
 // channel adds the splits in order, in double.
 #include "common.cuh"
 
+__device__ __forceinline__ int splits_of(const BnParams& p) { return (p.rows + p.split_rows - 1) / p.split_rows; }
+
 // partial[z][0][c], partial[z][1][c] = the sums of f(row, c) = (a, b) over the rows of split z.
-// Grid (ceil(c / RED_C), splits), block (RED_C, RED_R).
+// Grid (ceil(c / RED_C), splits), block (RED_C, RED_R); blocks past the last split do nothing.
 template <class F>
 __device__ __forceinline__ void channel_partial_sums(const BnParams& p, float* __restrict__ partial, F f) {
     __shared__ float lanes[2][RED_R][RED_C + 1];
+    if ((int)blockIdx.y >= splits_of(p)) return;  // the whole block
     const int c = blockIdx.x * RED_C + threadIdx.x;
     const int first = blockIdx.y * p.split_rows, end = min(p.rows, first + p.split_rows);
     float a = 0.f, b = 0.f;
@@ -28,9 +31,8 @@ __device__ __forceinline__ void channel_partial_sums(const BnParams& p, float* _
     }
 }
 
-__device__ __forceinline__ int splits_of(const BnParams& p) { return (p.rows + p.split_rows - 1) / p.split_rows; }
-
 // Sums of d = x - x[0, c] and d^2 (the shift keeps a large mean from cancelling the variance).
+// contract: x[p.rows * p.c]; partial[2 * ((p.rows + p.split_rows - 1) / p.split_rows) * p.c]; p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     bn_stats_partial(const BnParams p, const float* __restrict__ x, float* __restrict__ partial) {
     channel_partial_sums(p, partial, [&](int r, int c, float& a, float& b) {
@@ -41,6 +43,8 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
 }
 
 // mean = x[0] + s1 / n, biased var = max(s2 / n - (s1 / n)^2, 0), one thread per channel.
+// contract: x[p.c]; partial[2 * ((p.rows + p.split_rows - 1) / p.split_rows) * p.c]; mean[p.c]; var[p.c];
+// p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(BLOCK)
     bn_stats_finalize(const BnParams p, const float* __restrict__ x, const float* __restrict__ partial,
                       float* __restrict__ mean, float* __restrict__ var) {
@@ -57,6 +61,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // scale = gamma / sqrt(var + eps), from the batch or the running variance.
+// contract: gamma[p.c]; var[p.c]; scale[p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     bn_scale(const BnParams p, const float* __restrict__ gamma, const float* __restrict__ var,
              float* __restrict__ scale) {
@@ -65,6 +70,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // running = (1 - momentum) running + momentum stat, the variance unbiased by n / (n - 1).
+// contract: mean[p.c]; var[p.c]; running_mean[p.c]; running_var[p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     bn_running_update(const BnParams p, const float* __restrict__ mean, const float* __restrict__ var,
                       float* __restrict__ running_mean, float* __restrict__ running_var) {
@@ -75,10 +81,11 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // y = act((x - center) * scale + beta [+ residual]), act = ReLU when p.relu.
+// contract: x[p.rows * p.c]; center[p.c]; scale[p.c]; beta[p.c]; residual[p.rows * p.c]; y[p.rows * p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     bn_forward(const BnParams p, const float* __restrict__ x, const float* __restrict__ center,
                const float* __restrict__ scale, const float* __restrict__ beta,
-               const float* __restrict__ residual, float* __restrict__ y) {
+               NULLABLE const float* __restrict__ residual, float* __restrict__ y) {
     for (int i = global_thread(); i < p.rows * p.c; i += grid_stride()) {
         const int c = i % p.c;
         float v = (x[i] - center[c]) * scale[c] + beta[c];
@@ -94,9 +101,11 @@ __device__ __forceinline__ float masked(const float* __restrict__ dy, const floa
 }
 
 // Sums of dz and dz * (x - center).
+// contract: x[p.rows * p.c]; dy[p.rows * p.c]; y[p.rows * p.c]; center[p.c];
+// partial[2 * ((p.rows + p.split_rows - 1) / p.split_rows) * p.c]; p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     bn_backward_partial(const BnParams p, const float* __restrict__ x, const float* __restrict__ dy,
-                        const float* __restrict__ y, const float* __restrict__ center,
+                        NULLABLE const float* __restrict__ y, const float* __restrict__ center,
                         float* __restrict__ partial) {
     channel_partial_sums(p, partial, [&](int r, int c, float& a, float& b) {
         const int i = r * p.c + c;
@@ -109,6 +118,8 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
 // dbeta = sum dz, dgamma = sum dz (x - center) / sqrt(var + eps); in training also the
 // coefficients of dx: k_mean = sum dz / n, k_x = sum dz (x - mean) / (n (var + eps)); zero in
 // evaluation.
+// contract: partial[2 * ((p.rows + p.split_rows - 1) / p.split_rows) * p.c]; var[p.c]; dgamma[p.c];
+// dbeta[p.c]; k_mean[p.c]; k_x[p.c]; p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(BLOCK)
     bn_backward_finalize(const BnParams p, const float* __restrict__ partial, const float* __restrict__ var,
                          float* __restrict__ dgamma, float* __restrict__ dbeta, float* __restrict__ k_mean,
@@ -129,11 +140,13 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 
 // dx = scale * (dz - k_mean - (x - center) * k_x), and dz itself (the residual's gradient) when
 // dz is given.
+// contract: x[p.rows * p.c]; dy[p.rows * p.c]; y[p.rows * p.c]; center[p.c]; scale[p.c]; k_mean[p.c];
+// k_x[p.c]; dx[p.rows * p.c]; dz[p.rows * p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     bn_backward_data(const BnParams p, const float* __restrict__ x, const float* __restrict__ dy,
-                     const float* __restrict__ y, const float* __restrict__ center,
+                     NULLABLE const float* __restrict__ y, const float* __restrict__ center,
                      const float* __restrict__ scale, const float* __restrict__ k_mean,
-                     const float* __restrict__ k_x, float* __restrict__ dx, float* __restrict__ dz) {
+                     const float* __restrict__ k_x, float* __restrict__ dx, NULLABLE float* __restrict__ dz) {
     for (int i = global_thread(); i < p.rows * p.c; i += grid_stride()) {
         const int c = i % p.c;
         const float g = masked(dy, y, i);

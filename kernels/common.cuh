@@ -5,7 +5,12 @@
 // Compiled three ways: by NVRTC (the build splices this file in place of its #include), by NVRTC
 // for sm_90 in the resource report, and by g++ after kernels/emu/cuda_emu.h for CPU execution.
 // Conventions: every kernel takes its parameter struct first, then its buffers; a null pointer
-// marks an optional buffer that is absent; kernels that call __syncthreads never return early.
+// marks an optional buffer that is absent (declared NULLABLE); kernels that call __syncthreads
+// return early only for a whole block. The comment above each kernel ends with its contract (the
+// elements it may touch in each buffer, and preconditions on the parameters), from which build.rs
+// generates the checked launch functions of src/cuda/kernels.rs (format: src/cuda/codegen.rs).
+// Every kernel keeps to its contract for any number of blocks: it guards its block and thread
+// indices by the parameters and checks index values it reads before using them.
 #ifndef IEKD_COMMON_CUH
 #define IEKD_COMMON_CUH
 
@@ -51,6 +56,9 @@ struct SgdParams {
     float lr, momentum, weight_decay;
 };
 
+// Marks a buffer argument that may be a null pointer (an absent optional buffer).
+#define NULLABLE
+
 // Threads of every one-dimensional block.
 constexpr int BLOCK = 256;
 constexpr int WARP = 32;
@@ -72,6 +80,8 @@ constexpr int TILE_THREADS = 256;
 __device__ __forceinline__ int global_thread() { return blockIdx.x * blockDim.x + threadIdx.x; }
 
 __device__ __forceinline__ int grid_stride() { return gridDim.x * blockDim.x; }
+
+__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
 
 // 1, -1 or 0 (the subgradient of |v| that PyTorch uses).
 __device__ __forceinline__ float sign_of(float v) { return v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f); }

@@ -21,9 +21,11 @@ __device__ __forceinline__ float weight_at(const ConvParams& p, const float* __r
 }
 
 // y = conv(x, w) + bias: grid (ceil(M / TILE_M), ceil(C_out / TILE_N)), M = N * H_out * W_out.
+// contract: x[p.n * p.h * p.w * p.c_in]; w[p.c_out * p.c_in * p.kh * p.kw]; bias[p.c_out];
+// y[p.n * p.h_out * p.w_out * p.c_out]
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_forward(const ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
-                   const float* __restrict__ bias, float* __restrict__ y) {
+                   NULLABLE const float* __restrict__ bias, float* __restrict__ y) {
     const int m0 = blockIdx.x * TILE_M, co0 = blockIdx.y * TILE_N;
     float acc[4][4] = {};
     tile_product(
@@ -47,6 +49,8 @@ __device__ __forceinline__ float dy_gather(const ConvParams& p, const float* __r
 }
 
 // dx for y = conv(x, w): grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)).
+// contract: dy[p.n * p.h_out * p.w_out * p.c_out]; w[p.c_out * p.c_in * p.kh * p.kw];
+// dx[p.n * p.h * p.w * p.c_in]; p.stride >= 1
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_backward_data(const ConvParams p, const float* __restrict__ dy, const float* __restrict__ w,
                          float* __restrict__ dx) {
@@ -60,12 +64,16 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
 
 // One slice of dw in the packed [C_out][K] layout: partial[z][co][k] = sum over the output pixels
 // m of split z of dy[m, co] * im2col(m, k). Grid (ceil(C_out / TILE_M), ceil(K / TILE_N), splits).
+// contract: x[p.n * p.h * p.w * p.c_in]; dy[p.n * p.h_out * p.w_out * p.c_out];
+// partial[(p.n * p.h_out * p.w_out + p.split_rows - 1) / p.split_rows * p.c_out * p.kh * p.kw * p.c_in];
+// p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_backward_weight(const ConvParams p, const float* __restrict__ x, const float* __restrict__ dy,
                            float* __restrict__ partial) {
     const int co0 = blockIdx.x * TILE_M, k0 = blockIdx.y * TILE_N;
     const int taps_k = p.kh * p.kw * p.c_in, pixels = p.n * p.h_out * p.w_out;
     const int first = blockIdx.z * p.split_rows;
+    if (first >= pixels) return;  // the whole block: past the last split
     const int rows = min(p.split_rows, pixels - first);
     float acc[4][4] = {};
     tile_product(
@@ -77,6 +85,8 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
 
 // dw[co, ci, kh, kw] = sum over the splits of partial[z][co][(kh * KW + kw) * C_in + ci], the
 // splits added in order.
+// contract: partial[(p.n * p.h_out * p.w_out + p.split_rows - 1) / p.split_rows * p.c_out * p.kh * p.kw * p.c_in];
+// dw[p.c_out * p.c_in * p.kh * p.kw]; p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(BLOCK)
     conv2d_reduce_weight(const ConvParams p, const float* __restrict__ partial, float* __restrict__ dw) {
     const int taps = p.kh * p.kw, taps_k = taps * p.c_in, total = p.c_out * taps_k;

@@ -4,6 +4,7 @@
 #include "common.cuh"
 
 // y = x where x > 0, a * x elsewhere (ReLU when a = 0).
+// contract: x[p.len]; y[p.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     leaky_relu_forward(const MapParams p, const float* __restrict__ x, float* __restrict__ y) {
     for (int i = global_thread(); i < p.len; i += grid_stride()) {
@@ -13,6 +14,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // dx = dy where x > 0, a * dy elsewhere.
+// contract: x[p.len]; dy[p.len]; dx[p.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     leaky_relu_backward(const MapParams p, const float* __restrict__ x, const float* __restrict__ dy,
                         float* __restrict__ dx) {
@@ -20,18 +22,21 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // y = a + b (mode 0) or a * b (mode 1).
+// contract: a[p.len]; b[p.len]; y[p.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     binary_map(const MapParams p, const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y) {
     for (int i = global_thread(); i < p.len; i += grid_stride()) y[i] = p.mode == 0 ? a[i] + b[i] : a[i] * b[i];
 }
 
 // y = a * x.
+// contract: x[p.len]; y[p.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     scale_values(const MapParams p, const float* __restrict__ x, float* __restrict__ y) {
     for (int i = global_thread(); i < p.len; i += grid_stride()) y[i] = p.a * x[i];
 }
 
 // y[r, j] = x[r, start + j] for j < k.
+// contract: x[p.rows * p.c]; y[p.rows * p.k]; p.start + p.k <= p.c
 extern "C" __global__ void __launch_bounds__(BLOCK)
     slice_channels(const ChannelParams p, const float* __restrict__ x, float* __restrict__ y) {
     for (int i = global_thread(); i < p.rows * p.k; i += grid_stride()) {
@@ -41,6 +46,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // dx[r, ch] = dy[r, ch - start] inside [start, start + k), zero elsewhere.
+// contract: dy[p.rows * p.k]; dx[p.rows * p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     slice_channels_backward(const ChannelParams p, const float* __restrict__ dy, float* __restrict__ dx) {
     for (int i = global_thread(); i < p.rows * p.c; i += grid_stride()) {
@@ -49,17 +55,20 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
     }
 }
 
-// y[r, j] = x[r, index[j]] for j < k.
+// y[r, j] = x[r, index[j]] for j < k; NaN where index[j] is not a channel.
+// contract: x[p.rows * p.c]; index[p.k]; y[p.rows * p.k]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     gather_channels(const ChannelParams p, const float* __restrict__ x, const int* __restrict__ index,
                     float* __restrict__ y) {
     for (int i = global_thread(); i < p.rows * p.k; i += grid_stride()) {
         const int r = i / p.k, j = i % p.k;
-        y[i] = x[r * p.c + index[j]];
+        const int ch = index[j];
+        y[i] = ch >= 0 && ch < p.c ? x[r * p.c + ch] : quiet_nan();
     }
 }
 
 // dx[r, ch] = sum of dy[r, j] over the j with index[j] = ch, in increasing j (repeats add up).
+// contract: dy[p.rows * p.k]; index[p.k]; dx[p.rows * p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     scatter_add_channels(const ChannelParams p, const float* __restrict__ dy, const int* __restrict__ index,
                          float* __restrict__ dx) {
@@ -73,6 +82,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // y[n, i, j, pad + ch] = x[n, 2i, 2j, ch] with pad = (c_out - c) / 2, zero in the other channels.
+// contract: x[p.n * p.h * p.w * p.c]; y[p.n * ((p.h + 1) / 2) * ((p.w + 1) / 2) * p.c_out]; p.c <= p.c_out
 extern "C" __global__ void __launch_bounds__(BLOCK)
     shortcut_a_forward(const SubsampleParams p, const float* __restrict__ x, float* __restrict__ y) {
     const int ho = (p.h + 1) / 2, wo = (p.w + 1) / 2, pad = (p.c_out - p.c) / 2;
@@ -84,6 +94,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // dx[n, 2i, 2j, ch] = dy[n, i, j, pad + ch], zero at odd rows and columns.
+// contract: dy[p.n * ((p.h + 1) / 2) * ((p.w + 1) / 2) * p.c_out]; dx[p.n * p.h * p.w * p.c]; p.c <= p.c_out
 extern "C" __global__ void __launch_bounds__(BLOCK)
     shortcut_a_backward(const SubsampleParams p, const float* __restrict__ dy, float* __restrict__ dx) {
     const int ho = (p.h + 1) / 2, wo = (p.w + 1) / 2, pad = (p.c_out - p.c) / 2;

@@ -6,9 +6,11 @@
 // c[i, j] = sum_k a(i, k) b(k, j) (+ bias[j]) for a strided a and b, c contiguous [m, n]:
 // y = x W^T + b, dx = dy W and dW = dy^T x are this product with different strides.
 // Grid (ceil(m / TILE_M), ceil(n / TILE_N)).
+// contract: a[(p.m - 1) * p.a_row + (p.k - 1) * p.a_col + 1]; b[(p.k - 1) * p.b_row + (p.n - 1) * p.b_col + 1];
+// bias[p.n]; c[p.m * p.n]
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     gemm(const GemmParams p, const float* __restrict__ a, const float* __restrict__ b,
-         const float* __restrict__ bias, float* __restrict__ c) {
+         NULLABLE const float* __restrict__ bias, float* __restrict__ c) {
     const int i0 = blockIdx.x * TILE_M, j0 = blockIdx.y * TILE_N;
     float acc[4][4] = {};
     tile_product(
@@ -20,6 +22,7 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
 
 // out[j] = a * sum_i x[i, j] for x [rows, cols] (mode unused). Block (RED_C, RED_R): 32 columns,
 // 8 row lanes; grid ceil(cols / 32). The additions run in a fixed order.
+// contract: x[p.rows * p.cols]; out[p.cols]
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     column_sums(const RowParams p, const float* __restrict__ x, float* __restrict__ out) {
     __shared__ float lanes[RED_R][RED_C + 1];

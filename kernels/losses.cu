@@ -10,10 +10,12 @@ __device__ __forceinline__ int warp_row() { return blockIdx.x * (BLOCK / WARP) +
 __device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
 
 // Per row of logits z [rows, k] with label y: row_loss = logsumexp(z) - z[y], and optionally
-// prob = softmax(z) and dz = a * (prob - onehot(y)) (a = dL / N). One warp per row.
+// prob = softmax(z) and dz = a * (prob - onehot(y)) (a = dL / N); a NaN loss for a label that is
+// not a class. One warp per row.
+// contract: z[p.rows * p.cols]; labels[p.rows]; prob[p.rows * p.cols]; dz[p.rows * p.cols]; row_loss[p.rows]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     softmax_ce(const RowParams p, const float* __restrict__ z, const int* __restrict__ labels,
-               float* __restrict__ prob, float* __restrict__ dz, float* __restrict__ row_loss) {
+               NULLABLE float* __restrict__ prob, NULLABLE float* __restrict__ dz, float* __restrict__ row_loss) {
     const int row = warp_row(), lane = threadIdx.x % WARP, k = p.cols;
     if (row >= p.rows) return;  // the whole warp
     const float* zr = z + row * k;
@@ -34,10 +36,11 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
             dz[row * k + j] = g;
         }
     }
-    if (lane == 0) row_loss[row] = logf(total) - (zr[y] - m);
+    if (lane == 0) row_loss[row] = y >= 0 && y < k ? logf(total) - (zr[y] - m) : quiet_nan();
 }
 
 // dz = a * prob - a * onehot(y), from the kept softmax.
+// contract: prob[p.rows * p.cols]; labels[p.rows]; dz[p.rows * p.cols]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     softmax_ce_backward(const RowParams p, const float* __restrict__ prob, const int* __restrict__ labels,
                         float* __restrict__ dz) {
@@ -61,6 +64,7 @@ __device__ __forceinline__ void log_softmax_row(const float* __restrict__ v, int
 }
 
 // ls, lt = log_softmax(s / T), log_softmax(t / T) (a = 1 / T) and row_loss = sum exp(lt) (lt - ls).
+// contract: s[p.rows * p.cols]; t[p.rows * p.cols]; ls[p.rows * p.cols]; lt[p.rows * p.cols]; row_loss[p.rows]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     kd_forward(const RowParams p, const float* __restrict__ s, const float* __restrict__ t,
                float* __restrict__ ls, float* __restrict__ lt, float* __restrict__ row_loss) {
@@ -77,9 +81,10 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 
 // ds = a (exp(ls) - exp(lt)); dt = a exp(lt) ((lt - ls) - sum_k exp(lt) (lt - ls)) row-wise;
 // a = dL T / N; either output may be null. One warp per row.
+// contract: ls[p.rows * p.cols]; lt[p.rows * p.cols]; ds[p.rows * p.cols]; dt[p.rows * p.cols]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     kd_backward(const RowParams p, const float* __restrict__ ls, const float* __restrict__ lt,
-                float* __restrict__ ds, float* __restrict__ dt) {
+                NULLABLE float* __restrict__ ds, NULLABLE float* __restrict__ dt) {
     const int row = warp_row(), lane = threadIdx.x % WARP, k = p.cols;
     if (row >= p.rows) return;  // the whole warp
     const int o = row * k;
@@ -93,8 +98,10 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // phi = x / max(||x||, NORM_EPS) per row of cols, norms = ||x||. One block per row.
+// contract: x[p.rows * p.cols]; phi[p.rows * p.cols]; norms[p.rows]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     normalize_rows(const RowParams p, const float* __restrict__ x, float* __restrict__ phi, float* __restrict__ norms) {
+    if ((int)blockIdx.x >= p.rows) return;  // the whole block
     const int d = p.cols, o = blockIdx.x * d;
     float ss = 0.f;
     for (int j = threadIdx.x; j < d; j += BLOCK) ss += x[o + j] * x[o + j];
@@ -106,9 +113,11 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 
 // The gradient reaching x from g reaching phi: (g - phi <phi, g>) / ||x||, or g / NORM_EPS when
 // ||x|| < NORM_EPS. One block per row.
+// contract: phi[p.rows * p.cols]; norms[p.rows]; g[p.rows * p.cols]; dx[p.rows * p.cols]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     normalize_rows_backward(const RowParams p, const float* __restrict__ phi, const float* __restrict__ norms,
                             const float* __restrict__ g, float* __restrict__ dx) {
+    if ((int)blockIdx.x >= p.rows) return;  // the whole block
     const int d = p.cols, o = blockIdx.x * d;
     const float norm = norms[blockIdx.x];
     if (norm < NORM_EPS) {  // the same branch for the whole block
@@ -124,8 +133,10 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 
 // out[row] = sum_j f(a, b) with f = |a - b| (mode 0), (a - b)^2 (mode 1) or a * b (mode 2). One
 // block per row (a single row of all elements gives the L1 / L2 reconstruction losses).
+// contract: a[p.rows * p.cols]; b[p.rows * p.cols]; out[p.rows]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     row_distance(const RowParams p, const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out) {
+    if ((int)blockIdx.x >= p.rows) return;  // the whole block
     const int d = p.cols, o = blockIdx.x * d;
     float sum = 0.f;
     for (int j = threadIdx.x; j < d; j += BLOCK) {
@@ -138,9 +149,10 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 
 // ga = a * sign(x - y) (mode 0) or 2 a (x - y) (mode 1), gb = -ga when gb is given: the gradient
 // of a * sum |x - y|^p.
+// contract: x[p.len]; y[p.len]; ga[p.len]; gb[p.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     diff_backward(const MapParams p, const float* __restrict__ x, const float* __restrict__ y,
-                  float* __restrict__ ga, float* __restrict__ gb) {
+                  float* __restrict__ ga, NULLABLE float* __restrict__ gb) {
     for (int i = global_thread(); i < p.len; i += grid_stride()) {
         const float g = p.mode == 0 ? p.a * sign_of(x[i] - y[i]) : 2.f * p.a * (x[i] - y[i]);
         ga[i] = g;
@@ -149,6 +161,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // g = a * sign(dots[row]) * other: the gradient of a * sum_rows |<phi, other>|.
+// contract: dots[p.rows]; other[p.rows * p.cols]; g[p.rows * p.cols]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     dots_backward(const RowParams p, const float* __restrict__ dots, const float* __restrict__ other,
                   float* __restrict__ g) {
@@ -157,6 +170,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // q[pixel] = sum_c x[pixel, c]^2 / C over rows = pixels of cols = C. One warp per pixel.
+// contract: x[p.rows * p.cols]; q[p.rows]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     channel_mean_square(const RowParams p, const float* __restrict__ x, float* __restrict__ q) {
     const int row = warp_row(), lane = threadIdx.x % WARP;
@@ -168,6 +182,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 }
 
 // dx[pixel, c] = (2 / C) dq[pixel] x[pixel, c].
+// contract: x[p.rows * p.cols]; dq[p.rows]; dx[p.rows * p.cols]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     channel_mean_square_backward(const RowParams p, const float* __restrict__ x, const float* __restrict__ dq,
                                  float* __restrict__ dx) {

@@ -3,8 +3,9 @@
 
 // d = g + weight_decay * p; with momentum m > 0: buf = d on the first step, m * buf + d after,
 // then d = d + m * buf (Nesterov) or buf; finally p -= lr * d. buf is null when m = 0.
+// contract: grad[s.len]; param[s.len]; buf[s.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)
-    sgd_step(const SgdParams s, const float* __restrict__ grad, float* __restrict__ param, float* __restrict__ buf) {
+    sgd_step(const SgdParams s, const float* __restrict__ grad, float* __restrict__ param, NULLABLE float* __restrict__ buf) {
     for (int i = global_thread(); i < s.len; i += grid_stride()) {
         const float p = param[i];
         if (!buf) {

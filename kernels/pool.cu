@@ -3,10 +3,12 @@
 
 // y[n, c] = sum_q x[n, q, c] / pixels. Grid (ceil(c / RED_C), n), block (RED_C, RED_R); the
 // additions run in a fixed order.
+// contract: x[p.n * p.pixels * p.c]; y[p.n * p.c]
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     avg_pool_forward(const PoolParams p, const float* __restrict__ x, float* __restrict__ y) {
     __shared__ float lanes[RED_R][RED_C + 1];
     const int c = blockIdx.x * RED_C + threadIdx.x, n = blockIdx.y;
+    if (n >= p.n) return;  // the whole block
     float sum = 0.f;
     if (c < p.c)
         for (int q = threadIdx.y; q < p.pixels; q += RED_R) sum += x[(n * p.pixels + q) * p.c + c];
@@ -20,6 +22,7 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
 }
 
 // dx[n, q, c] = dy[n, c] / pixels.
+// contract: dy[p.n * p.c]; dx[p.n * p.pixels * p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     avg_pool_backward(const PoolParams p, const float* __restrict__ dy, float* __restrict__ dx) {
     const float inv = 1.f / p.pixels;
