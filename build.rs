@@ -1,10 +1,12 @@
 //! Build script: embeds the CUDA kernel files, compiles them to PTX when libnvrtc can be loaded
 //! (a compile error fails the build), and, with the `cuda-emulation` feature, compiles them with
-//! g++ and the CUDA-emulation header for execution on the CPU. Never needs nvcc or a GPU.
+//! g++ and the CUDA-emulation header for execution on the CPU, and generates the typed kernel
+//! handles (`src/cuda/codegen.rs`). Never needs nvcc or a GPU.
 //!
 //! `IEKD_EMU_SANITIZE=thread` or `=address` builds the emulated kernels with that sanitizer
 //! (scripts/sanitize-kernels.sh).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -14,33 +16,18 @@ use std::{env, fs};
 #[path = "src/cuda/nvrtc.rs"]
 mod nvrtc;
 
-/// One kernel file: its module name (the file stem), path and the names of its kernels.
+// The typed kernel handles' generator, also compiled into the crate's tests.
+#[path = "src/cuda/codegen.rs"]
+mod codegen;
+
+/// One kernel file: its module name (the file stem), path and kernels.
 struct KernelFile {
     name: String,
     path: PathBuf,
-    kernels: Vec<String>,
+    kernels: Vec<codegen::Kernel>,
 }
 
-/// The names of the `__global__ void [__launch_bounds__(..)] name(` functions in `source`.
-fn kernel_names(source: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for (at, _) in source.match_indices("__global__") {
-        let Some(rest) = source[at + "__global__".len()..].trim_start().strip_prefix("void") else {
-            continue;
-        };
-        let mut rest = rest.trim_start();
-        if let Some(bounds) = rest.strip_prefix("__launch_bounds__") {
-            rest = bounds.split_once(')').map_or("", |(_, r)| r).trim_start();
-        }
-        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        if !name.is_empty() {
-            names.push(name);
-        }
-    }
-    names
-}
-
-fn kernel_files(dir: &Path) -> Vec<KernelFile> {
+fn kernel_files(dir: &Path, consts: &BTreeMap<String, i64>) -> Vec<KernelFile> {
     let mut files: Vec<KernelFile> = fs::read_dir(dir)
         .expect("kernels/ is readable")
         .map(|e| e.expect("kernels/ entry").path())
@@ -48,7 +35,8 @@ fn kernel_files(dir: &Path) -> Vec<KernelFile> {
         .map(|path| {
             let source = fs::read_to_string(&path).expect("kernel file is readable UTF-8");
             let name = path.file_stem().expect("file stem").to_string_lossy().into_owned();
-            KernelFile { name, kernels: kernel_names(&source), path }
+            let kernels = codegen::parse_file(&name, &source, consts).unwrap_or_else(|e| panic!("{e}"));
+            KernelFile { name, kernels, path }
         })
         .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -86,7 +74,9 @@ fn write_module_list(files: &[KernelFile], with_ptx: bool, out: &Path) {
         writeln!(
             list,
             "    Module {{ name: {:?}, source: include_str!({:?}), ptx: {ptx}, kernels: &{:?} }},",
-            f.name, f.path, f.kernels
+            f.name,
+            f.path,
+            f.kernels.iter().map(|k| k.name.as_str()).collect::<Vec<_>>()
         )
         .expect("write to String");
     }
@@ -100,7 +90,8 @@ fn build_emulation(files: &[KernelFile], kernel_dir: &Path, out: &Path) {
     for f in files {
         writeln!(inc, "#include \"{}.cu\"", f.name).expect("write to String");
     }
-    let all: Vec<String> = files.iter().flat_map(|f| f.kernels.iter().map(|k| format!("X({k})"))).collect();
+    let all: Vec<String> =
+        files.iter().flat_map(|f| f.kernels.iter().map(|k| format!("X({})", k.name))).collect();
     writeln!(inc, "#define IEKD_KERNELS(X) {}", all.join(" ")).expect("write to String");
     fs::write(out.join("emu_kernels.inc"), inc).expect("OUT_DIR is writable");
 
@@ -131,11 +122,16 @@ fn main() {
     let kernel_dir = manifest.join("kernels");
     println!("cargo:rerun-if-changed=kernels");
     println!("cargo:rerun-if-changed=src/cuda/nvrtc.rs");
+    println!("cargo:rerun-if-changed=src/cuda/codegen.rs");
     println!("cargo:rerun-if-env-changed=LD_LIBRARY_PATH");
     println!("cargo:rerun-if-env-changed=IEKD_EMU_SANITIZE");
 
-    let files = kernel_files(&kernel_dir);
     let common = fs::read_to_string(kernel_dir.join("common.cuh")).expect("kernels/common.cuh is readable");
+    let consts = codegen::constants(&common);
+    let files = kernel_files(&kernel_dir, &consts);
+    let all: Vec<codegen::Kernel> = files.iter().flat_map(|f| f.kernels.iter().cloned()).collect();
+    let handles = codegen::handles(&all, &consts).unwrap_or_else(|e| panic!("kernel contracts: {e}"));
+    fs::write(out.join("handles.rs"), handles).expect("OUT_DIR is writable");
     let with_ptx = build_ptx(&files, &common, &out);
     write_module_list(&files, with_ptx, &out);
     if env::var_os("CARGO_FEATURE_CUDA_EMULATION").is_some() {

@@ -10,19 +10,30 @@ use std::fmt::Write as _;
 /// # Safety
 /// The type must be `#[repr(C)]`, hold only `i32` and `f32` fields, and match the struct of the
 /// same name in `kernels/common.cuh`.
-pub unsafe trait KernelParams: Copy + Send + Sync + cudarc::driver::DeviceRepr + 'static {}
+pub unsafe trait KernelParams: Copy + Send + Sync + cudarc::driver::DeviceRepr + 'static {
+    /// The first integer field that is negative, if any (no kernel takes a negative size, index
+    /// or flag).
+    fn negative_field(&self) -> Option<&'static str>;
+}
 
-/// The C++ spelling of a field type.
+/// A field type: its C++ spelling, and whether a value is negative (for integers).
 trait CType {
     const NAME: &'static str;
+    fn is_negative_int(&self) -> bool;
 }
 
 impl CType for i32 {
     const NAME: &'static str = "int";
+    fn is_negative_int(&self) -> bool {
+        *self < 0
+    }
 }
 
 impl CType for f32 {
     const NAME: &'static str = "float";
+    fn is_negative_int(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! kernel_params {
@@ -37,7 +48,13 @@ macro_rules! kernel_params {
 
             // SAFETY: `#[repr(C)]` with i32 / f32 fields only, mirrored in kernels/common.cuh
             // (checked by `layout_checks`).
-            unsafe impl KernelParams for $name {}
+            unsafe impl KernelParams for $name {
+                fn negative_field(&self) -> Option<&'static str> {
+                    [$((stringify!($field), self.$field.is_negative_int())),*]
+                        .into_iter()
+                        .find_map(|(field, negative)| negative.then_some(field))
+                }
+            }
             // SAFETY: plain old data, passed by value as a kernel parameter.
             unsafe impl cudarc::driver::DeviceRepr for $name {}
         )*
