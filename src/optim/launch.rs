@@ -1,8 +1,9 @@
 //! The device launcher of the SGD step (`kernels/optim.cu`).
 
 use super::SgdConfig;
-use crate::cuda::exec::{Arg, Exec};
-use crate::cuda::launch::{expect_len, fits, flat, non_empty};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
+use crate::cuda::launch::{fits, flat, non_empty};
 use crate::cuda::params::SgdParams;
 use crate::error::{Error, Result};
 
@@ -21,16 +22,11 @@ pub fn sgd_step<E: Exec>(
     let len = e.len(param);
     non_empty(OP, "parameter", len)?;
     fits(OP, &[("elements", len)])?;
-    expect_len(e, OP, "gradient", grad, len)?;
-    let buf = match (cfg.momentum > 0.0, buf) {
-        (true, Some(b)) => {
-            expect_len(e, OP, "momentum buffer", b, len)?;
-            Arg::Out(b)
-        }
-        (false, None) => Arg::Null,
-        (true, None) => return Err(Error::invalid(OP, "momentum needs a buffer")),
-        (false, Some(_)) => return Err(Error::invalid(OP, "a momentum buffer was given without momentum")),
-    };
+    match (cfg.momentum > 0.0, buf.is_some()) {
+        (true, false) => return Err(Error::invalid(OP, "momentum needs a buffer")),
+        (false, true) => return Err(Error::invalid(OP, "a momentum buffer was given without momentum")),
+        _ => {}
+    }
     let p = SgdParams {
         len: len as i32,
         nesterov: cfg.nesterov as i32,
@@ -39,6 +35,5 @@ pub fn sgd_step<E: Exec>(
         momentum: cfg.momentum,
         weight_decay: cfg.weight_decay,
     };
-    // SAFETY: sgd_step(SgdParams, grad, param, buf) over len elements, lengths checked above.
-    unsafe { e.launch("sgd_step", flat(len), &p, &mut [Arg::In(grad), Arg::Out(param), buf]) }
+    kernels::sgd_step(e, flat(len), &p, grad, param, buf)
 }

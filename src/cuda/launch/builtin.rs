@@ -2,8 +2,9 @@
 //! the arithmetic ops and losses: elementwise add and multiply, scaling (`kernels/elementwise.cu`)
 //! and column sums (`kernels/gemm.cu`).
 
-use super::{channel_blocks, expect_len, fits, flat, non_empty};
-use crate::cuda::exec::{Arg, Exec};
+use super::{channel_blocks, fits, flat, non_empty, output};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
 use crate::cuda::params::{MapParams, RowParams};
 use crate::error::Result;
 
@@ -25,24 +26,16 @@ pub enum Binary {
 
 /// `a + b` or `a * b`, elementwise.
 pub fn binary<E: Exec>(e: &E, op: Binary, a: &E::Buf<f32>, b: &E::Buf<f32>) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda binary_map";
     let len = e.len(a);
-    let p = map_params(OP, len, op as i32, 0.0)?;
-    expect_len(e, OP, "second operand", b, len)?;
-    let mut y = e.alloc(len)?;
-    // SAFETY: binary_map(MapParams, a, b, y) over len elements.
-    unsafe { e.launch("binary_map", flat(len), &p, &mut [Arg::In(a), Arg::In(b), Arg::Out(&mut y)])? };
-    Ok(y)
+    let p = map_params("cuda binary_map", len, op as i32, 0.0)?;
+    output(e, len, |y| kernels::binary_map(e, flat(len), &p, a, b, y))
 }
 
 /// `s * x`: the CPU `scale` of the arithmetic ops.
 pub fn scale<E: Exec>(e: &E, s: f32, x: &E::Buf<f32>) -> Result<E::Buf<f32>> {
     let len = e.len(x);
     let p = map_params("cuda scale_values", len, 0, s)?;
-    let mut y = e.alloc(len)?;
-    // SAFETY: scale_values(MapParams, x, y) over len elements.
-    unsafe { e.launch("scale_values", flat(len), &p, &mut [Arg::In(x), Arg::Out(&mut y)])? };
-    Ok(y)
+    output(e, len, |y| kernels::scale_values(e, flat(len), &p, x, y))
 }
 
 /// `out[j] = scale * sum_i x[i, j]` for `x: [rows, cols]`: bias gradients
@@ -57,12 +50,6 @@ pub fn column_sums<E: Exec>(
     const OP: &str = "cuda column_sums";
     non_empty(OP, "matrix", rows * cols)?;
     fits(OP, &[("elements", rows * cols)])?;
-    expect_len(e, OP, "matrix", x, rows * cols)?;
     let p = RowParams { rows: rows as i32, cols: cols as i32, mode: 0, a: scale };
-    let mut out = e.alloc(cols)?;
-    // SAFETY: column_sums(RowParams, x, out), lengths checked above.
-    unsafe {
-        e.launch("column_sums", channel_blocks(OP, cols, 1)?, &p, &mut [Arg::In(x), Arg::Out(&mut out)])?;
-    }
-    Ok(out)
+    output(e, cols, |out| kernels::column_sums(e, channel_blocks(OP, cols, 1)?, &p, x, out))
 }

@@ -1,9 +1,10 @@
 //! What every kernel launcher shares, and the backend's builtin kernels ([`builtin`]).
 //!
 //! The launchers live with their ops (`src/ops/<op>/launch.rs`, the SGD step in
-//! `src/optim/launch.rs`), written once for any [`Exec`]: each checks its buffers' lengths
-//! against the sizes (an error naming the kernel, never an out-of-bounds launch), chooses the
-//! launch shape with the helpers here, allocates the outputs and runs one or more kernels. Each
+//! `src/optim/launch.rs`), written once for any [`Exec`]: each turns the op's sizes into a
+//! kernel's parameter struct, chooses the launch shape with the helpers here, allocates the
+//! outputs ([`output`]) and runs one or more kernels through their checked handles
+//! ([`crate::cuda::kernels`], which reject a buffer too short for the kernel's contract). Each
 //! mirrors the CPU function named in its doc comment, its oracle in the parity checks.
 
 pub mod builtin;
@@ -34,6 +35,18 @@ pub fn int(op: &'static str, what: &str, v: usize) -> Result<i32> {
 /// Checks that every size of `sizes` fits the kernels' 32-bit indexing.
 pub fn fits(op: &'static str, sizes: &[(&str, usize)]) -> Result<()> {
     sizes.iter().try_for_each(|&(what, v)| int(op, what, v).map(|_| ()))
+}
+
+/// A fresh buffer of `len` elements written by `fill` (one or more kernel launches): the
+/// launchers' allocate-and-launch shape.
+pub fn output<E: Exec>(
+    e: &E,
+    len: usize,
+    fill: impl FnOnce(&mut E::Buf<f32>) -> Result<()>,
+) -> Result<E::Buf<f32>> {
+    let mut y = e.alloc(len)?;
+    fill(&mut y)?;
+    Ok(y)
 }
 
 /// Checks that `buf` holds exactly `want` elements.

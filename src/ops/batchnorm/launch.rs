@@ -1,7 +1,8 @@
 //! The device launchers of batch normalisation (`kernels/batchnorm.cu`).
 
-use crate::cuda::exec::{Arg, Exec};
-use crate::cuda::launch::{channel_blocks, expect_len, fits, flat, non_empty};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
+use crate::cuda::launch::{channel_blocks, fits, flat, non_empty, output};
 use crate::cuda::params::BnParams;
 use crate::error::{Error, Result};
 
@@ -24,26 +25,12 @@ pub fn bn_stats<E: Exec>(
 ) -> Result<(E::Buf<f32>, E::Buf<f32>)> {
     const OP: &str = "cuda bn_stats";
     let p = bn_params(OP, rows, c)?;
-    expect_len(e, OP, "input", x, rows * c)?;
     let splits = rows.div_ceil(SPLIT_ROWS);
-    let mut partial = e.alloc(2 * splits * c)?;
+    let partial = output(e, 2 * splits * c, |part| {
+        kernels::bn_stats_partial(e, channel_blocks(OP, c, splits)?, &p, x, part)
+    })?;
     let (mut mean, mut var) = (e.alloc(c)?, e.alloc(c)?);
-    // SAFETY: bn_stats_partial(BnParams, x, partial) writes 2 * splits * c sums;
-    // bn_stats_finalize(BnParams, x, partial, mean, var) reads them; lengths checked above.
-    unsafe {
-        e.launch(
-            "bn_stats_partial",
-            channel_blocks(OP, c, splits)?,
-            &p,
-            &mut [Arg::In(x), Arg::Out(&mut partial)],
-        )?;
-        e.launch(
-            "bn_stats_finalize",
-            flat(c),
-            &p,
-            &mut [Arg::In(x), Arg::In(&partial), Arg::Out(&mut mean), Arg::Out(&mut var)],
-        )?;
-    }
+    kernels::bn_stats_finalize(e, flat(c), &p, x, &partial, &mut mean, &mut var)?;
     Ok((mean, var))
 }
 
@@ -55,14 +42,8 @@ pub fn bn_scale<E: Exec>(
     gamma: &E::Buf<f32>,
     var: &E::Buf<f32>,
 ) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda bn_scale";
-    let p = BnParams { eps, ..bn_params(OP, 1, c)? };
-    expect_len(e, OP, "gamma", gamma, c)?;
-    expect_len(e, OP, "variance", var, c)?;
-    let mut scale = e.alloc(c)?;
-    // SAFETY: bn_scale(BnParams, gamma, var, scale) over c channels, lengths checked above.
-    unsafe { e.launch("bn_scale", flat(c), &p, &mut [Arg::In(gamma), Arg::In(var), Arg::Out(&mut scale)])? };
-    Ok(scale)
+    let p = BnParams { eps, ..bn_params("cuda bn_scale", 1, c)? };
+    output(e, c, |scale| kernels::bn_scale(e, flat(c), &p, gamma, var, scale))
 }
 
 /// Folds a batch's `mean` and biased `var` (`count` values per channel) into the running
@@ -82,18 +63,7 @@ pub fn bn_running_update<E: Exec>(
     }
     let unbias = (count as f64 / (count - 1) as f64) as f32;
     let p = BnParams { momentum, unbias, ..bn_params(OP, 1, c)? };
-    expect_len(e, OP, "batch variance", var, c)?;
-    expect_len(e, OP, "running mean", running_mean, c)?;
-    expect_len(e, OP, "running variance", running_var, c)?;
-    // SAFETY: bn_running_update(BnParams, mean, var, running_mean, running_var) over c channels.
-    unsafe {
-        e.launch(
-            "bn_running_update",
-            flat(c),
-            &p,
-            &mut [Arg::In(mean), Arg::In(var), Arg::Out(running_mean), Arg::Out(running_var)],
-        )
-    }
+    kernels::bn_running_update(e, flat(c), &p, mean, var, running_mean, running_var)
 }
 
 /// The per-channel vectors of a normalisation, each `[c]`: `y = (x - center) * scale + beta`.
@@ -116,34 +86,9 @@ pub fn bn_forward<E: Exec>(
     affine: &Affine<'_, E::Buf<f32>>,
     residual: Option<&E::Buf<f32>>,
 ) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda bn_forward";
-    let p = BnParams { relu: relu as i32, ..bn_params(OP, rows, c)? };
-    expect_len(e, OP, "input", x, rows * c)?;
-    for (what, v) in [("center", affine.center), ("scale", affine.scale), ("beta", affine.beta)] {
-        expect_len(e, OP, what, v, c)?;
-    }
-    if let Some(r) = residual {
-        expect_len(e, OP, "residual", r, rows * c)?;
-    }
-    let mut y = e.alloc(rows * c)?;
-    let residual = residual.map_or(Arg::Null, Arg::In);
-    // SAFETY: bn_forward(BnParams, x, center, scale, beta, residual, y), lengths checked above.
-    unsafe {
-        e.launch(
-            "bn_forward",
-            flat(rows * c),
-            &p,
-            &mut [
-                Arg::In(x),
-                Arg::In(affine.center),
-                Arg::In(affine.scale),
-                Arg::In(affine.beta),
-                residual,
-                Arg::Out(&mut y),
-            ],
-        )?;
-    }
-    Ok(y)
+    let p = BnParams { relu: relu as i32, ..bn_params("cuda bn_forward", rows, c)? };
+    let Affine { center, scale, beta } = *affine;
+    output(e, rows * c, |y| kernels::bn_forward(e, flat(rows * c), &p, x, center, scale, beta, residual, y))
 }
 
 /// What the backward of a normalisation of `rows x c` values reads.
@@ -188,60 +133,28 @@ pub fn bn_backward<E: Exec>(
 ) -> Result<BnGrads<E::Buf<f32>>> {
     const OP: &str = "cuda bn_backward";
     let p = BnParams { training: b.training as i32, eps: b.eps, ..bn_params(OP, rows, c)? };
-    for (what, v) in
-        [("input", b.x), ("output gradient", b.dy)].into_iter().chain(b.relu_out.map(|y| ("output", y)))
-    {
-        expect_len(e, OP, what, v, rows * c)?;
-    }
-    for (what, v) in [("center", b.affine.center), ("scale", b.affine.scale), ("variance", b.var)] {
-        expect_len(e, OP, what, v, c)?;
-    }
+    let Affine { center, scale, .. } = b.affine;
     let splits = rows.div_ceil(SPLIT_ROWS);
-    let mut partial = e.alloc(2 * splits * c)?;
+    let blocks = channel_blocks(OP, c, splits)?;
+    let partial = output(e, 2 * splits * c, |part| {
+        kernels::bn_backward_partial(e, blocks, &p, b.x, b.dy, b.relu_out, center, part)
+    })?;
     let (mut dgamma, mut dbeta, mut k_mean, mut k_x) = (e.alloc(c)?, e.alloc(c)?, e.alloc(c)?, e.alloc(c)?);
-    let mut dx = e.alloc(rows * c)?;
+    kernels::bn_backward_finalize(
+        e,
+        flat(c),
+        &p,
+        &partial,
+        b.var,
+        &mut dgamma,
+        &mut dbeta,
+        &mut k_mean,
+        &mut k_x,
+    )?;
     let mut dz = if b.want_dz { Some(e.alloc(rows * c)?) } else { None };
-    let y = || b.relu_out.map_or(Arg::Null, Arg::In);
-    // SAFETY: bn_backward_partial(BnParams, x, dy, y, center, partial) writes 2 * splits * c sums;
-    // bn_backward_finalize(BnParams, partial, var, dgamma, dbeta, k_mean, k_x) and
-    // bn_backward_data(BnParams, x, dy, y, center, scale, k_mean, k_x, dx, dz) stay within the
-    // lengths checked or allocated above.
-    unsafe {
-        e.launch(
-            "bn_backward_partial",
-            channel_blocks(OP, c, splits)?,
-            &p,
-            &mut [Arg::In(b.x), Arg::In(b.dy), y(), Arg::In(b.affine.center), Arg::Out(&mut partial)],
-        )?;
-        e.launch(
-            "bn_backward_finalize",
-            flat(c),
-            &p,
-            &mut [
-                Arg::In(&partial),
-                Arg::In(b.var),
-                Arg::Out(&mut dgamma),
-                Arg::Out(&mut dbeta),
-                Arg::Out(&mut k_mean),
-                Arg::Out(&mut k_x),
-            ],
-        )?;
-        e.launch(
-            "bn_backward_data",
-            flat(rows * c),
-            &p,
-            &mut [
-                Arg::In(b.x),
-                Arg::In(b.dy),
-                y(),
-                Arg::In(b.affine.center),
-                Arg::In(b.affine.scale),
-                Arg::In(&k_mean),
-                Arg::In(&k_x),
-                Arg::Out(&mut dx),
-                dz.as_mut().map_or(Arg::Null, Arg::Out),
-            ],
-        )?;
-    }
+    let dx = output(e, rows * c, |dx| {
+        let (y, dz) = (b.relu_out, dz.as_mut());
+        kernels::bn_backward_data(e, flat(rows * c), &p, b.x, b.dy, y, center, scale, &k_mean, &k_x, dx, dz)
+    })?;
     Ok(BnGrads { dx, dz, dgamma, dbeta })
 }

@@ -1,8 +1,9 @@
 //! The device launchers of channel slicing, gathering and the option-A shortcut
 //! (`kernels/elementwise.cu`).
 
-use crate::cuda::exec::{Arg, Exec};
-use crate::cuda::launch::{expect_len, fits, flat, non_empty};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
+use crate::cuda::launch::{fits, flat, non_empty, output};
 use crate::cuda::params::{ChannelParams, SubsampleParams};
 use crate::error::{Error, Result};
 
@@ -27,15 +28,12 @@ pub fn slice_channels<E: Exec>(
         return Err(Error::invalid(OP, format!("range {start}..{end} is empty or outside {c} channels")));
     }
     let p = channel_params(OP, rows, c, start, end - start)?;
-    let (kernel, len_in, len_out) = match backward {
-        false => ("slice_channels", rows * c, rows * (end - start)),
-        true => ("slice_channels_backward", rows * (end - start), rows * c),
-    };
-    expect_len(e, OP, "input", x, len_in)?;
-    let mut y = e.alloc(len_out)?;
-    // SAFETY: slice_channels[_backward](ChannelParams, x, y), lengths checked above.
-    unsafe { e.launch(kernel, flat(len_out), &p, &mut [Arg::In(x), Arg::Out(&mut y)])? };
-    Ok(y)
+    if backward {
+        output(e, rows * c, |dx| kernels::slice_channels_backward(e, flat(rows * c), &p, x, dx))
+    } else {
+        let len = rows * (end - start);
+        output(e, len, |y| kernels::slice_channels(e, flat(len), &p, x, y))
+    }
 }
 
 /// Gathers channels `index` of each row of `c`: `crate::ops::channels::cpu::gather`, and with
@@ -54,17 +52,11 @@ pub fn gather_channels<E: Exec>(
         return Err(Error::invalid(OP, format!("an index is outside the {c} channels")));
     }
     let p = channel_params(OP, rows, c, 0, k)?;
-    let (kernel, len_in, len_out) = if backward {
-        ("scatter_add_channels", rows * k, rows * c)
+    if backward {
+        output(e, rows * c, |dx| kernels::scatter_add_channels(e, flat(rows * c), &p, x, index, dx))
     } else {
-        ("gather_channels", rows * c, rows * k)
-    };
-    expect_len(e, OP, "input", x, len_in)?;
-    let mut y = e.alloc(len_out)?;
-    // SAFETY: gather_channels / scatter_add_channels(ChannelParams, x, index, y) with every index
-    // below c (checked above), lengths checked above.
-    unsafe { e.launch(kernel, flat(len_out), &p, &mut [Arg::In(x), Arg::Index(index), Arg::Out(&mut y)])? };
-    Ok(y)
+        output(e, rows * k, |y| kernels::gather_channels(e, flat(rows * k), &p, x, index, y))
+    }
 }
 
 /// The option-A shortcut of `x: [n, h, w, c]` to `c_out` channels:
@@ -85,11 +77,9 @@ pub fn shortcut_a<E: Exec>(
     non_empty(OP, "input", big)?;
     fits(OP, &[("input elements", big), ("output elements", small)])?;
     let p = SubsampleParams { n: n as i32, h: h as i32, w: w as i32, c: c as i32, c_out: c_out as i32 };
-    let (kernel, len_in, len_out) =
-        if backward { ("shortcut_a_backward", small, big) } else { ("shortcut_a_forward", big, small) };
-    expect_len(e, OP, "input", x, len_in)?;
-    let mut y = e.alloc(len_out)?;
-    // SAFETY: shortcut_a_forward / _backward(SubsampleParams, x, y), lengths checked above.
-    unsafe { e.launch(kernel, flat(len_out), &p, &mut [Arg::In(x), Arg::Out(&mut y)])? };
-    Ok(y)
+    if backward {
+        output(e, big, |dx| kernels::shortcut_a_backward(e, flat(big), &p, x, dx))
+    } else {
+        output(e, small, |y| kernels::shortcut_a_forward(e, flat(small), &p, x, y))
+    }
 }

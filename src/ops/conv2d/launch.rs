@@ -1,8 +1,9 @@
 //! The device launchers of the convolution (`kernels/conv2d.cu`).
 
 use super::ConvGeometry;
-use crate::cuda::exec::{Arg, Exec};
-use crate::cuda::launch::{expect_len, fits, flat, int, tiles};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
+use crate::cuda::launch::{fits, flat, int, output, tiles};
 use crate::cuda::params::ConvParams;
 use crate::error::Result;
 
@@ -46,25 +47,8 @@ pub fn conv2d_forward<E: Exec>(
 ) -> Result<E::Buf<f32>> {
     const OP: &str = "cuda conv2d_forward";
     let p = conv_params(OP, g, 1)?;
-    expect_len(e, OP, "input", x, g.n * g.in_image_len())?;
-    expect_len(e, OP, "weight", w, g.c_out * g.k())?;
-    if let Some(b) = bias {
-        expect_len(e, OP, "bias", b, g.c_out)?;
-    }
     let rows = g.n * g.h_out * g.w_out;
-    let mut y = e.alloc(rows * g.c_out)?;
-    let bias = bias.map_or(Arg::Null, Arg::In);
-    // SAFETY: conv2d_forward(ConvParams, x, w, bias, y) reads x, w, bias and writes y within the
-    // lengths checked above.
-    unsafe {
-        e.launch(
-            "conv2d_forward",
-            tiles(OP, rows, g.c_out, 1)?,
-            &p,
-            &mut [Arg::In(x), Arg::In(w), bias, Arg::Out(&mut y)],
-        )?;
-    }
-    Ok(y)
+    output(e, rows * g.c_out, |y| kernels::conv2d_forward(e, tiles(OP, rows, g.c_out, 1)?, &p, x, w, bias, y))
 }
 
 /// `dx` for `y = conv(x, w)`: [`crate::ops::conv2d::cpu::backward_data`].
@@ -76,20 +60,10 @@ pub fn conv2d_backward_data<E: Exec>(
 ) -> Result<E::Buf<f32>> {
     const OP: &str = "cuda conv2d_backward_data";
     let p = conv_params(OP, g, 1)?;
-    expect_len(e, OP, "output gradient", dy, g.n * g.out_image_len())?;
-    expect_len(e, OP, "weight", w, g.c_out * g.k())?;
     let rows = g.n * g.h * g.w;
-    let mut dx = e.alloc(rows * g.c_in)?;
-    // SAFETY: conv2d_backward_data(ConvParams, dy, w, dx), lengths checked above.
-    unsafe {
-        e.launch(
-            "conv2d_backward_data",
-            tiles(OP, rows, g.c_in, 1)?,
-            &p,
-            &mut [Arg::In(dy), Arg::In(w), Arg::Out(&mut dx)],
-        )?;
-    }
-    Ok(dx)
+    output(e, rows * g.c_in, |dx| {
+        kernels::conv2d_backward_data(e, tiles(OP, rows, g.c_in, 1)?, &p, dy, w, dx)
+    })
 }
 
 /// `dw` in `[C_out, C_in, KH, KW]` for `y = conv(x, w)`: [`crate::ops::conv2d::cpu::backward_weight`].
@@ -106,22 +80,9 @@ pub fn conv2d_backward_weight<E: Exec>(
     let split_rows = rows.div_ceil(rows.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
     let splits = rows.div_ceil(split_rows);
     let p = conv_params(OP, g, split_rows)?;
-    expect_len(e, OP, "input", x, g.n * g.in_image_len())?;
-    expect_len(e, OP, "output gradient", dy, rows * g.c_out)?;
     let weights = g.c_out * g.k();
-    fits(OP, &[("partial sums", splits * weights)])?;
-    let mut partial = e.alloc(splits * weights)?;
-    let mut dw = e.alloc(weights)?;
-    // SAFETY: conv2d_backward_weight(ConvParams, x, dy, partial) writes `splits` slices of
-    // c_out * K; conv2d_reduce_weight(ConvParams, partial, dw) reads them; lengths checked above.
-    unsafe {
-        e.launch(
-            "conv2d_backward_weight",
-            tiles(OP, g.c_out, g.k(), splits)?,
-            &p,
-            &mut [Arg::In(x), Arg::In(dy), Arg::Out(&mut partial)],
-        )?;
-        e.launch("conv2d_reduce_weight", flat(weights), &p, &mut [Arg::In(&partial), Arg::Out(&mut dw)])?;
-    }
-    Ok(dw)
+    let partial = output(e, splits * weights, |partial| {
+        kernels::conv2d_backward_weight(e, tiles(OP, g.c_out, g.k(), splits)?, &p, x, dy, partial)
+    })?;
+    output(e, weights, |dw| kernels::conv2d_reduce_weight(e, flat(weights), &p, &partial, dw))
 }

@@ -1,7 +1,8 @@
 //! The device launcher of the linear layer's matrix products (`kernels/gemm.cu`).
 
-use crate::cuda::exec::{Arg, Exec};
-use crate::cuda::launch::{expect_len, fits, non_empty, tiles};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
+use crate::cuda::launch::{fits, non_empty, output, tiles};
 use crate::cuda::params::GemmParams;
 use crate::error::Result;
 
@@ -31,33 +32,17 @@ pub fn linear<E: Exec>(
     non_empty(OP, "product", n * k * m)?;
     fits(OP, &[("input elements", n * k), ("weight elements", m * k), ("output elements", n * m)])?;
     let (n_, k_, m_) = (n as i32, k as i32, m as i32);
-    let (p, a_len, b_len) = match product {
+    let p = match product {
         LinearProduct::Forward => {
-            (GemmParams { m: n_, n: m_, k: k_, a_row: k_, a_col: 1, b_row: 1, b_col: k_ }, n * k, m * k)
+            GemmParams { m: n_, n: m_, k: k_, a_row: k_, a_col: 1, b_row: 1, b_col: k_ }
         }
         LinearProduct::BackwardData => {
-            (GemmParams { m: n_, n: k_, k: m_, a_row: m_, a_col: 1, b_row: k_, b_col: 1 }, n * m, m * k)
+            GemmParams { m: n_, n: k_, k: m_, a_row: m_, a_col: 1, b_row: k_, b_col: 1 }
         }
         LinearProduct::BackwardWeight => {
-            (GemmParams { m: m_, n: k_, k: n_, a_row: 1, a_col: m_, b_row: k_, b_col: 1 }, n * m, n * k)
+            GemmParams { m: m_, n: k_, k: n_, a_row: 1, a_col: m_, b_row: k_, b_col: 1 }
         }
     };
-    expect_len(e, OP, "first operand", a, a_len)?;
-    expect_len(e, OP, "second operand", b, b_len)?;
-    if let Some(bias) = bias {
-        expect_len(e, OP, "bias", bias, p.n as usize)?;
-    }
-    let mut c = e.alloc(p.m as usize * p.n as usize)?;
-    let bias = bias.map_or(Arg::Null, Arg::In);
-    // SAFETY: gemm(GemmParams, a, b, bias, c) reads a and b through the strides above, which
-    // stay inside the checked lengths, and writes the m x n output.
-    unsafe {
-        e.launch(
-            "gemm",
-            tiles(OP, p.m as usize, p.n as usize, 1)?,
-            &p,
-            &mut [Arg::In(a), Arg::In(b), bias, Arg::Out(&mut c)],
-        )?;
-    }
-    Ok(c)
+    let (rows, cols) = (p.m as usize, p.n as usize);
+    output(e, rows * cols, |c| kernels::gemm(e, tiles(OP, rows, cols, 1)?, &p, a, b, bias, c))
 }

@@ -1,9 +1,10 @@
 //! The device launchers of the losses (`kernels/losses.cu`); per-row losses are averaged by
 //! [`column_sums`], so every loss stays on the device until it is read.
 
-use crate::cuda::exec::{Arg, Exec};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
 use crate::cuda::launch::builtin::column_sums;
-use crate::cuda::launch::{block_per_row, expect_len, fits, flat, non_empty, warp_per_row};
+use crate::cuda::launch::{block_per_row, expect_len, fits, flat, non_empty, output, warp_per_row};
 use crate::cuda::params::{MapParams, RowParams};
 use crate::error::{Error, Result};
 
@@ -36,27 +37,12 @@ pub fn softmax_ce<E: Exec>(
 ) -> Result<CrossEntropy<E::Buf<f32>>> {
     const OP: &str = "cuda softmax_ce";
     let p = row_params(OP, rows, k, 0, grad_scale.unwrap_or(0.0))?;
-    expect_len(e, OP, "logits", logits, rows * k)?;
     check_labels(e, OP, rows, k, labels)?;
     let mut prob = if keep_prob { Some(e.alloc(rows * k)?) } else { None };
     let mut dz = if grad_scale.is_some() { Some(e.alloc(rows * k)?) } else { None };
-    let mut row_loss = e.alloc(rows)?;
-    // SAFETY: softmax_ce(RowParams, z, labels, prob, dz, row_loss) with labels below k (checked),
-    // lengths checked or allocated above.
-    unsafe {
-        e.launch(
-            "softmax_ce",
-            warp_per_row(rows),
-            &p,
-            &mut [
-                Arg::In(logits),
-                Arg::Index(labels),
-                prob.as_mut().map_or(Arg::Null, Arg::Out),
-                dz.as_mut().map_or(Arg::Null, Arg::Out),
-                Arg::Out(&mut row_loss),
-            ],
-        )?;
-    }
+    let row_loss = output(e, rows, |row_loss| {
+        kernels::softmax_ce(e, warp_per_row(rows), &p, logits, labels, prob.as_mut(), dz.as_mut(), row_loss)
+    })?;
     let loss = column_sums(e, rows, 1, 1.0 / rows as f32, &row_loss)?;
     Ok(CrossEntropy { loss, prob, dz })
 }
@@ -79,19 +65,8 @@ pub fn softmax_ce_backward<E: Exec>(
 ) -> Result<E::Buf<f32>> {
     const OP: &str = "cuda softmax_ce_backward";
     let p = row_params(OP, rows, k, 0, scale)?;
-    expect_len(e, OP, "softmax", prob, rows * k)?;
     check_labels(e, OP, rows, k, labels)?;
-    let mut dz = e.alloc(rows * k)?;
-    // SAFETY: softmax_ce_backward(RowParams, prob, labels, dz), labels below k, lengths checked.
-    unsafe {
-        e.launch(
-            "softmax_ce_backward",
-            flat(rows * k),
-            &p,
-            &mut [Arg::In(prob), Arg::Index(labels), Arg::Out(&mut dz)],
-        )?;
-    }
-    Ok(dz)
+    output(e, rows * k, |dz| kernels::softmax_ce_backward(e, flat(rows * k), &p, prob, labels, dz))
 }
 
 /// The results of [`kd_forward`].
@@ -118,24 +93,10 @@ pub fn kd_forward<E: Exec>(
         return Err(Error::invalid(OP, format!("temperature {temperature} must be positive and finite")));
     }
     let p = row_params(OP, rows, k, 0, 1.0 / temperature)?;
-    expect_len(e, OP, "student", student, rows * k)?;
-    expect_len(e, OP, "teacher", teacher, rows * k)?;
-    let (mut ls, mut lt, mut row_loss) = (e.alloc(rows * k)?, e.alloc(rows * k)?, e.alloc(rows)?);
-    // SAFETY: kd_forward(RowParams, s, t, ls, lt, row_loss), lengths checked or allocated above.
-    unsafe {
-        e.launch(
-            "kd_forward",
-            warp_per_row(rows),
-            &p,
-            &mut [
-                Arg::In(student),
-                Arg::In(teacher),
-                Arg::Out(&mut ls),
-                Arg::Out(&mut lt),
-                Arg::Out(&mut row_loss),
-            ],
-        )?;
-    }
+    let (mut ls, mut lt) = (e.alloc(rows * k)?, e.alloc(rows * k)?);
+    let row_loss = output(e, rows, |row| {
+        kernels::kd_forward(e, warp_per_row(rows), &p, student, teacher, &mut ls, &mut lt, row)
+    })?;
     let loss = column_sums(e, rows, 1, temperature * temperature / rows as f32, &row_loss)?;
     Ok(Distillation { loss, ls, lt })
 }
@@ -157,21 +118,11 @@ pub fn kd_backward<E: Exec>(
     [ls, lt]: [&E::Buf<f32>; 2],
     want_teacher: bool,
 ) -> Result<TwoGrads<E::Buf<f32>>> {
-    const OP: &str = "cuda kd_backward";
-    let p = row_params(OP, rows, k, 0, scale)?;
-    expect_len(e, OP, "student log-softmax", ls, rows * k)?;
-    expect_len(e, OP, "teacher log-softmax", lt, rows * k)?;
-    let mut ds = e.alloc(rows * k)?;
+    let p = row_params("cuda kd_backward", rows, k, 0, scale)?;
     let mut dt = if want_teacher { Some(e.alloc(rows * k)?) } else { None };
-    // SAFETY: kd_backward(RowParams, ls, lt, ds, dt), lengths checked or allocated above.
-    unsafe {
-        e.launch(
-            "kd_backward",
-            warp_per_row(rows),
-            &p,
-            &mut [Arg::In(ls), Arg::In(lt), Arg::Out(&mut ds), dt.as_mut().map_or(Arg::Null, Arg::Out)],
-        )?;
-    }
+    let ds = output(e, rows * k, |ds| {
+        kernels::kd_backward(e, warp_per_row(rows), &p, ls, lt, Some(ds), dt.as_mut())
+    })?;
     Ok(TwoGrads { first: ds, second: dt })
 }
 
@@ -182,19 +133,10 @@ pub fn normalize_rows<E: Exec>(
     [rows, d]: [usize; 2],
     x: &E::Buf<f32>,
 ) -> Result<(E::Buf<f32>, E::Buf<f32>)> {
-    const OP: &str = "cuda normalize_rows";
-    let p = row_params(OP, rows, d, 0, 0.0)?;
-    expect_len(e, OP, "input", x, rows * d)?;
-    let (mut phi, mut norms) = (e.alloc(rows * d)?, e.alloc(rows)?);
-    // SAFETY: normalize_rows(RowParams, x, phi, norms), lengths checked or allocated above.
-    unsafe {
-        e.launch(
-            "normalize_rows",
-            block_per_row(rows),
-            &p,
-            &mut [Arg::In(x), Arg::Out(&mut phi), Arg::Out(&mut norms)],
-        )?;
-    }
+    let p = row_params("cuda normalize_rows", rows, d, 0, 0.0)?;
+    let mut phi = e.alloc(rows * d)?;
+    let norms =
+        output(e, rows, |norms| kernels::normalize_rows(e, block_per_row(rows), &p, x, &mut phi, norms))?;
     Ok((phi, norms))
 }
 
@@ -205,22 +147,8 @@ pub fn normalize_rows_backward<E: Exec>(
     [rows, d]: [usize; 2],
     [phi, norms, g]: [&E::Buf<f32>; 3],
 ) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda normalize_rows_backward";
-    let p = row_params(OP, rows, d, 0, 0.0)?;
-    expect_len(e, OP, "normalized rows", phi, rows * d)?;
-    expect_len(e, OP, "norms", norms, rows)?;
-    expect_len(e, OP, "gradient", g, rows * d)?;
-    let mut dx = e.alloc(rows * d)?;
-    // SAFETY: normalize_rows_backward(RowParams, phi, norms, g, dx), lengths checked above.
-    unsafe {
-        e.launch(
-            "normalize_rows_backward",
-            block_per_row(rows),
-            &p,
-            &mut [Arg::In(phi), Arg::In(norms), Arg::In(g), Arg::Out(&mut dx)],
-        )?;
-    }
-    Ok(dx)
+    let p = row_params("cuda normalize_rows_backward", rows, d, 0, 0.0)?;
+    output(e, rows * d, |dx| kernels::normalize_rows_backward(e, block_per_row(rows), &p, phi, norms, g, dx))
 }
 
 /// What [`row_reduce`] sums per row.
@@ -243,16 +171,8 @@ pub fn row_reduce<E: Exec>(
     a: &E::Buf<f32>,
     b: &E::Buf<f32>,
 ) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda row_distance";
-    let p = row_params(OP, rows, d, f as i32, 0.0)?;
-    expect_len(e, OP, "first operand", a, rows * d)?;
-    expect_len(e, OP, "second operand", b, rows * d)?;
-    let mut out = e.alloc(rows)?;
-    // SAFETY: row_distance(RowParams, a, b, out), lengths checked above.
-    unsafe {
-        e.launch("row_distance", block_per_row(rows), &p, &mut [Arg::In(a), Arg::In(b), Arg::Out(&mut out)])?
-    };
-    Ok(out)
+    let p = row_params("cuda row_distance", rows, d, f as i32, 0.0)?;
+    output(e, rows, |out| kernels::row_distance(e, block_per_row(rows), &p, a, b, out))
 }
 
 /// The gradient at `a` of `scale * sum |a - b|` (`squared = false`) or `scale * sum (a - b)^2`,
@@ -270,19 +190,9 @@ pub fn diff_backward<E: Exec>(
     let len = e.len(a);
     non_empty(OP, "input", len)?;
     fits(OP, &[("elements", len)])?;
-    expect_len(e, OP, "second operand", b, len)?;
     let p = MapParams { len: len as i32, mode: squared as i32, a: scale };
-    let mut ga = e.alloc(len)?;
     let mut gb = if want_b { Some(e.alloc(len)?) } else { None };
-    // SAFETY: diff_backward(MapParams, a, b, ga, gb), lengths checked or allocated above.
-    unsafe {
-        e.launch(
-            "diff_backward",
-            flat(len),
-            &p,
-            &mut [Arg::In(a), Arg::In(b), Arg::Out(&mut ga), gb.as_mut().map_or(Arg::Null, Arg::Out)],
-        )?;
-    }
+    let ga = output(e, len, |ga| kernels::diff_backward(e, flat(len), &p, a, b, ga, gb.as_mut()))?;
     Ok(TwoGrads { first: ga, second: gb })
 }
 
@@ -294,16 +204,8 @@ pub fn dots_backward<E: Exec>(
     dots: &E::Buf<f32>,
     other: &E::Buf<f32>,
 ) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda dots_backward";
-    let p = row_params(OP, rows, d, 0, scale)?;
-    expect_len(e, OP, "dots", dots, rows)?;
-    expect_len(e, OP, "other factor", other, rows * d)?;
-    let mut g = e.alloc(rows * d)?;
-    // SAFETY: dots_backward(RowParams, dots, other, g), lengths checked above.
-    unsafe {
-        e.launch("dots_backward", flat(rows * d), &p, &mut [Arg::In(dots), Arg::In(other), Arg::Out(&mut g)])?
-    };
-    Ok(g)
+    let p = row_params("cuda dots_backward", rows, d, 0, scale)?;
+    output(e, rows * d, |g| kernels::dots_backward(e, flat(rows * d), &p, dots, other, g))
 }
 
 /// `q[p] = sum_c x[p, c]^2 / C` per pixel of `c` channels, and with `dq` given its backward
@@ -315,34 +217,11 @@ pub fn channel_mean_square<E: Exec>(
     x: &E::Buf<f32>,
     dq: Option<&E::Buf<f32>>,
 ) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda channel_mean_square";
-    let p = row_params(OP, pixels, c, 0, 0.0)?;
-    expect_len(e, OP, "input", x, pixels * c)?;
-    // SAFETY: channel_mean_square(RowParams, x, q) and channel_mean_square_backward(RowParams, x,
-    // dq, dx), lengths checked or allocated here.
-    unsafe {
-        match dq {
-            None => {
-                let mut q = e.alloc(pixels)?;
-                e.launch(
-                    "channel_mean_square",
-                    warp_per_row(pixels),
-                    &p,
-                    &mut [Arg::In(x), Arg::Out(&mut q)],
-                )?;
-                Ok(q)
-            }
-            Some(dq) => {
-                expect_len(e, OP, "map gradient", dq, pixels)?;
-                let mut dx = e.alloc(pixels * c)?;
-                e.launch(
-                    "channel_mean_square_backward",
-                    flat(pixels * c),
-                    &p,
-                    &mut [Arg::In(x), Arg::In(dq), Arg::Out(&mut dx)],
-                )?;
-                Ok(dx)
-            }
-        }
+    let p = row_params("cuda channel_mean_square", pixels, c, 0, 0.0)?;
+    match dq {
+        None => output(e, pixels, |q| kernels::channel_mean_square(e, warp_per_row(pixels), &p, x, q)),
+        Some(dq) => output(e, pixels * c, |dx| {
+            kernels::channel_mean_square_backward(e, flat(pixels * c), &p, x, dq, dx)
+        }),
     }
 }

@@ -1,7 +1,8 @@
 //! The device launchers of global average pooling (`kernels/pool.cu`).
 
-use crate::cuda::exec::{Arg, Exec};
-use crate::cuda::launch::{channel_blocks, expect_len, fits, flat, non_empty};
+use crate::cuda::exec::Exec;
+use crate::cuda::kernels;
+use crate::cuda::launch::{channel_blocks, fits, flat, non_empty, output};
 use crate::cuda::params::PoolParams;
 use crate::error::Result;
 
@@ -15,26 +16,13 @@ fn pool_params(op: &'static str, [n, pixels, c]: [usize; 3]) -> Result<PoolParam
 pub fn avg_pool_forward<E: Exec>(e: &E, dims: [usize; 3], x: &E::Buf<f32>) -> Result<E::Buf<f32>> {
     const OP: &str = "cuda avg_pool_forward";
     let p = pool_params(OP, dims)?;
-    let [n, pixels, c] = dims;
-    expect_len(e, OP, "input", x, n * pixels * c)?;
-    let mut y = e.alloc(n * c)?;
-    // SAFETY: avg_pool_forward(PoolParams, x, y), lengths checked above.
-    unsafe {
-        e.launch("avg_pool_forward", channel_blocks(OP, c, n)?, &p, &mut [Arg::In(x), Arg::Out(&mut y)])?
-    };
-    Ok(y)
+    let [n, _, c] = dims;
+    output(e, n * c, |y| kernels::avg_pool_forward(e, channel_blocks(OP, c, n)?, &p, x, y))
 }
 
 /// `dx[n, q, c] = dy[n, c] / pixels`: `crate::ops::pool::cpu::backward`.
 pub fn avg_pool_backward<E: Exec>(e: &E, dims: [usize; 3], dy: &E::Buf<f32>) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda avg_pool_backward";
-    let p = pool_params(OP, dims)?;
-    let [n, pixels, c] = dims;
-    expect_len(e, OP, "output gradient", dy, n * c)?;
-    let mut dx = e.alloc(n * pixels * c)?;
-    // SAFETY: avg_pool_backward(PoolParams, dy, dx), lengths checked above.
-    unsafe {
-        e.launch("avg_pool_backward", flat(n * pixels * c), &p, &mut [Arg::In(dy), Arg::Out(&mut dx)])?
-    };
-    Ok(dx)
+    let p = pool_params("cuda avg_pool_backward", dims)?;
+    let len = dims.iter().product();
+    output(e, len, |dx| kernels::avg_pool_backward(e, flat(len), &p, dy, dx))
 }
