@@ -4,6 +4,7 @@ pub mod activation;
 pub mod arith;
 pub mod batchnorm;
 pub mod channels;
+pub mod check;
 pub mod conv2d;
 pub mod linear;
 pub mod loss;

@@ -23,11 +23,6 @@ const CASES: [([usize; 4], [usize; 2], usize, usize); 8] = [
     ([2, 8, 6, 4], [3, 1], 2, 0),
 ];
 
-/// A sum of `k` products of N(0, 1) values in another order: rounding grows with `k`.
-fn dot_tol(k: usize) -> Tol {
-    Tol { atol: 1e-6 * k as f32, rtol: 1e-5 }
-}
-
 pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     for ([n, h, w, ci], [co, k], stride, pad) in CASES {
         let g = ConvGeometry::new("parity", &[n, h, w, ci], &[co, ci, k, k], stride, pad)?;
@@ -38,14 +33,14 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let rows = n * g.h_out * g.w_out;
 
         let y = conv2d_forward(cx.e, &g, &xb, &wb, Some(&bb))?;
-        cx.compare("conv2d_forward", &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), dot_tol(g.k()))?;
+        cx.compare("conv2d_forward", &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), Tol::dot(g.k()))?;
         let y = conv2d_forward(cx.e, &g, &xb, &wb, None)?;
         cx.compare(
             "conv2d_forward",
             &format!("{case} no bias"),
             &y,
             &cpu::forward(&g, &x, &wt, None),
-            dot_tol(g.k()),
+            Tol::dot(g.k()),
         )?;
         let dx = conv2d_backward_data(cx.e, &g, &dyb, &wb)?;
         cx.compare(
@@ -53,18 +48,18 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             &case,
             &dx,
             &cpu::backward_data(&g, &dy, &wt),
-            dot_tol(k * k * co),
+            Tol::dot(k * k * co),
         )?;
         let dw = conv2d_backward_weight(cx.e, &g, &xb, &dyb)?;
         let want = cpu::backward_weight(&g, &x, &dy);
-        cx.compare("conv2d_backward_weight+reduce", &case, &dw, &want, dot_tol(rows))?;
+        cx.compare("conv2d_backward_weight+reduce", &case, &dw, &want, Tol::dot(rows))?;
         let db = column_sums(cx.e, rows, co, 1.0, &dyb)?;
         cx.compare(
             "column_sums (conv bias)",
             &case,
             &db,
             &crate::cpu::reduce::column_sums(co, &dy),
-            dot_tol(rows),
+            Tol::dot(rows),
         )?;
     }
     // [n, k, m]: sizes 1; a classifier head (64 -> 10, batch 3); tile +- 1 in every dimension.
@@ -79,17 +74,17 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             &case,
             &y,
             &linear_cpu::forward(&sizes, &x, &w, Some(&b)),
-            dot_tol(k),
+            Tol::dot(k),
         )?;
         let dx = linear(cx.e, LinearProduct::BackwardData, [n, k, m], &dyb, &wb, None)?;
-        cx.compare("gemm (linear dx)", &case, &dx, &linear_cpu::backward_data(&sizes, &dy, &w), dot_tol(m))?;
+        cx.compare("gemm (linear dx)", &case, &dx, &linear_cpu::backward_data(&sizes, &dy, &w), Tol::dot(m))?;
         let dw = linear(cx.e, LinearProduct::BackwardWeight, [n, k, m], &dyb, &xb, None)?;
         cx.compare(
             "gemm (linear dw)",
             &case,
             &dw,
             &linear_cpu::backward_weight(&sizes, &x, &dy),
-            dot_tol(n),
+            Tol::dot(n),
         )?;
     }
     Ok(())

@@ -13,8 +13,6 @@ use crate::ops::channels::launch::{gather_channels, shortcut_a, slice_channels};
 use crate::optim::launch::sgd_step;
 use crate::optim::{SgdConfig, cpu as sgd};
 
-/// Bit-for-bit: the same single operations in the same order.
-const EXACT: Tol = Tol { atol: 0.0, rtol: 0.0 };
 /// A few operations that a GPU may fuse into one multiply-add.
 const FUSED: Tol = Tol { atol: 1e-7, rtol: 1e-6 };
 
@@ -26,9 +24,9 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         for slope in [0.0, 0.1] {
             let case = format!("len {len} slope {slope}");
             let got = leaky_relu_forward(cx.e, slope, &xb)?;
-            cx.compare("leaky_relu_forward", &case, &got, &act::forward(&x, slope), EXACT)?;
+            cx.compare("leaky_relu_forward", &case, &got, &act::forward(&x, slope), Tol::EXACT)?;
             let got = leaky_relu_backward(cx.e, slope, &xb, &dyb)?;
-            cx.compare("leaky_relu_backward", &case, &got, &act::backward(&x, &dy, slope), EXACT)?;
+            cx.compare("leaky_relu_backward", &case, &got, &act::backward(&x, &dy, slope), Tol::EXACT)?;
         }
         let case = format!("len {len}");
         cx.compare(
@@ -36,25 +34,31 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             &case,
             &binary(cx.e, Binary::Add, &xb, &yb)?,
             &arith::add(&x, &y),
-            EXACT,
+            Tol::EXACT,
         )?;
         cx.compare(
             "binary_map (mul)",
             &case,
             &binary(cx.e, Binary::Mul, &xb, &yb)?,
             &arith::mul(&x, &y),
-            EXACT,
+            Tol::EXACT,
         )?;
-        cx.compare("scale_values", &case, &scale(cx.e, -0.37, &xb)?, &arith::scale(&x, -0.37), EXACT)?;
+        cx.compare("scale_values", &case, &scale(cx.e, -0.37, &xb)?, &arith::scale(&x, -0.37), Tol::EXACT)?;
     }
     // [rows, c], start..end: sizes 1; the second half of 33 channels; the first half of 64.
     for ([rows, c], start, end) in [([1, 1], 0, 1), ([98, 33], 16, 33), ([50, 64], 0, 32)] {
         let case = format!("x[{rows},{c}] {start}..{end}");
         let (x, dy) = (cx.normal(rows * c), cx.normal(rows * (end - start)));
         let got = slice_channels(cx.e, false, [rows, c], start, end, &cx.up(&x)?)?;
-        cx.compare("slice_channels", &case, &got, &chan::slice(&x, c, start, end), EXACT)?;
+        cx.compare("slice_channels", &case, &got, &chan::slice(&x, c, start, end), Tol::EXACT)?;
         let got = slice_channels(cx.e, true, [rows, c], start, end, &cx.up(&dy)?)?;
-        cx.compare("slice_channels_backward", &case, &got, &chan::slice_backward(&dy, c, start, end), EXACT)?;
+        cx.compare(
+            "slice_channels_backward",
+            &case,
+            &got,
+            &chan::slice_backward(&dy, c, start, end),
+            Tol::EXACT,
+        )?;
     }
     // A permutation-like index with repeats (their gradients add up), and a single channel.
     for ([rows, c], index) in
@@ -64,9 +68,9 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let (x, dy) = (cx.normal(rows * c), cx.normal(rows * index.len()));
         let ib = cx.e.upload(&index.iter().map(|&i| i as i32).collect::<Vec<i32>>())?;
         let got = gather_channels(cx.e, false, [rows, c], &ib, &cx.up(&x)?)?;
-        cx.compare("gather_channels", &case, &got, &chan::gather(&x, c, &index), EXACT)?;
+        cx.compare("gather_channels", &case, &got, &chan::gather(&x, c, &index), Tol::EXACT)?;
         let got = gather_channels(cx.e, true, [rows, c], &ib, &cx.up(&dy)?)?;
-        cx.compare("scatter_add_channels", &case, &got, &chan::scatter_add(&dy, c, &index), EXACT)?;
+        cx.compare("scatter_add_channels", &case, &got, &chan::scatter_add(&dy, c, &index), Tol::EXACT)?;
     }
     // [n, h, w, c] -> c_out: sizes 1; odd sizes; a ResNet stage change (16 -> 32 channels).
     for (dims @ [n, h, w, c], c_out) in [([1, 1, 1, 1], 1), ([2, 9, 7, 3], 5), ([3, 8, 8, 16], 32)] {
@@ -74,9 +78,9 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let case = format!("x[{n},{h},{w},{c}] -> {c_out}");
         let (x, dy) = (cx.normal(n * h * w * c), cx.normal(n * h.div_ceil(2) * w.div_ceil(2) * c_out));
         let got = shortcut_a(cx.e, false, dims, c_out, &cx.up(&x)?)?;
-        cx.compare("shortcut_a_forward", &case, &got, &chan::shortcut_a(&g, &x), EXACT)?;
+        cx.compare("shortcut_a_forward", &case, &got, &chan::shortcut_a(&g, &x), Tol::EXACT)?;
         let got = shortcut_a(cx.e, true, dims, c_out, &cx.up(&dy)?)?;
-        cx.compare("shortcut_a_backward", &case, &got, &chan::shortcut_a_backward(&g, &dy), EXACT)?;
+        cx.compare("shortcut_a_backward", &case, &got, &chan::shortcut_a_backward(&g, &dy), Tol::EXACT)?;
     }
     sgd_steps(cx)
 }

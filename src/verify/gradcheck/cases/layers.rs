@@ -86,10 +86,6 @@ fn batch_norm_cases() -> Vec<Case> {
     ]
 }
 
-fn unary(op: &'static str, detail: String, x: &[usize], fast: FastFn, r: ReferenceFn) -> Case {
-    Case::new(op, format!("x{x:?} {detail}"), vec![Input::normal("x", x)], fast, r)
-}
-
 fn binary(op: &'static str, x: &[usize]) -> Case {
     let (fast, r): (FastFn, ReferenceFn) = match op {
         "add" => (Box::new(|t| ops::add(&t[0], &t[1])), Box::new(|v| arith::add(&v[0], &v[1]))),
@@ -100,19 +96,25 @@ fn binary(op: &'static str, x: &[usize]) -> Case {
 
 fn elementwise_cases() -> Vec<Case> {
     let relu = |x: &[usize]| {
-        unary("relu", String::new(), x, Box::new(|t| ops::relu(&t[0])), Box::new(|v| activation::relu(&v[0])))
+        Case::unary(
+            "relu",
+            String::new(),
+            x,
+            Box::new(|t| ops::relu(&t[0])),
+            Box::new(|v| activation::relu(&v[0])),
+        )
     };
     let leaky = |x: &[usize], a: f32| {
         let (fast, r) = (
             move |t: &[_]| ops::leaky_relu(&t[0], a),
             move |v: &[Vec<f64>]| activation::leaky_relu(&v[0], a as f64),
         );
-        unary("leaky_relu", format!("slope {a}"), x, Box::new(fast), Box::new(r))
+        Case::unary("leaky_relu", format!("slope {a}"), x, Box::new(fast), Box::new(r))
     };
     let scale = |x: &[usize], s: f32| {
         let (fast, r) =
             (move |t: &[_]| ops::scale(&t[0], s), move |v: &[Vec<f64>]| arith::scale(&v[0], s as f64));
-        unary("scale", format!("by {s}"), x, Box::new(fast), Box::new(r))
+        Case::unary("scale", format!("by {s}"), x, Box::new(fast), Box::new(r))
     };
     vec![
         relu(&[3, 5, 4, 3]),
@@ -135,7 +137,7 @@ fn channel_cases() -> Vec<Case> {
             move |t: &[_]| ops::slice_channels(&t[0], s, e),
             move |v: &[Vec<f64>]| channels::slice_channels(&v[0], c, s, e),
         );
-        unary("slice_channels", format!("{s}..{e}"), x, Box::new(fast), Box::new(r))
+        Case::unary("slice_channels", format!("{s}..{e}"), x, Box::new(fast), Box::new(r))
     };
     let gather = |x: &[usize], idx: &[usize]| {
         let (c, i1, i2) = (*x.last().expect("rank >= 1"), idx.to_vec(), idx.to_vec());
@@ -143,14 +145,14 @@ fn channel_cases() -> Vec<Case> {
             move |t: &[_]| ops::gather_channels(&t[0], &i1),
             move |v: &[Vec<f64>]| channels::gather_channels(&v[0], c, &i2),
         );
-        unary("gather_channels", format!("{idx:?}"), x, Box::new(fast), Box::new(r))
+        Case::unary("gather_channels", format!("{idx:?}"), x, Box::new(fast), Box::new(r))
     };
     let shortcut = |x: [usize; 4], c_out: usize| {
         let (fast, r) = (
             move |t: &[_]| ops::shortcut_a(&t[0], c_out),
             move |v: &[Vec<f64>]| channels::shortcut_a(&v[0], x, c_out),
         );
-        unary("shortcut_a", format!("-> {c_out} channels"), &x, Box::new(fast), Box::new(r))
+        Case::unary("shortcut_a", format!("-> {c_out} channels"), &x, Box::new(fast), Box::new(r))
     };
     vec![
         slice(&[3, 4, 5, 7], 2, 5),
@@ -170,7 +172,7 @@ fn dense_cases() -> Vec<Case> {
     let gap = |x: [usize; 4]| {
         let (fast, r) =
             (|t: &[_]| ops::global_avg_pool(&t[0]), move |v: &[Vec<f64>]| pool::global_avg_pool(&v[0], x));
-        unary("global_avg_pool", String::new(), &x, Box::new(fast), Box::new(r))
+        Case::unary("global_avg_pool", String::new(), &x, Box::new(fast), Box::new(r))
     };
     let lin = |x: [usize; 2], out: usize, bias: bool| {
         let mut inputs = vec![Input::normal("x", &x), Input::normal("weight", &[out, x[1]])];
@@ -192,7 +194,7 @@ fn dense_cases() -> Vec<Case> {
             Some(s) => ops::reshape(&t[0], s),
             None => ops::flatten(&t[0]),
         };
-        unary("reshape", detail, x, Box::new(fast), Box::new(|v| shape::reshape(&v[0])))
+        Case::unary("reshape", detail, x, Box::new(fast), Box::new(|v| shape::reshape(&v[0])))
     };
     vec![
         gap([3, 5, 4, 3]),
