@@ -5,7 +5,6 @@ pub mod activation;
 pub mod arith;
 pub mod batchnorm;
 pub mod channels;
-pub mod conv;
 pub mod linear;
 pub mod loss;
 pub mod pool;

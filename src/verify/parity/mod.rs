@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 
 use crate::cuda::exec::{Exec, Recorder};
 use crate::error::{Error, Result};
+use crate::ops;
 pub use crate::ops::check::parity::{Check, Tol};
 use crate::ops::check::parity::{Ctx, compare};
 use crate::tensor::device::Device;
@@ -49,6 +50,7 @@ impl Report {
 pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     let recorder = Recorder::new(e);
     let mut cx = Ctx::new(&recorder, seed);
+    ops::conv2d::parity::run(&mut cx)?;
     conv::run(&mut cx)?;
     norm::run(&mut cx)?;
     map::run(&mut cx)?;

@@ -1,13 +1,16 @@
 //! The checked configurations of every op, one file per op family.
 
-mod conv;
 mod layers;
 mod loss;
 mod network;
 
 use super::Case;
+use crate::ops;
 
 /// Every case, in a fixed order.
 pub fn all() -> Vec<Case> {
-    [conv::cases(), layers::cases(), loss::cases(), network::cases()].into_iter().flatten().collect()
+    [ops::conv2d::gradcheck::cases(), layers::cases(), loss::cases(), network::cases()]
+        .into_iter()
+        .flatten()
+        .collect()
 }

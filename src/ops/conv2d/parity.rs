@@ -1,0 +1,67 @@
+//! Parity of the convolution kernels, and of the column sums that give the bias gradient, with
+//! [`cpu`](super::cpu).
+
+use super::launch::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+use super::{ConvGeometry, cpu};
+use crate::cuda::exec::Exec;
+use crate::cuda::launch::builtin::column_sums;
+use crate::error::Result;
+use crate::ops::check::parity::{Ctx, Tol};
+
+/// `[N, H, W, C_in]`, `[C_out, KH (= KW)]`, stride, padding: sizes 1; odd channels with H != W;
+/// an exact 64 x 64 x 16 tile; tile - 1 (63 pixels, 63 = K); tile + 1 (65 pixels, 65 channels,
+/// K = 153); stride 2 with batch 3; 768 pixels (three weight-gradient splits); a strided 1x1.
+const CASES: [([usize; 4], [usize; 2], usize, usize); 8] = [
+    ([1, 1, 1, 1], [1, 1], 1, 0),
+    ([2, 9, 7, 3], [5, 3], 1, 1),
+    ([1, 8, 8, 16], [64, 1], 1, 0),
+    ([1, 9, 7, 7], [63, 3], 1, 1),
+    ([1, 5, 13, 17], [65, 3], 1, 1),
+    ([3, 11, 10, 5], [7, 3], 2, 1),
+    ([3, 16, 16, 5], [6, 3], 1, 1),
+    ([2, 8, 6, 4], [3, 1], 2, 0),
+];
+
+/// Forward (with and without bias), backward data, backward weight and the bias gradient on every
+/// case.
+pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+    for ([n, h, w, ci], [co, k], stride, pad) in CASES {
+        let g = ConvGeometry::new("parity", &[n, h, w, ci], &[co, ci, k, k], stride, pad)?;
+        let case = format!("x[{n},{h},{w},{ci}] w[{co},{ci},{k},{k}] s{stride} p{pad}");
+        let (x, wt, b) = (cx.normal(n * h * w * ci), cx.normal(co * ci * k * k), cx.normal(co));
+        let dy = cx.normal(n * g.out_image_len());
+        let (xb, wb, bb, dyb) = (cx.up(&x)?, cx.up(&wt)?, cx.up(&b)?, cx.up(&dy)?);
+        let rows = n * g.h_out * g.w_out;
+
+        let y = conv2d_forward(cx.e, &g, &xb, &wb, Some(&bb))?;
+        cx.compare("conv2d_forward", &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), Tol::dot(g.k()))?;
+        let y = conv2d_forward(cx.e, &g, &xb, &wb, None)?;
+        cx.compare(
+            "conv2d_forward",
+            &format!("{case} no bias"),
+            &y,
+            &cpu::forward(&g, &x, &wt, None),
+            Tol::dot(g.k()),
+        )?;
+        let dx = conv2d_backward_data(cx.e, &g, &dyb, &wb)?;
+        cx.compare(
+            "conv2d_backward_data",
+            &case,
+            &dx,
+            &cpu::backward_data(&g, &dy, &wt),
+            Tol::dot(k * k * co),
+        )?;
+        let dw = conv2d_backward_weight(cx.e, &g, &xb, &dyb)?;
+        let want = cpu::backward_weight(&g, &x, &dy);
+        cx.compare("conv2d_backward_weight+reduce", &case, &dw, &want, Tol::dot(rows))?;
+        let db = column_sums(cx.e, rows, co, 1.0, &dyb)?;
+        cx.compare(
+            "column_sums (conv bias)",
+            &case,
+            &db,
+            &crate::cpu::reduce::column_sums(co, &dy),
+            Tol::dot(rows),
+        )?;
+    }
+    Ok(())
+}
