@@ -3,7 +3,6 @@
 
 pub mod activation;
 pub mod arith;
-pub mod batchnorm;
 pub mod channels;
 pub mod linear;
 pub mod loss;

@@ -52,6 +52,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     let mut cx = Ctx::new(&recorder, seed);
     ops::conv2d::parity::run(&mut cx)?;
     conv::run(&mut cx)?;
+    ops::batchnorm::parity::run(&mut cx)?;
     norm::run(&mut cx)?;
     map::run(&mut cx)?;
     loss::run(&mut cx)?;

@@ -1,90 +1,9 @@
-//! Cases for the layer ops: batch norm (plain and fused, training and evaluation), activations,
-//! elementwise arithmetic, channel selection, the option-A shortcut, pooling, linear and reshapes.
+//! Cases for the layer ops: activations, elementwise arithmetic, channel selection, the option-A
+//! shortcut, pooling, linear and reshapes.
 
 use crate::ops;
-use crate::reference::{activation, arith, batchnorm, channels, linear, pool, shape};
-use crate::verify::gradcheck::{Case, FastFn, Init, Input, ReferenceFn};
-
-const EPS: f32 = 1e-5;
-
-/// What follows the normalisation.
-#[derive(Clone, Copy, PartialEq)]
-enum Fusion {
-    Plain,
-    Relu,
-    AddRelu,
-}
-
-/// Inputs `[x, gamma, beta, residual?, running_mean?, running_var?]`.
-fn bn_case(fusion: Fusion, train: bool, x: [usize; 4], x_init: Init) -> Case {
-    let c = x[3];
-    let detail = format!("x{x:?} {x_init:?}");
-    let mut inputs =
-        vec![Input::with_init("x", &x, x_init), Input::normal("gamma", &[c]), Input::normal("beta", &[c])];
-    if fusion == Fusion::AddRelu {
-        inputs.push(Input::normal("residual", &x));
-    }
-    let running = inputs.len();
-    if !train {
-        inputs.push(Input::with_init("running_mean", &[c], Init::Normal(0.5)).constant());
-        inputs.push(Input::with_init("running_var", &[c], Init::Uniform(0.5, 2.0)).constant());
-    }
-    let op = match (fusion, train) {
-        (Fusion::Plain, true) => "batch_norm_train",
-        (Fusion::Relu, true) => "batch_norm_relu_train",
-        (Fusion::AddRelu, true) => "batch_norm_add_relu_train",
-        (Fusion::Plain, false) => "batch_norm_eval",
-        (Fusion::Relu, false) => "batch_norm_relu_eval",
-        (Fusion::AddRelu, false) => "batch_norm_add_relu_eval",
-    };
-    Case::new(
-        op,
-        detail,
-        inputs,
-        Box::new(move |t| {
-            let (x, g, b, (rm, rv)) = (&t[0], &t[1], &t[2], (t.get(running), t.get(running + 1)));
-            match (fusion, rm.zip(rv)) {
-                (Fusion::Plain, None) => Ok(ops::batch_norm_train(x, g, b, EPS)?.0),
-                (Fusion::Relu, None) => Ok(ops::batch_norm_relu_train(x, g, b, EPS)?.0),
-                (Fusion::AddRelu, None) => Ok(ops::batch_norm_add_relu_train(x, &t[3], g, b, EPS)?.0),
-                (Fusion::Plain, Some((rm, rv))) => ops::batch_norm_eval(x, g, b, rm, rv, EPS),
-                (Fusion::Relu, Some((rm, rv))) => ops::batch_norm_relu_eval(x, g, b, rm, rv, EPS),
-                (Fusion::AddRelu, Some((rm, rv))) => {
-                    ops::batch_norm_add_relu_eval(x, &t[3], g, b, rm, rv, EPS)
-                }
-            }
-        }),
-        Box::new(move |v| {
-            let z = if train {
-                batchnorm::batch_norm_train(&v[0], c, &v[1], &v[2], EPS as f64)
-            } else {
-                batchnorm::normalize(&v[0], c, &v[1], &v[2], &v[running], &v[running + 1], EPS as f64)
-            };
-            match fusion {
-                Fusion::Plain => z,
-                Fusion::Relu => activation::relu(&z),
-                Fusion::AddRelu => activation::relu(&arith::add(&z, &v[3])),
-            }
-        }),
-    )
-}
-
-fn batch_norm_cases() -> Vec<Case> {
-    let n = || Init::Normal(1.0);
-    vec![
-        bn_case(Fusion::Plain, true, [3, 5, 4, 3], n()),
-        bn_case(Fusion::Plain, true, [1, 3, 5, 7], Init::Uniform(2.0, 4.0)),
-        bn_case(Fusion::Plain, true, [5, 1, 1, 3], n()),
-        bn_case(Fusion::Relu, true, [2, 3, 5, 3], n()),
-        bn_case(Fusion::Relu, true, [1, 4, 3, 5], Init::Uniform(-1.0, 3.0)),
-        bn_case(Fusion::AddRelu, true, [3, 4, 3, 3], n()),
-        bn_case(Fusion::AddRelu, true, [1, 5, 2, 6], n()),
-        bn_case(Fusion::Plain, false, [3, 5, 4, 3], n()),
-        bn_case(Fusion::Plain, false, [1, 2, 3, 5], n()),
-        bn_case(Fusion::Relu, false, [2, 3, 4, 3], n()),
-        bn_case(Fusion::AddRelu, false, [1, 4, 3, 5], n()),
-    ]
-}
+use crate::reference::{activation, arith, channels, linear, pool, shape};
+use crate::verify::gradcheck::{Case, FastFn, Input, ReferenceFn};
 
 fn binary(op: &'static str, x: &[usize]) -> Case {
     let (fast, r): (FastFn, ReferenceFn) = match op {
@@ -210,5 +129,5 @@ fn dense_cases() -> Vec<Case> {
 
 /// Every layer op on awkward sizes: odd channel counts, H != W, batch 1 and 3.
 pub fn cases() -> Vec<Case> {
-    [batch_norm_cases(), elementwise_cases(), channel_cases(), dense_cases()].into_iter().flatten().collect()
+    [elementwise_cases(), channel_cases(), dense_cases()].into_iter().flatten().collect()
 }

@@ -9,8 +9,14 @@ use crate::ops;
 
 /// Every case, in a fixed order.
 pub fn all() -> Vec<Case> {
-    [ops::conv2d::gradcheck::cases(), layers::cases(), loss::cases(), network::cases()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        ops::conv2d::gradcheck::cases(),
+        ops::batchnorm::gradcheck::cases(),
+        layers::cases(),
+        loss::cases(),
+        network::cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
