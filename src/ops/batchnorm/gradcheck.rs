@@ -62,10 +62,8 @@ fn bn_case(fusion: Fusion, train: bool, x: [usize; 4], x_init: Init) -> Case {
             };
             match fusion {
                 Fusion::Plain => z,
-                Fusion::Relu => crate::reference::activation::relu(&z),
-                Fusion::AddRelu => {
-                    crate::reference::activation::relu(&crate::reference::arith::add(&z, &v[3]))
-                }
+                Fusion::Relu => ops::activation::reference::relu(&z),
+                Fusion::AddRelu => ops::activation::reference::relu(&crate::reference::arith::add(&z, &v[3])),
             }
         }),
     )

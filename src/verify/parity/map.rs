@@ -1,12 +1,11 @@
-//! Elementwise, channel-selection and SGD kernels against `ops::activation::cpu`,
-//! `ops::arith::cpu`, `ops::channels::cpu` and `optim::cpu`.
+//! Elementwise, channel-selection and SGD kernels: `ops::activation::parity` and the others
+//! against `ops::arith::cpu`, `ops::channels::cpu` and `optim::cpu`.
 
 use super::{Ctx, Tol};
 use crate::cuda::exec::Exec;
 use crate::cuda::launch::builtin::{Binary, binary, scale};
 use crate::error::Result;
-use crate::ops::activation::cpu as act;
-use crate::ops::activation::launch::{leaky_relu_backward, leaky_relu_forward};
+use crate::ops;
 use crate::ops::arith::cpu as arith;
 use crate::ops::channels::cpu as chan;
 use crate::ops::channels::launch::{gather_channels, shortcut_a, slice_channels};
@@ -20,14 +19,8 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     // Lengths 1, a block - 1, a block, a block + 1, and several blocks.
     for len in [1, 255, 256, 257, 5000] {
         let (x, y, dy) = (cx.normal(len), cx.normal(len), cx.normal(len));
-        let (xb, yb, dyb) = (cx.up(&x)?, cx.up(&y)?, cx.up(&dy)?);
-        for slope in [0.0, 0.1] {
-            let case = format!("len {len} slope {slope}");
-            let got = leaky_relu_forward(cx.e, slope, &xb)?;
-            cx.compare("leaky_relu_forward", &case, &got, &act::forward(&x, slope), Tol::EXACT)?;
-            let got = leaky_relu_backward(cx.e, slope, &xb, &dyb)?;
-            cx.compare("leaky_relu_backward", &case, &got, &act::backward(&x, &dy, slope), Tol::EXACT)?;
-        }
+        ops::activation::parity::check(cx, &x, &dy)?;
+        let (xb, yb) = (cx.up(&x)?, cx.up(&y)?);
         let case = format!("len {len}");
         cx.compare(
             "binary_map (add)",

@@ -1,8 +1,8 @@
-//! Cases for the layer ops: activations, elementwise arithmetic, channel selection, the option-A
+//! Cases for the layer ops: elementwise arithmetic, channel selection, the option-A
 //! shortcut, pooling, linear and reshapes.
 
 use crate::ops;
-use crate::reference::{activation, arith, channels, linear, pool, shape};
+use crate::reference::{arith, channels, linear, pool, shape};
 use crate::verify::gradcheck::{Case, FastFn, Input, ReferenceFn};
 
 fn binary(op: &'static str, x: &[usize]) -> Case {
@@ -14,32 +14,12 @@ fn binary(op: &'static str, x: &[usize]) -> Case {
 }
 
 fn elementwise_cases() -> Vec<Case> {
-    let relu = |x: &[usize]| {
-        Case::unary(
-            "relu",
-            String::new(),
-            x,
-            Box::new(|t| ops::relu(&t[0])),
-            Box::new(|v| activation::relu(&v[0])),
-        )
-    };
-    let leaky = |x: &[usize], a: f32| {
-        let (fast, r) = (
-            move |t: &[_]| ops::leaky_relu(&t[0], a),
-            move |v: &[Vec<f64>]| activation::leaky_relu(&v[0], a as f64),
-        );
-        Case::unary("leaky_relu", format!("slope {a}"), x, Box::new(fast), Box::new(r))
-    };
     let scale = |x: &[usize], s: f32| {
         let (fast, r) =
             (move |t: &[_]| ops::scale(&t[0], s), move |v: &[Vec<f64>]| arith::scale(&v[0], s as f64));
         Case::unary("scale", format!("by {s}"), x, Box::new(fast), Box::new(r))
     };
     vec![
-        relu(&[3, 5, 4, 3]),
-        relu(&[1, 7]),
-        leaky(&[2, 3, 5, 3], 0.1),
-        leaky(&[4, 9], 0.2),
         binary("add", &[3, 4, 5, 3]),
         binary("add", &[1, 7]),
         binary("mul", &[3, 4, 5, 3]),

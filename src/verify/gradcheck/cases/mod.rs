@@ -12,6 +12,7 @@ pub fn all() -> Vec<Case> {
     [
         ops::conv2d::gradcheck::cases(),
         ops::batchnorm::gradcheck::cases(),
+        ops::activation::gradcheck::cases(),
         layers::cases(),
         loss::cases(),
         network::cases(),

@@ -37,7 +37,7 @@ pub fn cases() -> Vec<Case> {
         }),
         Box::new(|v| {
             let h = ops::conv2d::reference::conv2d(&v[0], X, &v[1], W1, None, 1, 1);
-            let h = r::activation::relu(&ops::batchnorm::reference::batch_norm_train(
+            let h = ops::activation::reference::relu(&ops::batchnorm::reference::batch_norm_train(
                 &h, W1[0], &v[2], &v[3], EPS as f64,
             ));
             let h = ops::conv2d::reference::conv2d(&h, [X[0], X[1], X[2], W1[0]], &v[4], W2, None, 2, 1);
