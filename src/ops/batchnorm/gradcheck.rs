@@ -63,7 +63,7 @@ fn bn_case(fusion: Fusion, train: bool, x: [usize; 4], x_init: Init) -> Case {
             match fusion {
                 Fusion::Plain => z,
                 Fusion::Relu => ops::activation::reference::relu(&z),
-                Fusion::AddRelu => ops::activation::reference::relu(&crate::reference::arith::add(&z, &v[3])),
+                Fusion::AddRelu => ops::activation::reference::relu(&ops::arith::reference::add(&z, &v[3])),
             }
         }),
     )

@@ -1,33 +1,9 @@
-//! Cases for the layer ops: elementwise arithmetic, channel selection, the option-A
-//! shortcut, pooling, linear and reshapes.
+//! Cases for the layer ops: channel selection, the option-A shortcut, pooling, linear and
+//! reshapes.
 
 use crate::ops;
-use crate::reference::{arith, channels, linear, pool, shape};
-use crate::verify::gradcheck::{Case, FastFn, Input, ReferenceFn};
-
-fn binary(op: &'static str, x: &[usize]) -> Case {
-    let (fast, r): (FastFn, ReferenceFn) = match op {
-        "add" => (Box::new(|t| ops::add(&t[0], &t[1])), Box::new(|v| arith::add(&v[0], &v[1]))),
-        _ => (Box::new(|t| ops::mul(&t[0], &t[1])), Box::new(|v| arith::mul(&v[0], &v[1]))),
-    };
-    Case::new(op, format!("{x:?}"), vec![Input::normal("a", x), Input::normal("b", x)], fast, r)
-}
-
-fn elementwise_cases() -> Vec<Case> {
-    let scale = |x: &[usize], s: f32| {
-        let (fast, r) =
-            (move |t: &[_]| ops::scale(&t[0], s), move |v: &[Vec<f64>]| arith::scale(&v[0], s as f64));
-        Case::unary("scale", format!("by {s}"), x, Box::new(fast), Box::new(r))
-    };
-    vec![
-        binary("add", &[3, 4, 5, 3]),
-        binary("add", &[1, 7]),
-        binary("mul", &[3, 4, 5, 3]),
-        binary("mul", &[2, 9]),
-        scale(&[2, 3, 4, 5], 2.5),
-        scale(&[5, 3], -0.3),
-    ]
-}
+use crate::reference::{channels, linear, pool, shape};
+use crate::verify::gradcheck::{Case, Input};
 
 fn channel_cases() -> Vec<Case> {
     let slice = |x: &[usize], s: usize, e: usize| {
@@ -109,5 +85,5 @@ fn dense_cases() -> Vec<Case> {
 
 /// Every layer op on awkward sizes: odd channel counts, H != W, batch 1 and 3.
 pub fn cases() -> Vec<Case> {
-    [elementwise_cases(), channel_cases(), dense_cases()].into_iter().flatten().collect()
+    [channel_cases(), dense_cases()].into_iter().flatten().collect()
 }

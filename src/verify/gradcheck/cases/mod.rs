@@ -13,6 +13,7 @@ pub fn all() -> Vec<Case> {
         ops::conv2d::gradcheck::cases(),
         ops::batchnorm::gradcheck::cases(),
         ops::activation::gradcheck::cases(),
+        ops::arith::gradcheck::cases(),
         layers::cases(),
         loss::cases(),
         network::cases(),
