@@ -14,6 +14,7 @@ pub fn all() -> Vec<Case> {
         ops::batchnorm::gradcheck::cases(),
         ops::activation::gradcheck::cases(),
         ops::arith::gradcheck::cases(),
+        ops::channels::gradcheck::cases(),
         layers::cases(),
         loss::cases(),
         network::cases(),
