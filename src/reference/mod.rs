@@ -3,5 +3,4 @@
 
 pub mod linear;
 pub mod loss;
-pub mod pool;
 pub mod shape;

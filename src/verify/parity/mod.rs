@@ -8,7 +8,6 @@
 mod conv;
 mod loss;
 mod map;
-mod norm;
 pub mod recipe;
 pub mod step;
 
@@ -53,7 +52,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::conv2d::parity::run(&mut cx)?;
     conv::run(&mut cx)?;
     ops::batchnorm::parity::run(&mut cx)?;
-    norm::run(&mut cx)?;
+    ops::pool::parity::run(&mut cx)?;
     map::run(&mut cx)?;
     loss::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })

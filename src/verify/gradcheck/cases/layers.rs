@@ -1,15 +1,10 @@
-//! Cases for the layer ops: pooling, linear and reshapes.
+//! Cases for the layer ops: linear and reshapes.
 
 use crate::ops;
-use crate::reference::{linear, pool, shape};
+use crate::reference::{linear, shape};
 use crate::verify::gradcheck::{Case, Input};
 
 fn dense_cases() -> Vec<Case> {
-    let gap = |x: [usize; 4]| {
-        let (fast, r) =
-            (|t: &[_]| ops::global_avg_pool(&t[0]), move |v: &[Vec<f64>]| pool::global_avg_pool(&v[0], x));
-        Case::unary("global_avg_pool", String::new(), &x, Box::new(fast), Box::new(r))
-    };
     let lin = |x: [usize; 2], out: usize, bias: bool| {
         let mut inputs = vec![Input::normal("x", &x), Input::normal("weight", &[out, x[1]])];
         if bias {
@@ -33,9 +28,6 @@ fn dense_cases() -> Vec<Case> {
         Case::unary("reshape", detail, x, Box::new(fast), Box::new(|v| shape::reshape(&v[0])))
     };
     vec![
-        gap([3, 5, 4, 3]),
-        gap([1, 1, 1, 7]),
-        gap([2, 8, 8, 5]),
         lin([3, 7], 5, true),
         lin([1, 4], 3, false),
         lin([4, 64], 10, true),

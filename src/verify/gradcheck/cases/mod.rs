@@ -15,6 +15,7 @@ pub fn all() -> Vec<Case> {
         ops::activation::gradcheck::cases(),
         ops::arith::gradcheck::cases(),
         ops::channels::gradcheck::cases(),
+        ops::pool::gradcheck::cases(),
         layers::cases(),
         loss::cases(),
         network::cases(),
