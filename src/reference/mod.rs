@@ -1,6 +1,5 @@
 //! Naive f64 reference forwards of every op, written for clarity, not speed. Gradient checks
 //! differentiate them numerically; the fast paths are compared against them.
 
-pub mod linear;
 pub mod loss;
 pub mod shape;

@@ -5,7 +5,6 @@
 //! stated per kernel. Fresh outputs are poisoned where the backend can (NaN on the emulation), and
 //! a NaN never passes, so an element a kernel fails to write shows up.
 
-mod conv;
 mod loss;
 mod map;
 pub mod recipe;
@@ -50,7 +49,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     let recorder = Recorder::new(e);
     let mut cx = Ctx::new(&recorder, seed);
     ops::conv2d::parity::run(&mut cx)?;
-    conv::run(&mut cx)?;
+    ops::linear::parity::run(&mut cx)?;
     ops::batchnorm::parity::run(&mut cx)?;
     ops::pool::parity::run(&mut cx)?;
     map::run(&mut cx)?;

@@ -16,6 +16,7 @@ pub fn all() -> Vec<Case> {
         ops::arith::gradcheck::cases(),
         ops::channels::gradcheck::cases(),
         ops::pool::gradcheck::cases(),
+        ops::linear::gradcheck::cases(),
         layers::cases(),
         loss::cases(),
         network::cases(),
