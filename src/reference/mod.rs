@@ -2,4 +2,3 @@
 //! differentiate them numerically; the fast paths are compared against them.
 
 pub mod loss;
-pub mod shape;

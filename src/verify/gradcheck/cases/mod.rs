@@ -1,6 +1,5 @@
 //! The checked configurations of every op, one file per op family.
 
-mod layers;
 mod loss;
 mod network;
 
@@ -17,7 +16,7 @@ pub fn all() -> Vec<Case> {
         ops::channels::gradcheck::cases(),
         ops::pool::gradcheck::cases(),
         ops::linear::gradcheck::cases(),
-        layers::cases(),
+        ops::shape::gradcheck::cases(),
         loss::cases(),
         network::cases(),
     ]

@@ -1,10 +1,11 @@
-//! Cases for the layer ops: reshapes.
+//! Gradient-check cases of `reshape` and `flatten`.
 
+use super::reference;
 use crate::ops;
-use crate::reference::shape;
-use crate::verify::gradcheck::Case;
+use crate::ops::check::gradcheck::Case;
 
-fn dense_cases() -> Vec<Case> {
+/// A flatten of a 4-D map and a reshape to a matrix.
+pub fn cases() -> Vec<Case> {
     let view = |x: &[usize], to: Option<&[usize]>| {
         let to = to.map(<[usize]>::to_vec);
         let detail = to.as_ref().map_or_else(|| "flatten".to_string(), |s| format!("-> {s:?}"));
@@ -12,12 +13,7 @@ fn dense_cases() -> Vec<Case> {
             Some(s) => ops::reshape(&t[0], s),
             None => ops::flatten(&t[0]),
         };
-        Case::unary("reshape", detail, x, Box::new(fast), Box::new(|v| shape::reshape(&v[0])))
+        Case::unary("reshape", detail, x, Box::new(fast), Box::new(|v| reference::reshape(&v[0])))
     };
     vec![view(&[3, 2, 4, 5], None), view(&[2, 3, 4, 1], Some(&[6, 4]))]
-}
-
-/// Every layer op on awkward sizes: odd channel counts, H != W, batch 1 and 3.
-pub fn cases() -> Vec<Case> {
-    [dense_cases()].into_iter().flatten().collect()
 }
