@@ -5,7 +5,6 @@
 //! stated per kernel. Fresh outputs are poisoned where the backend can (NaN on the emulation), and
 //! a NaN never passes, so an element a kernel fails to write shows up.
 
-mod loss;
 mod map;
 pub mod recipe;
 pub mod step;
@@ -53,7 +52,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::batchnorm::parity::run(&mut cx)?;
     ops::pool::parity::run(&mut cx)?;
     map::run(&mut cx)?;
-    loss::run(&mut cx)?;
+    ops::loss::parity::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 

@@ -1,6 +1,5 @@
 //! The checked configurations of every op, one file per op family.
 
-mod loss;
 mod network;
 
 use super::Case;
@@ -17,7 +16,7 @@ pub fn all() -> Vec<Case> {
         ops::pool::gradcheck::cases(),
         ops::linear::gradcheck::cases(),
         ops::shape::gradcheck::cases(),
-        loss::cases(),
+        ops::loss::gradcheck::cases(),
         network::cases(),
     ]
     .into_iter()
