@@ -4,9 +4,13 @@
 //! element with the CPU function it mirrors: `|got - want| <= atol + rtol * |want|`, tolerances
 //! stated per kernel. Fresh outputs are poisoned where the backend can (NaN on the emulation), and
 //! a NaN never passes, so an element a kernel fails to write shows up.
+//!
+//! Each op's cases are in its folder (`ops::<op>::parity`, written with [`crate::ops::check`]);
+//! [`run_all`] runs them in a fixed order from one seeded generator, with the SGD kernel's. The
+//! checks of a whole training step ([`step`]) and of every recipe ([`recipe`]) are here.
 
-mod map;
 pub mod recipe;
+mod sgd;
 pub mod step;
 
 use std::collections::BTreeSet;
@@ -51,9 +55,22 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::linear::parity::run(&mut cx)?;
     ops::batchnorm::parity::run(&mut cx)?;
     ops::pool::parity::run(&mut cx)?;
-    map::run(&mut cx)?;
+    elementwise(&mut cx)?;
+    ops::channels::parity::run(&mut cx)?;
+    sgd::run(&mut cx)?;
     ops::loss::parity::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
+}
+
+/// The activation and arithmetic kernels at lengths 1, a block - 1, a block, a block + 1 and
+/// several blocks, sharing each length's inputs.
+fn elementwise<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+    for len in [1, 255, 256, 257, 5000] {
+        let (x, y, dy) = (cx.normal(len), cx.normal(len), cx.normal(len));
+        ops::activation::parity::check(cx, &x, &dy)?;
+        ops::arith::parity::check(cx, &x, &y)?;
+    }
+    Ok(())
 }
 
 /// Every check of a device against the CPU: each kernel ([`run_all`]), then a whole training

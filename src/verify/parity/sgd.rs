@@ -1,30 +1,16 @@
-//! Elementwise, channel-selection and SGD kernels: `ops::activation::parity`,
-//! `ops::arith::parity`, `ops::channels::parity`, and SGD against `optim::cpu`.
+//! The SGD kernel against `optim::cpu`.
 
 use super::{Ctx, Tol};
 use crate::cuda::exec::Exec;
 use crate::error::Result;
-use crate::ops;
 use crate::optim::launch::sgd_step;
 use crate::optim::{SgdConfig, cpu as sgd};
 
 /// A few operations that a GPU may fuse into one multiply-add.
 const FUSED: Tol = Tol { atol: 1e-7, rtol: 1e-6 };
 
-pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
-    // Lengths 1, a block - 1, a block, a block + 1, and several blocks; the activation and the
-    // arithmetic kernels share each length's inputs.
-    for len in [1, 255, 256, 257, 5000] {
-        let (x, y, dy) = (cx.normal(len), cx.normal(len), cx.normal(len));
-        ops::activation::parity::check(cx, &x, &dy)?;
-        ops::arith::parity::check(cx, &x, &y)?;
-    }
-    ops::channels::parity::run(cx)?;
-    sgd_steps(cx)
-}
-
 /// Two steps of each optimiser setting (the first initialises the momentum buffer).
-fn sgd_steps<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     let settings = [(0.0, 0.0, false), (0.0, 5e-4, false), (0.9, 5e-4, false), (0.9, 5e-4, true)];
     for (momentum, weight_decay, nesterov) in settings {
         let cfg = SgdConfig { lr: 0.1, momentum, weight_decay, nesterov };
