@@ -1,4 +1,6 @@
-//! Gradient and parity checks of every op against the f64 reference.
+//! Gradient checks of every op against its f64 reference: the runner and its report. Each op's
+//! cases are in its folder (`ops::<op>::gradcheck`, written with [`crate::ops::check`]); [`cases`]
+//! lists them in a fixed order, with the case of a whole small network.
 //!
 //! For each [`Case`]: inputs are drawn from a seeded generator and rounded to f32, so the fast path
 //! and the reference see the same numbers. The forward result is compared element-wise with the

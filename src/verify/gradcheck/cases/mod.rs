@@ -1,4 +1,4 @@
-//! The checked configurations of every op, one file per op family.
+//! Every checked configuration: each op folder's cases, then the small network's.
 
 mod network;
 
