@@ -1,4 +1,4 @@
-//! Parity of the LeakyReLU kernels (ReLU is slope 0) with [`cpu`](super::cpu).
+//! Parity of the LeakyReLU kernels (ReLU is slope 0) with the CPU path (`cpu`).
 
 use super::cpu;
 use super::launch::{leaky_relu_backward, leaky_relu_forward};

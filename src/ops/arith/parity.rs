@@ -1,4 +1,4 @@
-//! Parity of the elementwise builtins (`add`, `mul`, `scale`) with [`cpu`](super::cpu).
+//! Parity of the elementwise builtins (`add`, `mul`, `scale`) with the CPU path (`cpu`).
 
 use super::cpu;
 use crate::cuda::exec::Exec;

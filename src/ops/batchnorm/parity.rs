@@ -1,4 +1,4 @@
-//! Parity of the batch-norm kernels with [`cpu`](super::cpu) and [`update_running_stats`].
+//! Parity of the batch-norm kernels with the CPU path (`cpu`) and [`update_running_stats`].
 
 use super::launch::{Affine, BnBackward, bn_backward, bn_forward, bn_running_update, bn_scale, bn_stats};
 use super::{BatchStats, cpu, update_running_stats};

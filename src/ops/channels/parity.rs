@@ -1,4 +1,4 @@
-//! Parity of the channel-selection and option-A shortcut kernels with [`cpu`](super::cpu), bit
+//! Parity of the channel-selection and option-A shortcut kernels with the CPU path (`cpu`), bit
 //! for bit.
 
 use super::cpu;

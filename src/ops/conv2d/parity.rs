@@ -1,5 +1,5 @@
 //! Parity of the convolution kernels, and of the column sums that give the bias gradient, with
-//! [`cpu`](super::cpu).
+//! [`cpu`].
 
 use super::launch::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 use super::{ConvGeometry, cpu};

@@ -1,4 +1,4 @@
-//! Parity of the linear layer's GEMM kernel, in its three products, with [`cpu`](super::cpu).
+//! Parity of the linear layer's GEMM kernel, in its three products, with the CPU path (`cpu`).
 
 use super::cpu;
 use super::launch::{LinearProduct, linear};

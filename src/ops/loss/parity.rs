@@ -1,4 +1,4 @@
-//! Parity of the loss kernels with the CPU paths of [`cross_entropy`](super::cross_entropy),
+//! Parity of the loss kernels with the CPU paths of [`cross_entropy`](mod@super::cross_entropy),
 //! [`kd`](super::kd), [`factor`](super::factor), [`attention`](super::attention) and
 //! [`recon`](super::recon).
 

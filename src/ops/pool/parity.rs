@@ -1,4 +1,4 @@
-//! Parity of the average-pooling kernels with [`cpu`](super::cpu).
+//! Parity of the average-pooling kernels with the CPU path (`cpu`).
 
 use super::cpu;
 use super::launch::{avg_pool_backward, avg_pool_forward};
