@@ -3,6 +3,8 @@
 
 use super::reference;
 use crate::ops;
+use crate::ops::activation::reference::relu;
+use crate::ops::arith::reference::add;
 use crate::ops::check::gradcheck::{Case, Init, Input};
 
 const EPS: f32 = 1e-5;
@@ -62,8 +64,8 @@ fn bn_case(fusion: Fusion, train: bool, x: [usize; 4], x_init: Init) -> Case {
             };
             match fusion {
                 Fusion::Plain => z,
-                Fusion::Relu => ops::activation::reference::relu(&z),
-                Fusion::AddRelu => ops::activation::reference::relu(&ops::arith::reference::add(&z, &v[3])),
+                Fusion::Relu => relu(&z),
+                Fusion::AddRelu => relu(&add(&z, &v[3])),
             }
         }),
     )
