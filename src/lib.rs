@@ -2,8 +2,8 @@
 //!
 //! Layers, bottom up, each using only those below it: [`cuda`] and the CPU helpers (the
 //! backends), [`tensor`] (runtime-shaped f32 tensors, their [`device`] and the [`autograd`]
-//! tape), [`ops`] (forward, backward, CPU path and device launcher of every op, with
-//! [`reference`](mod@reference), their naive f64 versions), [`nn`] and [`optim`], then [`data`], [`train`],
+//! tape), [`ops`] (every op's forward, backward, CPU path and device launcher, with its naive f64
+//! reference and its gradient and parity cases), [`nn`] and [`optim`], then [`data`], [`train`],
 //! [`distill`], [`cka`] and [`checkpoint`], and on top [`verify`] and [`bench`](mod@bench).
 
 pub mod alloc;
@@ -18,7 +18,6 @@ pub mod error;
 pub mod nn;
 pub mod ops;
 pub mod optim;
-pub mod reference;
 pub mod tensor;
 pub mod train;
 pub mod verify;

@@ -1,9 +1,15 @@
 //! Every op: forward on the tensors, the backward rule recorded on the tape, shape checks.
+//!
+//! An op is one folder `ops/<op>/`: its API and tape record (`mod.rs`), its CPU path (`cpu`), its
+//! device launcher (`launch.rs`), its naive f64 `reference`, its `gradcheck` cases and its kernel
+//! `parity` cases, the last two written with the op-testing kit [`check`]. The losses share one
+//! folder, each loss's file holding its reference.
 
 pub mod activation;
 pub mod arith;
 pub mod batchnorm;
 pub mod channels;
+pub mod check;
 pub mod conv2d;
 pub mod linear;
 pub mod loss;

@@ -3,7 +3,10 @@
 //! `leaky_relu(x, a) = x` where `x > 0` and `a * x` elsewhere; `relu = leaky_relu(., 0)`.
 //! Backward: `dx = dy` where `x > 0` and `a * dy` elsewhere (at `x = 0` the left slope, as PyTorch).
 
+pub mod gradcheck;
 pub mod launch;
+pub mod parity;
+pub mod reference;
 
 use crate::error::{Error, Result};
 use crate::ops::{map_on, map2_on};

@@ -16,8 +16,11 @@
 //! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`).
 
 pub(crate) mod cpu;
+pub mod gradcheck;
 pub mod launch;
+pub mod parity;
 mod place;
+pub mod reference;
 #[cfg(test)]
 mod tests;
 

@@ -3,7 +3,6 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::ops::{activation, arith};
-use crate::reference;
 use crate::tensor::autograd::{self, Gradients};
 
 fn t(data: &[f32], shape: &[usize]) -> Tensor {
@@ -89,8 +88,7 @@ fn statistics_survive_a_large_mean() {
     let noise = Tensor::randn(&[4, 9, 9, 3], 0.1, &mut rng).to_vec().unwrap();
     let x: Vec<f32> = noise.iter().map(|v| 1000.0 + v).collect();
     let (mean, var) = cpu::stats(&x, 3);
-    let (rmean, rvar) =
-        reference::batchnorm::batch_stats(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), 3);
+    let (rmean, rvar) = reference::batch_stats(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), 3);
     for ch in 0..3 {
         assert!((mean[ch] as f64 - rmean[ch]).abs() < 1e-4, "{} vs {}", mean[ch], rmean[ch]);
         assert!(((var[ch] as f64) / rvar[ch] - 1.0).abs() < 1e-4, "{} vs {}", var[ch], rvar[ch]);

@@ -9,7 +9,10 @@
 //!
 //! Each backward scatters `dy` back to the positions it was read from, summing repeats.
 
+pub mod gradcheck;
 pub mod launch;
+pub mod parity;
+pub mod reference;
 
 use crate::cuda::exec::Exec;
 use crate::error::{Error, Result};

@@ -10,8 +10,11 @@
 //! forward and backward-data exchanged.
 
 pub mod cpu;
+pub mod gradcheck;
 pub mod launch;
+pub mod parity;
 mod place;
+pub mod reference;
 mod shifted;
 
 use crate::error::{Error, Result};

@@ -3,7 +3,10 @@
 //!
 //! Backward: `dx = dy W`, `dW = dy^T x`, `db = sum_n dy[n, :]`.
 
+pub mod gradcheck;
 pub mod launch;
+pub mod parity;
+pub mod reference;
 
 use self::launch::{self as kernels, LinearProduct};
 use crate::cpu::reduce::column_sums;

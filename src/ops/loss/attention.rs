@@ -85,6 +85,25 @@ pub fn at_loss(student: &Tensor, teacher: &Tensor) -> Result<Tensor> {
     mse_loss(&attention_map(student)?, &attention_map(teacher)?)
 }
 
+/// The f64 reference: naive, written for clarity, not speed.
+pub mod reference {
+    use crate::ops::loss::factor::reference::normalize_rows;
+    use crate::ops::loss::recon::reference::mse;
+
+    /// The attention map of `x: [N, H, W, C]`: per sample, the channel mean of `x^2` at each
+    /// pixel, normalized over the `H*W` pixels; shape `[N, H*W]`.
+    pub fn attention_map(x: &[f64], shape: [usize; 4]) -> Vec<f64> {
+        let [n, _, _, c] = shape;
+        let q: Vec<f64> = x.chunks(c).map(|px| px.iter().map(|v| v * v).sum::<f64>() / c as f64).collect();
+        normalize_rows(&q, n)
+    }
+
+    /// `mean((at(s) - at(t))^2)` over all `N*H*W` elements; a one-element vector.
+    pub fn at_loss(s: &[f64], s_shape: [usize; 4], t: &[f64], t_shape: [usize; 4]) -> Vec<f64> {
+        mse(&attention_map(s, s_shape), &attention_map(t, t_shape))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

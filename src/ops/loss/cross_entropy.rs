@@ -108,6 +108,22 @@ pub fn cross_entropy_fused(logits: &Tensor, labels: &[usize]) -> Result<(f32, Te
     Ok((loss as f32, Tensor::new_cpu(dz, logits.shape(), false)))
 }
 
+/// The f64 reference: naive, written for clarity, not speed.
+pub mod reference {
+    /// `log_softmax(row / temperature)`.
+    pub fn log_softmax(row: &[f64], temperature: f64) -> Vec<f64> {
+        let max = row.iter().map(|v| v / temperature).fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + row.iter().map(|v| (v / temperature - max).exp()).sum::<f64>().ln();
+        row.iter().map(|v| v / temperature - lse).collect()
+    }
+
+    /// `1/N * sum_n -log softmax(z[n])[y_n]`, `z: [N, K]`; a one-element vector.
+    pub fn cross_entropy(z: &[f64], k: usize, labels: &[usize]) -> Vec<f64> {
+        let total: f64 = z.chunks(k).zip(labels).map(|(row, &y)| -log_softmax(row, 1.0)[y]).sum();
+        vec![total / labels.len() as f64]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

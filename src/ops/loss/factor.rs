@@ -231,6 +231,43 @@ pub fn factor_dot_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// The f64 reference: naive, written for clarity, not speed.
+pub mod reference {
+    /// The divisor floor of the normalizations (as [`NORM_EPS`](super::NORM_EPS)).
+    const NORM_EPS: f64 = 1e-12;
+
+    /// Each of the `rows` rows of `x` divided by `max(||row||_2, NORM_EPS)`.
+    pub fn normalize_rows(x: &[f64], rows: usize) -> Vec<f64> {
+        let d = x.len() / rows;
+        x.chunks(d)
+            .flat_map(|row| {
+                let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt().max(NORM_EPS);
+                row.iter().map(move |v| v / norm)
+            })
+            .collect()
+    }
+
+    /// `sign / (B*D) * sum |phi(a) - phi(b)|^p` with per-sample normalization over `B` samples;
+    /// a one-element vector.
+    pub fn factor(a: &[f64], b: &[f64], batch: usize, p: i32, sign: f64) -> Vec<f64> {
+        let (pa, pb) = (normalize_rows(a, batch), normalize_rows(b, batch));
+        let total: f64 = pa.iter().zip(&pb).map(|(x, y)| (x - y).abs().powi(p)).sum();
+        vec![sign * total / a.len() as f64]
+    }
+
+    /// `1/B * sum_b |<phi(a_b), phi(b_b)>|` over `B` samples; a one-element vector.
+    pub fn factor_dot(a: &[f64], b: &[f64], batch: usize) -> Vec<f64> {
+        let d = a.len() / batch;
+        let (pa, pb) = (normalize_rows(a, batch), normalize_rows(b, batch));
+        let total: f64 = pa
+            .chunks(d)
+            .zip(pb.chunks(d))
+            .map(|(x, y)| x.iter().zip(y).map(|(u, v)| u * v).sum::<f64>().abs())
+            .sum();
+        vec![total / batch as f64]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;

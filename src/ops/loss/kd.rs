@@ -114,6 +114,23 @@ pub fn kd_loss(student: &Tensor, teacher: &Tensor, temperature: f32) -> Result<T
     Ok(y)
 }
 
+/// The f64 reference: naive, written for clarity, not speed.
+pub mod reference {
+    use crate::ops::loss::cross_entropy::reference::log_softmax;
+
+    /// `T^2 / N * sum_n KL(softmax(t[n]/T) || softmax(s[n]/T))`, `s, t: [N, K]`; a one-element
+    /// vector.
+    pub fn kd(s: &[f64], t: &[f64], k: usize, temperature: f64) -> Vec<f64> {
+        let n = s.len() / k;
+        let mut total = 0.0;
+        for (s, t) in s.chunks(k).zip(t.chunks(k)) {
+            let (ls, lt) = (log_softmax(s, temperature), log_softmax(t, temperature));
+            total += ls.iter().zip(&lt).map(|(a, b)| b.exp() * (b - a)).sum::<f64>();
+        }
+        vec![temperature * temperature * total / n as f64]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

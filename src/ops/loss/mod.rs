@@ -1,10 +1,14 @@
-//! Loss functions: each returns a one-element tensor and records its backward rule.
+//! Loss functions: each returns a one-element tensor and records its backward rule. Each loss's
+//! file holds its f64 `reference`; the gradient checks and the kernel parity of all of them are
+//! in [`gradcheck`] and [`parity`].
 
 pub mod attention;
 pub mod cross_entropy;
 pub mod factor;
+pub mod gradcheck;
 pub mod kd;
 pub mod launch;
+pub mod parity;
 mod place;
 pub mod recon;
 

@@ -89,6 +89,19 @@ pub fn mse_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     recon_loss("mse_loss", a, b, true)
 }
 
+/// The f64 reference: naive, written for clarity, not speed.
+pub mod reference {
+    /// `mean |a - b|`, a one-element vector.
+    pub fn l1(a: &[f64], b: &[f64]) -> Vec<f64> {
+        vec![a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64]
+    }
+
+    /// `mean (a - b)^2`, a one-element vector.
+    pub fn mse(a: &[f64], b: &[f64]) -> Vec<f64> {
+        vec![a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

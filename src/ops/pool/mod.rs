@@ -2,7 +2,10 @@
 //!
 //! Backward: `dx[n, h, w, c] = dy[n, c] / (H * W)`.
 
+pub mod gradcheck;
 pub mod launch;
+pub mod parity;
+pub mod reference;
 
 use crate::error::{Error, Result};
 use crate::ops::map_on;

@@ -4,125 +4,24 @@
 //! element with the CPU function it mirrors: `|got - want| <= atol + rtol * |want|`, tolerances
 //! stated per kernel. Fresh outputs are poisoned where the backend can (NaN on the emulation), and
 //! a NaN never passes, so an element a kernel fails to write shows up.
+//!
+//! Each op's cases are in its folder (`ops::<op>::parity`, written with [`crate::ops::check`]);
+//! [`run_all`] runs them in a fixed order from one seeded generator, with the SGD kernel's. The
+//! checks of a whole training step ([`step`]) and of every recipe ([`recipe`]) are here.
 
-mod conv;
-mod loss;
-mod map;
-mod norm;
 pub mod recipe;
+mod sgd;
 pub mod step;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
-
 use crate::cuda::exec::{Exec, Recorder};
 use crate::error::{Error, Result};
+use crate::ops;
+pub use crate::ops::check::parity::{Check, Tol};
+use crate::ops::check::parity::{Ctx, compare};
 use crate::tensor::device::Device;
-
-/// A tolerance: an element passes when `|got - want| <= atol + rtol * |want|`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Tol {
-    /// Absolute part.
-    pub atol: f32,
-    /// Relative part.
-    pub rtol: f32,
-}
-
-/// The outcome of comparing one output of one kernel on one case.
-#[derive(Clone, Debug)]
-pub struct Check {
-    /// The kernel (or kernel sequence) checked.
-    pub kernel: &'static str,
-    /// The sizes and options of the case.
-    pub case: String,
-    /// The largest `|got - want|`.
-    pub max_abs: f32,
-    /// The largest `|got - want| / (atol + rtol * |want|)`; infinite for a NaN or a length
-    /// mismatch.
-    pub worst: f64,
-    /// The tolerance used.
-    pub tol: Tol,
-}
-
-impl Check {
-    /// Whether every element was within the tolerance.
-    pub fn passed(&self) -> bool {
-        self.worst <= 1.0
-    }
-}
-
-/// Random inputs, uploads and comparisons for the suites.
-struct Ctx<'e, E: Exec> {
-    e: &'e E,
-    rng: ChaCha8Rng,
-    checks: Vec<Check>,
-}
-
-impl<E: Exec> Ctx<'_, E> {
-    /// `n` independent N(0, 1) samples.
-    fn normal(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut self.rng))
-            .collect()
-    }
-
-    fn up(&self, v: &[f32]) -> Result<E::Buf<f32>> {
-        self.e.upload(v)
-    }
-
-    /// Downloads `got` and records its comparison with `want`.
-    fn compare(
-        &mut self,
-        kernel: &'static str,
-        case: &str,
-        got: &E::Buf<f32>,
-        want: &[f32],
-        tol: Tol,
-    ) -> Result<()> {
-        let got = self.e.download(got)?;
-        self.compare_host(kernel, case, &got, want, tol);
-        Ok(())
-    }
-
-    /// [`Ctx::compare`] for an optional output, which must be present.
-    fn compare_opt(
-        &mut self,
-        kernel: &'static str,
-        case: &str,
-        got: Option<&E::Buf<f32>>,
-        want: &[f32],
-        tol: Tol,
-    ) -> Result<()> {
-        match got {
-            Some(got) => self.compare(kernel, case, got, want, tol),
-            None => {
-                self.compare_host(kernel, &format!("{case} (output missing)"), &[], &[f32::NAN], tol);
-                Ok(())
-            }
-        }
-    }
-
-    fn compare_host(&mut self, kernel: &'static str, case: &str, got: &[f32], want: &[f32], tol: Tol) {
-        self.checks.push(compare(kernel, case.to_string(), got, want, tol));
-    }
-}
-
-/// Compares `got` with `want` element by element under `tol`; a NaN or a length mismatch never
-/// passes.
-pub(crate) fn compare(kernel: &'static str, case: String, got: &[f32], want: &[f32], tol: Tol) -> Check {
-    let (mut max_abs, mut worst) = (0.0f32, if got.len() == want.len() { 0.0f64 } else { f64::INFINITY });
-    for (&g, &w) in got.iter().zip(want) {
-        let err = (g - w).abs();
-        let ratio = if err == 0.0 { 0.0 } else { err as f64 / (tol.atol + tol.rtol * w.abs()) as f64 };
-        max_abs = max_abs.max(if err.is_nan() { f32::INFINITY } else { err });
-        worst = if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) };
-    }
-    Check { kernel, case, max_abs, worst, tol }
-}
 
 /// The results of [`run_all`].
 pub struct Report {
@@ -151,12 +50,27 @@ impl Report {
 /// Runs every parity check on `e` with inputs drawn from `seed`.
 pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     let recorder = Recorder::new(e);
-    let mut cx = Ctx { e: &recorder, rng: ChaCha8Rng::seed_from_u64(seed), checks: Vec::new() };
-    conv::run(&mut cx)?;
-    norm::run(&mut cx)?;
-    map::run(&mut cx)?;
-    loss::run(&mut cx)?;
-    Ok(Report { checks: cx.checks, launched: recorder.launched() })
+    let mut cx = Ctx::new(&recorder, seed);
+    ops::conv2d::parity::run(&mut cx)?;
+    ops::linear::parity::run(&mut cx)?;
+    ops::batchnorm::parity::run(&mut cx)?;
+    ops::pool::parity::run(&mut cx)?;
+    elementwise(&mut cx)?;
+    ops::channels::parity::run(&mut cx)?;
+    sgd::run(&mut cx)?;
+    ops::loss::parity::run(&mut cx)?;
+    Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
+}
+
+/// The activation and arithmetic kernels at lengths 1, a block - 1, a block, a block + 1 and
+/// several blocks, sharing each length's inputs.
+fn elementwise<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+    for len in [1, 255, 256, 257, 5000] {
+        let (x, y, dy) = (cx.normal(len), cx.normal(len), cx.normal(len));
+        ops::activation::parity::check(cx, &x, &dy)?;
+        ops::arith::parity::check(cx, &x, &y)?;
+    }
+    Ok(())
 }
 
 /// Every check of a device against the CPU: each kernel ([`run_all`]), then a whole training

@@ -1,13 +1,25 @@
-//! The checked configurations of every op, one file per op family.
+//! Every checked configuration: each op folder's cases, then the small network's.
 
-mod conv;
-mod layers;
-mod loss;
 mod network;
 
 use super::Case;
+use crate::ops;
 
 /// Every case, in a fixed order.
 pub fn all() -> Vec<Case> {
-    [conv::cases(), layers::cases(), loss::cases(), network::cases()].into_iter().flatten().collect()
+    [
+        ops::conv2d::gradcheck::cases(),
+        ops::batchnorm::gradcheck::cases(),
+        ops::activation::gradcheck::cases(),
+        ops::arith::gradcheck::cases(),
+        ops::channels::gradcheck::cases(),
+        ops::pool::gradcheck::cases(),
+        ops::linear::gradcheck::cases(),
+        ops::shape::gradcheck::cases(),
+        ops::loss::gradcheck::cases(),
+        network::cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }

@@ -1,9 +1,8 @@
-//! Cases for the losses: cross-entropy, KD, the normalized-factor losses, attention transfer,
-//! L1 and L2 reconstruction.
+//! Gradient-check cases of the losses: cross-entropy, KD, the normalized-factor losses, attention
+//! transfer, L1 and L2 reconstruction.
 
-use crate::ops::loss::{self, FactorNorm};
-use crate::reference;
-use crate::verify::gradcheck::{Case, Init, Input};
+use super::{self as loss, FactorNorm, attention, cross_entropy, factor, kd, recon};
+use crate::ops::check::gradcheck::{Case, Init, Input};
 
 /// Deterministic labels in `[0, k)` for a batch of `n`.
 fn labels(n: usize, k: usize) -> Vec<usize> {
@@ -17,7 +16,7 @@ fn cross_entropy_case(n: usize, k: usize) -> Case {
         format!("logits[{n}, {k}]"),
         vec![Input::with_init("logits", &[n, k], Init::Normal(3.0))],
         Box::new(move |t| loss::cross_entropy(&t[0], &y)),
-        Box::new(move |v| reference::loss::cross_entropy(&v[0], k, &y_ref)),
+        Box::new(move |v| cross_entropy::reference::cross_entropy(&v[0], k, &y_ref)),
     )
 }
 
@@ -31,7 +30,7 @@ fn kd_case(n: usize, k: usize, temperature: f32, teacher_grad: bool) -> Case {
             if teacher_grad { teacher } else { teacher.constant() },
         ],
         Box::new(move |t| loss::kd_loss(&t[0], &t[1], temperature)),
-        Box::new(move |v| reference::loss::kd(&v[0], &v[1], k, temperature as f64)),
+        Box::new(move |v| kd::reference::kd(&v[0], &v[1], k, temperature as f64)),
     )
 }
 
@@ -45,7 +44,7 @@ fn factor_case(shape: [usize; 4], norm: FactorNorm, sign: f32) -> Case {
         format!("a,b{shape:?} p={p} sign={sign:+}"),
         vec![Input::normal("a", &shape), Input::normal("b", &shape)],
         Box::new(move |t| loss::factor_loss(&t[0], &t[1], norm, sign)),
-        Box::new(move |v| reference::loss::factor(&v[0], &v[1], shape[0], p, sign as f64)),
+        Box::new(move |v| factor::reference::factor(&v[0], &v[1], shape[0], p, sign as f64)),
     )
 }
 
@@ -55,7 +54,7 @@ fn factor_dot_case(shape: [usize; 4]) -> Case {
         format!("a,b{shape:?}"),
         vec![Input::normal("a", &shape), Input::normal("b", &shape)],
         Box::new(|t| loss::factor_dot_loss(&t[0], &t[1])),
-        Box::new(move |v| reference::loss::factor_dot(&v[0], &v[1], shape[0])),
+        Box::new(move |v| factor::reference::factor_dot(&v[0], &v[1], shape[0])),
     )
 }
 
@@ -65,7 +64,7 @@ fn attention_map_case(shape: [usize; 4]) -> Case {
         format!("x{shape:?}"),
         vec![Input::normal("x", &shape)],
         Box::new(|t| loss::attention_map(&t[0])),
-        Box::new(move |v| reference::loss::attention_map(&v[0], shape)),
+        Box::new(move |v| attention::reference::attention_map(&v[0], shape)),
     )
 }
 
@@ -76,7 +75,7 @@ fn at_loss_case(s: [usize; 4], t_channels: usize) -> Case {
         format!("s{s:?} t{t:?}"),
         vec![Input::normal("student", &s), Input::normal("teacher", &t)],
         Box::new(|x| loss::at_loss(&x[0], &x[1])),
-        Box::new(move |v| reference::loss::at_loss(&v[0], s, &v[1], t)),
+        Box::new(move |v| attention::reference::at_loss(&v[0], s, &v[1], t)),
     )
 }
 
@@ -89,7 +88,7 @@ fn recon_case(squared: bool, shape: &[usize]) -> Case {
             detail,
             inputs,
             Box::new(|t| loss::mse_loss(&t[0], &t[1])),
-            Box::new(|v| reference::loss::mse(&v[0], &v[1])),
+            Box::new(|v| recon::reference::mse(&v[0], &v[1])),
         )
     } else {
         Case::new(
@@ -97,7 +96,7 @@ fn recon_case(squared: bool, shape: &[usize]) -> Case {
             detail,
             inputs,
             Box::new(|t| loss::l1_loss(&t[0], &t[1])),
-            Box::new(|v| reference::loss::l1(&v[0], &v[1])),
+            Box::new(|v| recon::reference::l1(&v[0], &v[1])),
         )
     }
 }

@@ -1,4 +1,4 @@
-//! Reference elementwise arithmetic, f64.
+//! The f64 reference of the elementwise arithmetic.
 
 /// `a + b`.
 pub fn add(a: &[f64], b: &[f64]) -> Vec<f64> {

@@ -1,4 +1,4 @@
-//! Reference activations, f64.
+//! The f64 reference of the activations.
 
 /// `max(x, 0)`.
 pub fn relu(x: &[f64]) -> Vec<f64> {

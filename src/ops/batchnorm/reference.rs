@@ -1,4 +1,5 @@
-//! Reference batch normalisation over the last axis (rows of `c` channels), f64.
+//! The f64 reference of batch normalisation over the last axis (rows of `c` channels): naive
+//! loops, written for clarity, not speed.
 
 /// Per-channel mean and biased variance, two passes.
 pub fn batch_stats(x: &[f64], c: usize) -> (Vec<f64>, Vec<f64>) {

@@ -1,4 +1,6 @@
-//! Reference convolution and transposed convolution, channels-last, f64.
+//! The f64 reference of convolution and transposed convolution, channels-last: naive loops,
+//! written for clarity, not speed. The gradient checks differentiate it numerically; the CPU
+//! path's tests compare with it.
 
 /// `y[n, oh, ow, co] = b[co] + sum x[n, oh*s-p+kh, ow*s-p+kw, ci] * w[co, ci, kh, kw]`;
 /// `xs = [N, H, W, C_in]`, `ws = [C_out, C_in, KH, KW]`.

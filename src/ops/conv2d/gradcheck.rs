@@ -1,8 +1,8 @@
-//! Cases for `conv2d` and `conv_transpose2d`.
+//! Gradient-check cases of `conv2d` and `conv_transpose2d`.
 
+use super::reference;
 use crate::ops;
-use crate::reference;
-use crate::verify::gradcheck::{Case, Input};
+use crate::ops::check::gradcheck::{Case, Input};
 
 fn arr4(s: &[usize]) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
@@ -18,9 +18,7 @@ fn conv_case(x: [usize; 4], w: [usize; 4], stride: usize, pad: usize, bias: bool
         format!("x{x:?} w{w:?} s{stride} p{pad}{}", if bias { " +b" } else { "" }),
         inputs,
         Box::new(move |t| ops::conv2d(&t[0], &t[1], t.get(2), stride, pad)),
-        Box::new(move |v| {
-            reference::conv::conv2d(&v[0], x, &v[1], w, v.get(2).map(Vec::as_slice), stride, pad)
-        }),
+        Box::new(move |v| reference::conv2d(&v[0], x, &v[1], w, v.get(2).map(Vec::as_slice), stride, pad)),
     )
 }
 
@@ -30,9 +28,7 @@ fn conv_transpose_case(x: [usize; 4], w: [usize; 4], stride: usize, pad: usize) 
         format!("x{x:?} w{w:?} s{stride} p{pad} +b"),
         vec![Input::normal("x", &x), Input::normal("weight", &w), Input::normal("bias", &[w[1]])],
         Box::new(move |t| ops::conv_transpose2d(&t[0], &t[1], Some(&t[2]), stride, pad)),
-        Box::new(move |v| {
-            reference::conv::conv_transpose2d(&v[0], arr4(&x), &v[1], w, Some(&v[2]), stride, pad)
-        }),
+        Box::new(move |v| reference::conv_transpose2d(&v[0], arr4(&x), &v[1], w, Some(&v[2]), stride, pad)),
     )
 }
 

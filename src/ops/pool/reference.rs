@@ -1,4 +1,4 @@
-//! Reference global average pooling, f64.
+//! The f64 reference of global average pooling.
 
 /// `y[n, c] = mean over h, w of x[n, h, w, c]`; `xs = [N, H, W, C]`.
 pub fn global_avg_pool(x: &[f64], xs: [usize; 4]) -> Vec<f64> {

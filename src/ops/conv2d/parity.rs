@@ -1,13 +1,12 @@
-//! Convolution, linear and column-sum kernels against `ops::conv2d::cpu` and `ops::linear::cpu`.
+//! Parity of the convolution kernels, and of the column sums that give the bias gradient, with
+//! [`cpu`].
 
-use super::{Ctx, Tol};
+use super::launch::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+use super::{ConvGeometry, cpu};
 use crate::cuda::exec::Exec;
 use crate::cuda::launch::builtin::column_sums;
 use crate::error::Result;
-use crate::ops::conv2d::launch::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
-use crate::ops::conv2d::{ConvGeometry, cpu};
-use crate::ops::linear::cpu as linear_cpu;
-use crate::ops::linear::launch::{LinearProduct, linear};
+use crate::ops::check::parity::{Ctx, Tol};
 
 /// `[N, H, W, C_in]`, `[C_out, KH (= KW)]`, stride, padding: sizes 1; odd channels with H != W;
 /// an exact 64 x 64 x 16 tile; tile - 1 (63 pixels, 63 = K); tile + 1 (65 pixels, 65 channels,
@@ -23,12 +22,9 @@ const CASES: [([usize; 4], [usize; 2], usize, usize); 8] = [
     ([2, 8, 6, 4], [3, 1], 2, 0),
 ];
 
-/// A sum of `k` products of N(0, 1) values in another order: rounding grows with `k`.
-fn dot_tol(k: usize) -> Tol {
-    Tol { atol: 1e-6 * k as f32, rtol: 1e-5 }
-}
-
-pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+/// Forward (with and without bias), backward data, backward weight and the bias gradient on every
+/// case.
+pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     for ([n, h, w, ci], [co, k], stride, pad) in CASES {
         let g = ConvGeometry::new("parity", &[n, h, w, ci], &[co, ci, k, k], stride, pad)?;
         let case = format!("x[{n},{h},{w},{ci}] w[{co},{ci},{k},{k}] s{stride} p{pad}");
@@ -38,14 +34,14 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let rows = n * g.h_out * g.w_out;
 
         let y = conv2d_forward(cx.e, &g, &xb, &wb, Some(&bb))?;
-        cx.compare("conv2d_forward", &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), dot_tol(g.k()))?;
+        cx.compare("conv2d_forward", &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), Tol::dot(g.k()))?;
         let y = conv2d_forward(cx.e, &g, &xb, &wb, None)?;
         cx.compare(
             "conv2d_forward",
             &format!("{case} no bias"),
             &y,
             &cpu::forward(&g, &x, &wt, None),
-            dot_tol(g.k()),
+            Tol::dot(g.k()),
         )?;
         let dx = conv2d_backward_data(cx.e, &g, &dyb, &wb)?;
         cx.compare(
@@ -53,43 +49,18 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             &case,
             &dx,
             &cpu::backward_data(&g, &dy, &wt),
-            dot_tol(k * k * co),
+            Tol::dot(k * k * co),
         )?;
         let dw = conv2d_backward_weight(cx.e, &g, &xb, &dyb)?;
         let want = cpu::backward_weight(&g, &x, &dy);
-        cx.compare("conv2d_backward_weight+reduce", &case, &dw, &want, dot_tol(rows))?;
+        cx.compare("conv2d_backward_weight+reduce", &case, &dw, &want, Tol::dot(rows))?;
         let db = column_sums(cx.e, rows, co, 1.0, &dyb)?;
         cx.compare(
             "column_sums (conv bias)",
             &case,
             &db,
             &crate::cpu::reduce::column_sums(co, &dy),
-            dot_tol(rows),
-        )?;
-    }
-    // [n, k, m]: sizes 1; a classifier head (64 -> 10, batch 3); tile +- 1 in every dimension.
-    for [n, k, m] in [[1, 1, 1], [3, 64, 10], [65, 17, 63], [63, 65, 64]] {
-        let sizes = linear_cpu::Sizes { n, k, m };
-        let case = format!("x[{n},{k}] w[{m},{k}]");
-        let (x, w, b, dy) = (cx.normal(n * k), cx.normal(m * k), cx.normal(m), cx.normal(n * m));
-        let (xb, wb, bb, dyb) = (cx.up(&x)?, cx.up(&w)?, cx.up(&b)?, cx.up(&dy)?);
-        let y = linear(cx.e, LinearProduct::Forward, [n, k, m], &xb, &wb, Some(&bb))?;
-        cx.compare(
-            "gemm (linear forward)",
-            &case,
-            &y,
-            &linear_cpu::forward(&sizes, &x, &w, Some(&b)),
-            dot_tol(k),
-        )?;
-        let dx = linear(cx.e, LinearProduct::BackwardData, [n, k, m], &dyb, &wb, None)?;
-        cx.compare("gemm (linear dx)", &case, &dx, &linear_cpu::backward_data(&sizes, &dy, &w), dot_tol(m))?;
-        let dw = linear(cx.e, LinearProduct::BackwardWeight, [n, k, m], &dyb, &xb, None)?;
-        cx.compare(
-            "gemm (linear dw)",
-            &case,
-            &dw,
-            &linear_cpu::backward_weight(&sizes, &x, &dy),
-            dot_tol(n),
+            Tol::dot(rows),
         )?;
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Reference fully connected layer, f64.
+//! The f64 reference of the fully connected layer.
 
 /// `y[i, o] = b[o] + sum_k x[i, k] * w[o, k]` for `x: [n, k]`, `w: [m, k]`.
 pub fn linear(x: &[f64], n: usize, w: &[f64], m: usize, b: Option<&[f64]>) -> Vec<f64> {

@@ -1,15 +1,10 @@
-//! Batch norm and pooling kernels against `ops::batchnorm::cpu` (composed as the op composes them)
-//! and `ops::pool::cpu`.
+//! Parity of the batch-norm kernels with the CPU path (`cpu`) and [`update_running_stats`].
 
-use super::{Ctx, Tol};
+use super::launch::{Affine, BnBackward, bn_backward, bn_forward, bn_running_update, bn_scale, bn_stats};
+use super::{BatchStats, cpu, update_running_stats};
 use crate::cuda::exec::Exec;
 use crate::error::Result;
-use crate::ops::batchnorm::launch::{
-    Affine, BnBackward, bn_backward, bn_forward, bn_running_update, bn_scale, bn_stats,
-};
-use crate::ops::batchnorm::{BatchStats, cpu, update_running_stats};
-use crate::ops::pool::cpu as pool_cpu;
-use crate::ops::pool::launch::{avg_pool_backward, avg_pool_forward};
+use crate::ops::check::parity::{Ctx, Tol};
 use crate::tensor::Tensor;
 
 const EPS: f32 = 1e-5;
@@ -23,7 +18,9 @@ const REDUCTION: Tol = Tol { atol: 1e-4, rtol: 1e-4 };
 /// row splits of 256).
 const CASES: [[usize; 2]; 4] = [[2, 1], [162, 3], [300, 33], [513, 64]];
 
-pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+/// Statistics, running update, scale, forward (plain, with ReLU, with the residual add and ReLU)
+/// and backward, in training and evaluation, on every case; composed as [`super`] composes them.
+pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     for [rows, c] in CASES {
         // A mean far from zero exercises the shifted sums.
         let x: Vec<f32> = cx.normal(rows * c).iter().map(|v| 3.0 + 2.0 * v).collect();
@@ -106,15 +103,6 @@ pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
                 }
             }
         }
-    }
-    // [n, pixels, c]: sizes 1; 9x9 maps of 3 channels; 8x8 maps of 33 channels; 65 pixels.
-    for dims @ [n, pixels, c] in [[1, 1, 1], [2, 81, 3], [3, 64, 33], [1, 65, 64]] {
-        let case = format!("x[{n},{pixels},{c}]");
-        let (x, dy) = (cx.normal(n * pixels * c), cx.normal(n * c));
-        let got = avg_pool_forward(cx.e, dims, &cx.up(&x)?)?;
-        cx.compare("avg_pool_forward", &case, &got, &pool_cpu::forward(&x, pixels, c), REDUCTION)?;
-        let got = avg_pool_backward(cx.e, dims, &cx.up(&dy)?)?;
-        cx.compare("avg_pool_backward", &case, &got, &pool_cpu::backward(&dy, pixels, c), ELEMENTWISE)?;
     }
     Ok(())
 }

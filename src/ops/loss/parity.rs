@@ -1,25 +1,29 @@
-//! Loss kernels against `ops::loss::{cross_entropy, kd, factor, attention, recon}::cpu`.
+//! Parity of the loss kernels with the CPU paths of [`cross_entropy`](mod@super::cross_entropy),
+//! [`kd`](super::kd), [`factor`](super::factor), [`attention`](super::attention) and
+//! [`recon`](super::recon).
 
 use rand::Rng;
 
-use super::{Ctx, Tol};
-use crate::cuda::exec::Exec;
-use crate::error::Result;
-use crate::ops::loss::factor::FactorNorm;
-use crate::ops::loss::launch::{
+use super::factor::FactorNorm;
+use super::launch::{
     RowReduce, TwoGrads, channel_mean_square, diff_backward, dots_backward, kd_backward, kd_forward,
     normalize_rows, normalize_rows_backward, row_reduce, softmax_ce, softmax_ce_backward,
 };
-use crate::ops::loss::{
+use super::{
     attention::cpu as at, cross_entropy::cpu as ce, factor::cpu as factor, kd::cpu as kd, recon::cpu as recon,
 };
+use crate::cuda::exec::Exec;
+use crate::error::Result;
+use crate::ops::check::parity::{Ctx, Tol};
 
 /// Exponentials, logarithms and short sums in another order.
 const ROW: Tol = Tol { atol: 1e-6, rtol: 1e-5 };
 /// Long sums (a whole row or batch) in another order.
 const REDUCTION: Tol = Tol { atol: 1e-5, rtol: 1e-4 };
 
-pub(super) fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+/// Cross-entropy and KD on heads of one to 100 classes, then the factor and reconstruction
+/// kernels, then the attention maps.
+pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     // [rows, classes]: sizes 1; CIFAR-10 and CIFAR-100 heads; a warp of classes, and one more.
     for [rows, k] in [[1, 1], [3, 10], [33, 100], [8, 32], [9, 33]] {
         let case = format!("z[{rows},{k}]");

@@ -1,4 +1,4 @@
-//! Reference channel selection and option-A shortcut, channels-last, f64.
+//! The f64 reference of the channel selection and the option-A shortcut, channels-last.
 
 /// `y[r, j] = x[r, index[j]]` for rows of `c` channels.
 pub fn gather_channels(x: &[f64], c: usize, index: &[usize]) -> Vec<f64> {

@@ -2,6 +2,9 @@
 //!
 //! Backward: `dx` is `dy` viewed with the shape of `x`.
 
+pub mod gradcheck;
+pub mod reference;
+
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::tensor::autograd;

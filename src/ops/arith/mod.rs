@@ -3,6 +3,10 @@
 //! `add(a, b) = a + b` (backward `da = db = dy`), `scale(x, s) = s * x` (backward `dx = s * dy`),
 //! `mul(a, b) = a * b` (backward `da = dy * b`, `db = dy * a`). No broadcasting.
 
+pub mod gradcheck;
+pub mod parity;
+pub mod reference;
+
 use crate::cuda::launch::builtin::{self, Binary};
 use crate::error::{Error, Result};
 use crate::ops::{map_on, map2_on};
