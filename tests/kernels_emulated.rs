@@ -9,9 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use iekd::cuda::emu::Emulator;
-use iekd::cuda::exec::{Arg, Exec, Grid};
+use iekd::cuda::exec::{Arg, Call, Exec, Grid};
+use iekd::cuda::kernels;
 use iekd::cuda::params;
-use iekd::cuda::params::MapParams;
+use iekd::cuda::params::{ChannelParams, MapParams};
 use iekd::ops::activation::launch::leaky_relu_forward;
 use iekd::ops::conv2d::ConvGeometry;
 use iekd::ops::conv2d::launch::conv2d_forward;
@@ -56,6 +57,32 @@ fn launch_errors_name_the_kernel_and_sizes() {
     let grid = Grid { blocks: [1, 1, 1], threads: [32, 1, 1] };
     let mut y = e.alloc::<f32>(1).expect("alloc");
     // SAFETY: no kernel has this name, so nothing runs.
-    let err = unsafe { e.launch("no_such_kernel", grid, &MapParams::default(), &mut [Arg::Out(&mut y)]) };
+    let call = Call { kernel: "no_such_kernel", grid };
+    let err = unsafe { e.launch(call, &MapParams::default(), &mut [Arg::Out(&mut y)]) };
     assert!(err.is_err_and(|e| e.to_string().contains("no_such_kernel")));
+}
+
+#[test]
+fn kernel_handles_enforce_each_contract() {
+    let e = Emulator;
+    let x = e.upload(&[1.0f32; 12]).expect("upload");
+    let mut y = e.alloc::<f32>(6).expect("alloc");
+    let flat = Grid { blocks: [1, 1, 1], threads: [256, 1, 1] };
+    let p = ChannelParams { rows: 3, c: 4, start: 2, k: 2 };
+    kernels::slice_channels(&e, flat, &p, &x, &mut y).expect("within the contract");
+    let past_end = ChannelParams { start: 3, ..p };
+    let err = kernels::slice_channels(&e, flat, &past_end, &x, &mut y).unwrap_err().to_string();
+    assert_eq!(err, "slice_channels: the parameters break the kernel's contract: p.start + p.k <= p.c");
+    let err = kernels::slice_channels(&e, flat, &ChannelParams { k: -2, ..p }, &x, &mut y).unwrap_err();
+    assert_eq!(err.to_string(), "slice_channels: parameter k is negative");
+    let err = kernels::slice_channels(&e, flat, &ChannelParams { rows: 4, ..p }, &x, &mut y).unwrap_err();
+    assert_eq!(err.to_string(), "slice_channels: x holds 12 elements, the kernel needs 16");
+    let wide = Grid { threads: [512, 1, 1], ..flat };
+    let err = kernels::slice_channels(&e, wide, &p, &x, &mut y).unwrap_err().to_string();
+    assert!(err.contains("blocks must be 256 x 1 threads"), "{err}");
+    let index = e.upload(&[1i32, 7]).expect("upload");
+    let gathered = kernels::gather_channels(&e, flat, &ChannelParams { start: 0, ..p }, &x, &index, &mut y);
+    gathered.expect("an index outside the channels is guarded by the kernel");
+    let y = e.download(&y).expect("download");
+    assert!(y[0] == 1.0 && y[1].is_nan(), "{y:?}");
 }

@@ -10,7 +10,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
-use super::exec::{Arg, Elem, Exec, Grid};
+use super::exec::{Arg, Call, Elem, Exec};
 use super::params::KernelParams;
 use super::{nvrtc, sources};
 use crate::error::{Error, Result};
@@ -190,14 +190,11 @@ impl Exec for CudaBackend {
 
     unsafe fn launch<P: KernelParams>(
         &self,
-        kernel: &'static str,
-        grid: Grid,
+        call: Call,
         params: &P,
         args: &mut [Arg<'_, Self>],
     ) -> Result<()> {
-        if !grid.is_valid() {
-            return Err(Error::Device(format!("{kernel}: invalid launch shape {grid:?}")));
-        }
+        let Call { kernel, grid } = call;
         let f = self.function(kernel)?;
         let cfg = cudarc::driver::LaunchConfig {
             grid_dim: (grid.blocks[0], grid.blocks[1], grid.blocks[2]),

@@ -285,8 +285,12 @@ pub fn handles(kernels: &[Kernel], consts: &BTreeMap<String, i64>) -> Result<Str
         )
         .expect("write to String");
         writeln!(s, "    // the checks above establish its contract.").expect("write to String");
-        writeln!(s, "    unsafe {{ e.launch(KERNEL, grid, {p}, &mut [{}]) }}", launch_args.join(", "))
-            .expect("write to String");
+        writeln!(
+            s,
+            "    unsafe {{ e.launch(Call {{ kernel: KERNEL, grid }}, {p}, &mut [{}]) }}",
+            launch_args.join(", ")
+        )
+        .expect("write to String");
         writeln!(s, "}}\n").expect("write to String");
     }
     Ok(s)

@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 
-use super::exec::{Arg, Elem, Exec, Grid};
+use super::exec::{Arg, Call, Elem, Exec};
 use super::params::KernelParams;
 use crate::error::{Error, Result};
 
@@ -43,14 +43,11 @@ impl Exec for Emulator {
 
     unsafe fn launch<P: KernelParams>(
         &self,
-        kernel: &'static str,
-        grid: Grid,
+        call: Call,
         params: &P,
         args: &mut [Arg<'_, Self>],
     ) -> Result<()> {
-        if !grid.is_valid() {
-            return Err(Error::Device(format!("{kernel}: invalid launch shape {grid:?}")));
-        }
+        let Call { kernel, grid } = call;
         let name = CString::new(kernel).map_err(|_| Error::Device(format!("{kernel}: bad kernel name")))?;
         // The value of each pointer parameter, then CUDA's kernelParams: the address of each value.
         let mut pointers: Vec<*mut c_void> = args

@@ -43,6 +43,15 @@ impl Grid {
     }
 }
 
+/// One kernel launch: which kernel, and its launch shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// The kernel's name.
+    pub kernel: &'static str,
+    /// Blocks and threads.
+    pub grid: Grid,
+}
+
 /// One buffer argument of a kernel, after its parameter struct.
 pub enum Arg<'a, E: Exec + ?Sized> {
     /// An input of `f32`.
@@ -73,19 +82,46 @@ pub trait Exec {
     /// with [`Elem::POISON`] where the backend can).
     fn alloc<T: Elem>(&self, len: usize) -> Result<Self::Buf<T>>;
 
-    /// Runs `kernel` over `grid` with `params` and then `args`.
+    /// Runs `call.kernel` over `call.grid` with `params` and then `args`. Only the generated
+    /// handles of [`crate::cuda::kernels`] call it.
     ///
     /// # Safety
-    /// `params` and `args` must match the kernel's signature in order and type, and every buffer
-    /// must hold at least the elements that the kernel reads or writes for these parameters.
+    /// `params` and `args` must match the kernel's signature in order and type, the grid must be
+    /// valid with blocks of the kernel's shape, and every buffer must hold at least the elements
+    /// that the kernel reads or writes for these parameters.
     unsafe fn launch<P: KernelParams>(
         &self,
-        kernel: &'static str,
-        grid: Grid,
+        call: Call,
         params: &P,
         args: &mut [Arg<'_, Self>],
     ) -> Result<()>;
 }
+
+/// The launch arguments `args` rebuilt over another backend's buffers, each left `Arg::Null` in
+/// `args`: unchanged (`map_args!(args)`, for a wrapper with the same buffers), or unwrapped from
+/// the enum variant `$variant`, with `$foreign` the error for a buffer of another variant.
+macro_rules! map_args {
+    ($args:expr) => {
+        map_args!(@map $args, b => b, unreachable!())
+    };
+    ($args:expr, $variant:path, $foreign:expr) => {
+        map_args!(@map $args, $variant(b) => b, $foreign)
+    };
+    (@map $args:expr, $pat:pat => $b:ident, $foreign:expr) => {
+        $args
+            .iter_mut()
+            .map(|a| match std::mem::replace(a, $crate::cuda::exec::Arg::Null) {
+                $crate::cuda::exec::Arg::In($pat) => Ok($crate::cuda::exec::Arg::In($b)),
+                $crate::cuda::exec::Arg::Index($pat) => Ok($crate::cuda::exec::Arg::Index($b)),
+                $crate::cuda::exec::Arg::Out($pat) => Ok($crate::cuda::exec::Arg::Out($b)),
+                $crate::cuda::exec::Arg::Null => Ok($crate::cuda::exec::Arg::Null),
+                #[allow(unreachable_patterns, unreachable_code)]
+                _ => Err($foreign),
+            })
+            .collect::<$crate::error::Result<Vec<_>>>()
+    };
+}
+pub(crate) use map_args;
 
 /// Another [`Exec`] that also records the name of every kernel it launches (which kernels a test
 /// run exercised).
@@ -127,24 +163,15 @@ impl<E: Exec> Exec for Recorder<'_, E> {
 
     unsafe fn launch<P: KernelParams>(
         &self,
-        kernel: &'static str,
-        grid: Grid,
+        call: Call,
         params: &P,
         args: &mut [Arg<'_, Self>],
     ) -> Result<()> {
         if let Ok(mut set) = self.launched.lock() {
-            set.insert(kernel);
+            set.insert(call.kernel);
         }
-        let mut inner: Vec<Arg<'_, E>> = args
-            .iter_mut()
-            .map(|a| match std::mem::replace(a, Arg::Null) {
-                Arg::In(b) => Arg::In(b),
-                Arg::Index(b) => Arg::Index(b),
-                Arg::Out(b) => Arg::Out(b),
-                Arg::Null => Arg::Null,
-            })
-            .collect();
+        let mut inner: Vec<Arg<'_, E>> = map_args!(args)?;
         // SAFETY: the same kernel, grid, parameters and buffers, forwarded unchanged.
-        unsafe { self.inner.launch(kernel, grid, params, &mut inner) }
+        unsafe { self.inner.launch(call, params, &mut inner) }
     }
 }

@@ -9,7 +9,7 @@ use cudarc::driver::CudaSlice;
 use super::backend::CudaBackend;
 #[cfg(feature = "cuda-emulation")]
 use super::emu::Emulator;
-use super::exec::{Arg, Elem, Exec, Grid};
+use super::exec::{Arg, Call, Elem, Exec, map_args};
 use super::params::KernelParams;
 #[cfg(feature = "cuda-emulation")]
 use crate::error::Error;
@@ -148,41 +148,21 @@ impl Exec for Gpu {
 
     unsafe fn launch<P: KernelParams>(
         &self,
-        kernel: &'static str,
-        grid: Grid,
+        call: Call,
         params: &P,
         args: &mut [Arg<'_, Self>],
     ) -> Result<()> {
         match &self.engine {
             Engine::Cuda(b) => {
-                let mut inner = Vec::with_capacity(args.len());
-                for a in args.iter_mut() {
-                    inner.push(match std::mem::replace(a, Arg::Null) {
-                        Arg::In(GpuBuf::Cuda(s)) => Arg::In(s),
-                        Arg::Index(GpuBuf::Cuda(s)) => Arg::Index(s),
-                        Arg::Out(GpuBuf::Cuda(s)) => Arg::Out(s),
-                        Arg::Null => Arg::Null,
-                        #[cfg(feature = "cuda-emulation")]
-                        _ => return Err(foreign(kernel)),
-                    });
-                }
+                let mut inner = map_args!(args, GpuBuf::Cuda, foreign(call.kernel))?;
                 // SAFETY: the caller's kernel, grid, parameters and buffers, unwrapped unchanged.
-                unsafe { b.launch(kernel, grid, params, &mut inner) }
+                unsafe { b.launch(call, params, &mut inner) }
             }
             #[cfg(feature = "cuda-emulation")]
             Engine::Emulated(e) => {
-                let mut inner = Vec::with_capacity(args.len());
-                for a in args.iter_mut() {
-                    inner.push(match std::mem::replace(a, Arg::Null) {
-                        Arg::In(GpuBuf::Emulated(v)) => Arg::In(v),
-                        Arg::Index(GpuBuf::Emulated(v)) => Arg::Index(v),
-                        Arg::Out(GpuBuf::Emulated(v)) => Arg::Out(v),
-                        Arg::Null => Arg::Null,
-                        _ => return Err(foreign(kernel)),
-                    });
-                }
+                let mut inner = map_args!(args, GpuBuf::Emulated, foreign(call.kernel))?;
                 // SAFETY: as above.
-                unsafe { e.launch(kernel, grid, params, &mut inner) }
+                unsafe { e.launch(call, params, &mut inner) }
             }
         }
     }

@@ -20,7 +20,7 @@
 
 use std::ops::{Add, Div, Mul, Rem, Sub};
 
-use super::exec::{Arg, Exec, Grid};
+use super::exec::{Arg, Call, Exec, Grid};
 use super::params::{KernelParams, *};
 use crate::error::{Error, Result};
 
