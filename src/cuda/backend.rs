@@ -188,12 +188,7 @@ impl Exec for CudaBackend {
         Ok(buf)
     }
 
-    unsafe fn launch<P: KernelParams>(
-        &self,
-        call: Call,
-        params: &P,
-        args: &mut [Arg<'_, Self>],
-    ) -> Result<()> {
+    unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
         let Call { kernel, grid } = call;
         let f = self.function(kernel)?;
         let cfg = cudarc::driver::LaunchConfig {
@@ -202,7 +197,7 @@ impl Exec for CudaBackend {
             shared_mem_bytes: 0,
         };
         let mut builder = self.stream.launch_builder(&f);
-        builder.arg(params);
+        builder.arg(p);
         for a in args.iter_mut() {
             match a {
                 Arg::In(b) => builder.arg(*b),

@@ -41,12 +41,7 @@ impl Exec for Emulator {
         Ok(vec![T::POISON; len])
     }
 
-    unsafe fn launch<P: KernelParams>(
-        &self,
-        call: Call,
-        params: &P,
-        args: &mut [Arg<'_, Self>],
-    ) -> Result<()> {
+    unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
         let Call { kernel, grid } = call;
         let name = CString::new(kernel).map_err(|_| Error::Device(format!("{kernel}: bad kernel name")))?;
         // The value of each pointer parameter, then CUDA's kernelParams: the address of each value.
@@ -59,7 +54,7 @@ impl Exec for Emulator {
                 Arg::Null => std::ptr::null_mut(),
             })
             .collect();
-        let mut kernel_params: Vec<*mut c_void> = std::iter::once(params as *const P as *mut c_void)
+        let mut kernel_params: Vec<*mut c_void> = std::iter::once(p as *const P as *mut c_void)
             .chain(pointers.iter_mut().map(|p| p as *mut *mut c_void as *mut c_void))
             .collect();
         // SAFETY: the caller guarantees that the parameters match the kernel and that the buffers

@@ -82,11 +82,11 @@ pub trait Exec {
     /// with [`Elem::POISON`] where the backend can).
     fn alloc<T: Elem>(&self, len: usize) -> Result<Self::Buf<T>>;
 
-    /// Runs `call.kernel` over `call.grid` with `params` and then `args`. Only the generated
+    /// Runs `call.kernel` over `call.grid` with the parameter struct `p` and then `args`. Only the generated
     /// handles of [`crate::cuda::kernels`] call it.
     ///
     /// # Safety
-    /// `params` and `args` must match the kernel's signature in order and type, the grid must be
+    /// `p` and `args` must match the kernel's signature in order and type, the grid must be
     /// valid with blocks of the kernel's shape, and every buffer must hold at least the elements
     /// that the kernel reads or writes for these parameters.
     unsafe fn launch<P: KernelParams>(
@@ -161,17 +161,12 @@ impl<E: Exec> Exec for Recorder<'_, E> {
         self.inner.alloc(len)
     }
 
-    unsafe fn launch<P: KernelParams>(
-        &self,
-        call: Call,
-        params: &P,
-        args: &mut [Arg<'_, Self>],
-    ) -> Result<()> {
+    unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
         if let Ok(mut set) = self.launched.lock() {
             set.insert(call.kernel);
         }
         let mut inner: Vec<Arg<'_, E>> = map_args!(args)?;
         // SAFETY: the same kernel, grid, parameters and buffers, forwarded unchanged.
-        unsafe { self.inner.launch(call, params, &mut inner) }
+        unsafe { self.inner.launch(call, p, &mut inner) }
     }
 }

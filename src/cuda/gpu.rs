@@ -146,23 +146,18 @@ impl Exec for Gpu {
         }
     }
 
-    unsafe fn launch<P: KernelParams>(
-        &self,
-        call: Call,
-        params: &P,
-        args: &mut [Arg<'_, Self>],
-    ) -> Result<()> {
+    unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
         match &self.engine {
             Engine::Cuda(b) => {
                 let mut inner = map_args!(args, GpuBuf::Cuda, foreign(call.kernel))?;
                 // SAFETY: the caller's kernel, grid, parameters and buffers, unwrapped unchanged.
-                unsafe { b.launch(call, params, &mut inner) }
+                unsafe { b.launch(call, p, &mut inner) }
             }
             #[cfg(feature = "cuda-emulation")]
             Engine::Emulated(e) => {
                 let mut inner = map_args!(args, GpuBuf::Emulated, foreign(call.kernel))?;
                 // SAFETY: as above.
-                unsafe { e.launch(call, params, &mut inner) }
+                unsafe { e.launch(call, p, &mut inner) }
             }
         }
     }

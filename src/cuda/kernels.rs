@@ -36,39 +36,25 @@ impl Count {
     }
 }
 
-impl Add for Count {
-    type Output = Count;
-    fn add(self, o: Count) -> Count {
-        Count(self.0.saturating_add(o.0))
-    }
+/// Implements operators of `Count` by functions of the `i128`s.
+macro_rules! count_ops {
+    ($($trait:ident $method:ident $f:expr;)*) => {$(
+        impl $trait for Count {
+            type Output = Count;
+            fn $method(self, o: Count) -> Count {
+                let f: fn(i128, i128) -> i128 = $f;
+                Count(f(self.0, o.0))
+            }
+        }
+    )*};
 }
 
-impl Sub for Count {
-    type Output = Count;
-    fn sub(self, o: Count) -> Count {
-        Count(self.0.saturating_sub(o.0))
-    }
-}
-
-impl Mul for Count {
-    type Output = Count;
-    fn mul(self, o: Count) -> Count {
-        Count(self.0.saturating_mul(o.0))
-    }
-}
-
-impl Div for Count {
-    type Output = Count;
-    fn div(self, o: Count) -> Count {
-        Count(self.0.checked_div(o.0).unwrap_or(i128::MAX))
-    }
-}
-
-impl Rem for Count {
-    type Output = Count;
-    fn rem(self, o: Count) -> Count {
-        Count(self.0.checked_rem(o.0).unwrap_or(i128::MAX))
-    }
+count_ops! {
+    Add add i128::saturating_add;
+    Sub sub i128::saturating_sub;
+    Mul mul i128::saturating_mul;
+    Div div |a, b| a.checked_div(b).unwrap_or(i128::MAX);
+    Rem rem |a, b| a.checked_rem(b).unwrap_or(i128::MAX);
 }
 
 /// Checks that `grid`'s blocks have the kernel's shape (its `__launch_bounds__`).
