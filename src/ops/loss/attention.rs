@@ -7,11 +7,9 @@
 //!
 //! Backward of the map: the normalization as in [`super::factor`], then `dx = dq * 2 x / C`.
 
-use super::factor::cpu::{normalize_rows, normalize_rows_backward};
 use super::place;
 use super::recon::mse_loss;
 use crate::error::{Error, Result};
-use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
@@ -57,20 +55,13 @@ pub fn attention_map(x: &Tensor) -> Result<Tensor> {
     if x.numel() == 0 {
         return Err(Error::shape(OP, format!("empty input {:?}", x.shape())));
     }
-    if let Some(gpu) = gpu_of(OP, &[x])? {
-        return place::attention_map(&gpu, x, [n, h * w, c]);
-    }
-    let q = cpu::channel_mean_square(c, x.host()?);
-    let mut at = vec![0.0; n * h * w];
-    let norms = normalize_rows(h * w, &q, &mut at);
-    let y = Tensor::from_op(at, &[n, h * w], &[x]);
+    let q = place::channel_mean_square(x, [n * h * w, c])?;
+    let [map, norms] = place::normalize_rows(&q, [n, h * w], &[n, h * w])?;
+    let y = map.result_of(&[x]);
     let (x, map) = (x.clone(), y.detach());
     autograd::record(&y, move |dy, grads| {
-        let dq = normalize_rows_backward(h * w, map.host()?, &norms, dy.host()?);
-        grads.accumulate(
-            &x,
-            Tensor::new_cpu(cpu::channel_mean_square_backward(c, x.host()?, &dq), x.shape(), false),
-        )
+        let dq = place::normalize_rows_backward([&map, &norms, dy], [n, h * w])?;
+        grads.accumulate(&x, place::channel_mean_square_backward(&x, &dq, [n * h * w, c])?)
     });
     Ok(y)
 }

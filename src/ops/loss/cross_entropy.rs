@@ -6,7 +6,6 @@
 
 use super::place;
 use crate::error::{Error, Result};
-use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
@@ -80,16 +79,12 @@ fn check(logits: &Tensor, labels: &[usize]) -> Result<(usize, usize)> {
 /// Mean softmax cross-entropy of `logits: [N, K]` against `labels` (N values in `[0, K)`).
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
     let (n, k) = check(logits, labels)?;
-    if let Some(gpu) = gpu_of(OP, &[logits])? {
-        return place::cross_entropy(&gpu, logits, labels, [n, k]);
-    }
-    let mut p = vec![0.0; n * k];
-    let loss = cpu::forward(k, logits.host()?, labels, &mut p) / n as f64;
-    let y = Tensor::from_op(vec![loss as f32], &[1], &[logits]);
-    let (logits, labels) = (logits.clone(), labels.to_vec());
+    let (loss, prob, labels) = place::ce_forward(logits, labels, [n, k])?;
+    let y = loss.result_of(&[logits]);
+    let logits = logits.clone();
     autograd::record(&y, move |dy, grads| {
-        let dz = cpu::backward(k, &p, &labels, dy.host()?[0] / n as f32);
-        grads.accumulate(&logits, Tensor::new_cpu(dz, logits.shape(), false))
+        let scale = place::upstream(dy)? / n as f32;
+        grads.accumulate(&logits, place::ce_backward(&prob, &labels, [n, k], scale)?)
     });
     Ok(y)
 }
@@ -98,14 +93,8 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
 /// (`dL/dz = (softmax(z) - onehot(y)) / N`).
 pub fn cross_entropy_fused(logits: &Tensor, labels: &[usize]) -> Result<(f32, Tensor)> {
     let (n, k) = check(logits, labels)?;
-    if let Some(gpu) = gpu_of(OP, &[logits])? {
-        let (loss, dz) = place::cross_entropy_fused(&gpu, logits, labels, [n, k])?;
-        return Ok((loss.item()?, dz));
-    }
-    let mut p = vec![0.0; n * k];
-    let loss = cpu::forward(k, logits.host()?, labels, &mut p) / n as f64;
-    let dz = cpu::backward(k, &p, labels, 1.0 / n as f32);
-    Ok((loss as f32, Tensor::new_cpu(dz, logits.shape(), false)))
+    let (loss, dz) = place::ce_fused(logits, labels, [n, k])?;
+    Ok((loss.item()?, dz))
 }
 
 /// The f64 reference: naive, written for clarity, not speed.

@@ -16,7 +16,6 @@
 
 use super::place;
 use crate::error::{Error, Result};
-use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
@@ -111,10 +110,10 @@ pub(crate) mod cpu {
     }
 
     /// The gradient reaching `pa` of `scale * sum_b |<pa_b, pb_b>|`: `scale * sign(dot_b) * pb_b`.
-    pub(crate) fn dots_backward(d: usize, dots: &[f64], pb: &[f32], scale: f32) -> Vec<f32> {
+    pub(crate) fn dots_backward(d: usize, dots: &[f32], pb: &[f32], scale: f32) -> Vec<f32> {
         let mut g = vec![0.0; pb.len()];
         g.par_chunks_mut(d).zip(pb.par_chunks(d)).zip(dots).for_each(|((g, pb), &dot)| {
-            let s = scale * sign(dot as f32);
+            let s = scale * sign(dot);
             g.iter_mut().zip(pb).for_each(|(g, &p)| *g = s * p);
         });
         g
@@ -139,40 +138,34 @@ fn check(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
 
 /// Both factors normalized per sample, with their norms (kept for the backward).
 struct Normalized {
-    d: usize,
-    phi_a: Vec<f32>,
-    norms_a: Vec<f32>,
-    phi_b: Vec<f32>,
-    norms_b: Vec<f32>,
+    rows_d: [usize; 2],
+    phi: [Tensor; 2],
+    norms: [Tensor; 2],
 }
 
 impl Normalized {
-    fn new(d: usize, a: &Tensor, b: &Tensor) -> Result<Normalized> {
-        let (mut phi_a, mut phi_b) = (vec![0.0; a.numel()], vec![0.0; b.numel()]);
-        let norms_a = cpu::normalize_rows(d, a.host()?, &mut phi_a);
-        let norms_b = cpu::normalize_rows(d, b.host()?, &mut phi_b);
-        Ok(Normalized { d, phi_a, norms_a, phi_b, norms_b })
+    fn new(rows_d: [usize; 2], a: &Tensor, b: &Tensor) -> Result<Normalized> {
+        let [phi_a, norms_a] = place::normalize_rows(a, rows_d, a.shape())?;
+        let [phi_b, norms_b] = place::normalize_rows(b, rows_d, b.shape())?;
+        Ok(Normalized { rows_d, phi: [phi_a, phi_b], norms: [norms_a, norms_b] })
     }
 
-    /// Records the backward of the loss `y`: `phi_grads(dL, phi_a, phi_b)` gives the gradients
-    /// reaching `phi_a` and `phi_b`, which are then taken through the normalization to `a` and `b`.
+    /// Records the backward of `y`: `phi_grads(dL, phi)` gives the gradients reaching both
+    /// normalized factors, which then go through the normalization to `a` and `b`.
     fn record(
         self,
         y: &Tensor,
-        a: &Tensor,
-        b: &Tensor,
-        phi_grads: impl FnOnce(f32, &[f32], &[f32]) -> (Vec<f32>, Vec<f32>) + 'static,
+        [a, b]: [&Tensor; 2],
+        phi_grads: impl FnOnce(f32, &[Tensor; 2]) -> Result<[Tensor; 2]> + 'static,
     ) {
         let (a, b) = (a.clone(), b.clone());
         autograd::record(y, move |dy, grads| {
-            let (ga, gb) = phi_grads(dy.host()?[0], &self.phi_a, &self.phi_b);
-            if a.requires_grad() {
-                let da = cpu::normalize_rows_backward(self.d, &self.phi_a, &self.norms_a, &ga);
-                grads.accumulate(&a, Tensor::new_cpu(da, a.shape(), false))?;
-            }
-            if b.requires_grad() {
-                let db = cpu::normalize_rows_backward(self.d, &self.phi_b, &self.norms_b, &gb);
-                grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;
+            let g = phi_grads(place::upstream(dy)?, &self.phi)?;
+            for (i, t) in [&a, &b].into_iter().enumerate() {
+                if t.requires_grad() {
+                    let parts = [&self.phi[i], &self.norms[i], &g[i]];
+                    grads.accumulate(t, place::normalize_rows_backward(parts, self.rows_d)?)?;
+                }
             }
             Ok(())
         });
@@ -187,19 +180,11 @@ pub fn factor_loss(a: &Tensor, b: &Tensor, norm: FactorNorm, sign: f32) -> Resul
     if sign != 1.0 && sign != -1.0 {
         return Err(Error::invalid(OP, format!("sign must be 1 or -1, got {sign}")));
     }
-    if let Some(gpu) = gpu_of(OP, &[a, b])? {
-        return place::factor_loss(&gpu, [a, b], [batch, d], norm, sign);
-    }
-    let normalized = Normalized::new(d, a, b)?;
-    let per_sample = cpu::distance(d, &normalized.phi_a, &normalized.phi_b, norm);
-    let count = (batch * d) as f64;
-    let loss = sign as f64 * per_sample.iter().sum::<f64>() / count;
-    let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
-    normalized.record(&y, a, b, move |dy, pa, pb| {
-        let ga = cpu::distance_backward(pa, pb, norm, (sign as f64 * dy as f64 / count) as f32);
-        let gb = ga.iter().map(|g| -g).collect();
-        (ga, gb)
-    });
+    let normalized = Normalized::new([batch, d], a, b)?;
+    let y = place::factor_distance([&normalized.phi[0], &normalized.phi[1]], [batch, d], norm, sign)?
+        .result_of(&[a, b]);
+    normalized
+        .record(&y, [a, b], move |dy, [pa, pb]| place::factor_distance_backward([pa, pb], norm, sign, dy));
     Ok(y)
 }
 
@@ -217,16 +202,15 @@ pub fn exploration_loss(student: &Tensor, teacher: &Tensor, norm: FactorNorm) ->
 pub fn factor_dot_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     const OP: &str = "factor_dot_loss";
     let (batch, d) = check(OP, a, b)?;
-    if let Some(gpu) = gpu_of(OP, &[a, b])? {
-        return place::factor_dot_loss(&gpu, [a, b], [batch, d]);
-    }
-    let normalized = Normalized::new(d, a, b)?;
-    let dots = cpu::dots(d, &normalized.phi_a, &normalized.phi_b);
-    let loss = dots.iter().map(|v| v.abs()).sum::<f64>() / batch as f64;
-    let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
-    normalized.record(&y, a, b, move |dy, pa, pb| {
+    let normalized = Normalized::new([batch, d], a, b)?;
+    let [dots, loss] = place::factor_dots([&normalized.phi[0], &normalized.phi[1]], [batch, d])?;
+    let y = loss.result_of(&[a, b]);
+    normalized.record(&y, [a, b], move |dy, [pa, pb]| {
         let scale = dy / batch as f32;
-        (cpu::dots_backward(d, &dots, pb, scale), cpu::dots_backward(d, &dots, pa, scale))
+        Ok([
+            place::dots_backward(&dots, pb, [batch, d], scale)?,
+            place::dots_backward(&dots, pa, [batch, d], scale)?,
+        ])
     });
     Ok(y)
 }
@@ -277,8 +261,9 @@ mod tests {
 
     fn l1_distance(a: &Tensor, b: &Tensor) -> f32 {
         let d = a.numel() / a.shape()[0];
-        let n = Normalized::new(d, a, b).unwrap();
-        n.phi_a.iter().zip(&n.phi_b).map(|(x, y)| (x - y).abs()).sum()
+        let n = Normalized::new([a.shape()[0], d], a, b).unwrap();
+        let [pa, pb] = [&n.phi[0], &n.phi[1]].map(|p| p.to_vec().unwrap());
+        pa.iter().zip(&pb).map(|(x, y)| (x - y).abs()).sum()
     }
 
     #[test]

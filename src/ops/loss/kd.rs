@@ -9,7 +9,6 @@
 
 use super::place;
 use crate::error::{Error, Result};
-use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
@@ -91,23 +90,18 @@ pub fn kd_loss(student: &Tensor, teacher: &Tensor, temperature: f32) -> Result<T
             format!("temperature must be positive and finite, got {temperature}"),
         ));
     }
-    if let Some(gpu) = gpu_of(OP, &[student, teacher])? {
-        return place::kd_loss(&gpu, student, teacher, temperature);
-    }
-    let (mut ls, mut lt) = (vec![0.0; n * k], vec![0.0; n * k]);
-    let sum = cpu::forward(k, student.host()?, teacher.host()?, 1.0 / temperature, &mut ls, &mut lt);
-    let loss = (temperature as f64).powi(2) * sum / n as f64;
-    let y = Tensor::from_op(vec![loss as f32], &[1], &[student, teacher]);
+    let [loss, ls, lt] = place::kd_forward(student, teacher, temperature, [n, k])?;
+    let y = loss.result_of(&[student, teacher]);
     let (student, teacher) = (student.clone(), teacher.clone());
     autograd::record(&y, move |dy, grads| {
-        let scale = dy.host()?[0] * temperature / n as f32;
-        if student.requires_grad() {
-            let ds = cpu::backward_student(&ls, &lt, scale);
-            grads.accumulate(&student, Tensor::new_cpu(ds, student.shape(), false))?;
+        let scale = place::upstream(dy)? * temperature / n as f32;
+        let want = [student.requires_grad(), teacher.requires_grad()];
+        let [ds, dt] = place::kd_backward([&ls, &lt], [n, k], scale, want)?;
+        if let Some(ds) = ds {
+            grads.accumulate(&student, ds)?;
         }
-        if teacher.requires_grad() {
-            let dt = cpu::backward_teacher(k, &ls, &lt, scale);
-            grads.accumulate(&teacher, Tensor::new_cpu(dt, teacher.shape(), false))?;
+        if let Some(dt) = dt {
+            grads.accumulate(&teacher, dt)?;
         }
         Ok(())
     });

@@ -119,8 +119,8 @@ fn factors<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             let got = row_reduce(cx.e, [rows, d], f, &pab, &pbb)?;
             cx.compare("row_distance", &format!("{case} {f:?}"), &got, &want, REDUCTION)?;
         }
-        let dots = factor::dots(d, &pa, &pb);
-        let got = dots_backward(cx.e, [rows, d], 0.25, &cx.up(&f32s(dots.clone()))?, &pbb)?;
+        let dots = f32s(factor::dots(d, &pa, &pb));
+        let got = dots_backward(cx.e, [rows, d], 0.25, &cx.up(&dots)?, &pbb)?;
         cx.compare("dots_backward", &case, &got, &factor::dots_backward(d, &dots, &pb, 0.25), ROW)?;
 
         for (squared, norm) in [(false, FactorNorm::L1), (true, FactorNorm::L2)] {

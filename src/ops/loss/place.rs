@@ -1,204 +1,318 @@
-//! The losses on a device, composed from the kernels of `kernels/losses.cu` exactly as the CPU
-//! versions compose their `cpu` functions (the device parity checks compare
-//! each piece). Per-row values are summed on the device; the only copy to the host in a backward
-//! is the upstream gradient of the loss, one number.
+//! The losses' forward and backward pieces, each run where its operands are: the rayon path (the
+//! `cpu` module of each loss) for host tensors, the kernels of `kernels/losses.cu` through
+//! [`super::launch`] for tensors on a device, composed the same way on both (the device parity
+//! checks compare each piece). Results carry no gradient: each loss records one tape entry over
+//! these pieces. On a device, per-row values are summed there; the only copy to the host in a
+//! backward is the upstream gradient of the loss, one number, when it is not known already.
 
-use std::sync::Arc;
-
-use super::factor::FactorNorm;
+use super::factor::{FactorNorm, cpu as factor_cpu};
 use super::launch::{self as kernels, RowReduce, TwoGrads};
+use super::{attention, cross_entropy as ce, kd, recon};
 use crate::cuda::exec::Exec;
 use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::cuda::launch::builtin::{self, column_sums};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::ops::activation::launch::leaky_relu_forward;
+use crate::ops::{gpu_of, map_on, map2_on};
 use crate::tensor::Tensor;
-use crate::tensor::autograd;
-
-/// The one-element loss `scale * sum(per_row)` as a tensor on `gpu`.
-fn total(gpu: &Arc<Gpu>, per_row: &GpuBuf<f32>, scale: f32) -> Result<Tensor> {
-    let sum = column_sums(&**gpu, gpu.len(per_row), 1, scale, per_row)?;
-    Ok(Tensor::new_gpu(sum, gpu, &[1], false))
-}
-
-/// The labels as the kernels read them.
-fn labels_on(gpu: &Gpu, labels: &[usize]) -> Result<GpuBuf<i32>> {
-    // Labels are below the class count, itself a tensor extent that fits in 32 bits.
-    gpu.upload(&labels.iter().map(|&y| y as i32).collect::<Vec<i32>>())
-}
 
 /// The upstream gradient of a one-element loss, on the host: known there for a backward seed and
 /// its scalings (the usual weighted sum of losses), else copied back.
-fn upstream(dy: &Tensor) -> Result<f32> {
+pub(super) fn upstream(dy: &Tensor) -> Result<f32> {
     dy.known_scalar().map_or_else(|| dy.item(), Ok)
 }
 
-/// Mean softmax cross-entropy, taped.
-pub(super) fn cross_entropy(
-    gpu: &Arc<Gpu>,
-    logits: &Tensor,
-    labels: &[usize],
-    [n, k]: [usize; 2],
-) -> Result<Tensor> {
-    let lb = labels_on(gpu, labels)?;
-    let out = kernels::softmax_ce(&**gpu, [n, k], logits.gpu_buf()?, &lb, true, None)?;
-    let y = Tensor::new_gpu(out.loss, gpu, &[1], false).result_of(&[logits]);
-    let prob = out.prob.map(|p| Tensor::new_gpu(p, gpu, &[n, k], false));
-    let (logits, gpu) = (logits.clone(), Arc::clone(gpu));
-    autograd::record(&y, move |dy, grads| {
-        let prob = prob.as_ref().ok_or_else(|| crate::Error::Device("softmax_ce kept no softmax".into()))?;
-        let scale = upstream(dy)? / n as f32;
-        let dz = kernels::softmax_ce_backward(&*gpu, [n, k], scale, prob.gpu_buf()?, &lb)?;
-        grads.accumulate(&logits, Tensor::new_gpu(dz, &gpu, &[n, k], false))
-    });
-    Ok(y)
+/// A one-element loss on the host.
+fn host_loss(v: f64) -> Tensor {
+    Tensor::new_cpu(vec![v as f32], &[1], false)
 }
 
-/// Cross-entropy and its gradient in one launch, untaped; the loss stays on the device.
-pub(super) fn cross_entropy_fused(
-    gpu: &Arc<Gpu>,
+/// The one-element loss `scale * sum(per_row)` on `gpu`.
+fn device_total(gpu: &Gpu, per_row: &GpuBuf<f32>, scale: f32) -> Result<GpuBuf<f32>> {
+    column_sums(gpu, gpu.len(per_row), 1, scale, per_row)
+}
+
+/// Class labels, with their device copy when the logits are on a device.
+pub(super) struct Labels {
+    host: Vec<usize>,
+    device: Option<GpuBuf<i32>>,
+}
+
+impl Labels {
+    fn new(labels: &[usize], logits: &Tensor) -> Result<Labels> {
+        // Labels are below the class count, itself a tensor extent that fits in 32 bits.
+        let device = match logits.gpu() {
+            Some((_, gpu)) => Some(gpu.upload(&labels.iter().map(|&y| y as i32).collect::<Vec<i32>>())?),
+            None => None,
+        };
+        Ok(Labels { host: labels.to_vec(), device })
+    }
+
+    fn device(&self) -> Result<&GpuBuf<i32>> {
+        self.device.as_ref().ok_or_else(|| Error::Device("labels were not copied to the device".into()))
+    }
+}
+
+/// Batch-mean softmax cross-entropy of `logits: [n, k]`: the loss and the softmax.
+pub(super) fn ce_forward(
     logits: &Tensor,
     labels: &[usize],
     [n, k]: [usize; 2],
-) -> Result<(Tensor, Tensor)> {
-    let lb = labels_on(gpu, labels)?;
-    let out = kernels::softmax_ce(&**gpu, [n, k], logits.gpu_buf()?, &lb, false, Some(1.0 / n as f32))?;
-    let dz = out.dz.ok_or_else(|| crate::Error::Device("softmax_ce returned no gradient".into()))?;
+) -> Result<(Tensor, Tensor, Labels)> {
+    let labels = Labels::new(labels, logits)?;
+    match logits.gpu() {
+        Some((z, gpu)) => {
+            let out = kernels::softmax_ce(&**gpu, [n, k], z, labels.device()?, true, None)?;
+            let prob = out.prob.ok_or_else(|| Error::Device("softmax_ce kept no softmax".into()))?;
+            let prob = Tensor::new_gpu(prob, gpu, &[n, k], false);
+            Ok((Tensor::new_gpu(out.loss, gpu, &[1], false), prob, labels))
+        }
+        None => {
+            let mut p = vec![0.0; n * k];
+            let loss = ce::cpu::forward(k, logits.host()?, &labels.host, &mut p) / n as f64;
+            Ok((host_loss(loss), Tensor::new_cpu(p, &[n, k], false), labels))
+        }
+    }
+}
+
+/// `scale * (prob - onehot(labels))`.
+pub(super) fn ce_backward(prob: &Tensor, labels: &Labels, [n, k]: [usize; 2], scale: f32) -> Result<Tensor> {
+    map_on(
+        prob,
+        &[n, k],
+        |p| ce::cpu::backward(k, p, &labels.host, scale),
+        |gpu, p| kernels::softmax_ce_backward(gpu, [n, k], scale, p, labels.device()?),
+    )
+}
+
+/// Cross-entropy and its gradient at the logits (for a loss of weight 1) in one pass.
+pub(super) fn ce_fused(logits: &Tensor, labels: &[usize], [n, k]: [usize; 2]) -> Result<(Tensor, Tensor)> {
+    let Some((z, gpu)) = logits.gpu() else {
+        let (loss, prob, labels) = ce_forward(logits, labels, [n, k])?;
+        return Ok((loss, ce_backward(&prob, &labels, [n, k], 1.0 / n as f32)?));
+    };
+    let labels = Labels::new(labels, logits)?;
+    let out = kernels::softmax_ce(&**gpu, [n, k], z, labels.device()?, false, Some(1.0 / n as f32))?;
+    let dz = out.dz.ok_or_else(|| Error::Device("softmax_ce returned no gradient".into()))?;
     Ok((Tensor::new_gpu(out.loss, gpu, &[1], false), Tensor::new_gpu(dz, gpu, &[n, k], false)))
 }
 
-/// Hinton's KD loss, taped.
-pub(super) fn kd_loss(gpu: &Arc<Gpu>, student: &Tensor, teacher: &Tensor, t: f32) -> Result<Tensor> {
-    let [n, k] = [student.shape()[0], student.shape()[1]];
-    let out = kernels::kd_forward(&**gpu, [n, k], t, student.gpu_buf()?, teacher.gpu_buf()?)?;
-    let y = Tensor::new_gpu(out.loss, gpu, &[1], false).result_of(&[student, teacher]);
-    let (ls, lt) = (out.ls, out.lt);
-    let (student, teacher, gpu) = (student.clone(), teacher.clone(), Arc::clone(gpu));
-    autograd::record(&y, move |dy, grads| {
-        let scale = upstream(dy)? * t / n as f32;
-        let want_teacher = teacher.requires_grad();
-        let TwoGrads { first, second } =
-            kernels::kd_backward(&*gpu, [n, k], scale, [&ls, &lt], want_teacher)?;
-        grads.accumulate(&student, Tensor::new_gpu(first, &gpu, &[n, k], false))?;
-        if let Some(dt) = second {
-            grads.accumulate(&teacher, Tensor::new_gpu(dt, &gpu, &[n, k], false))?;
+/// Hinton's loss of `[n, k]` logits at temperature `temp`: the loss and both tempered
+/// log-softmaxes.
+pub(super) fn kd_forward(s: &Tensor, t: &Tensor, temp: f32, [n, k]: [usize; 2]) -> Result<[Tensor; 3]> {
+    match gpu_of("kd_loss", &[s, t])? {
+        Some(gpu) => {
+            let out = kernels::kd_forward(&*gpu, [n, k], temp, s.gpu_buf()?, t.gpu_buf()?)?;
+            let on = |b, shape: &[usize]| Tensor::new_gpu(b, &gpu, shape, false);
+            Ok([on(out.loss, &[1]), on(out.ls, &[n, k]), on(out.lt, &[n, k])])
         }
-        Ok(())
-    });
-    Ok(y)
-}
-
-/// Two factors normalised per sample on the device, with their norms.
-struct Normalized {
-    rows_d: [usize; 2],
-    phi: [GpuBuf<f32>; 2],
-    norms: [GpuBuf<f32>; 2],
-}
-
-impl Normalized {
-    fn new(gpu: &Gpu, rows_d: [usize; 2], a: &Tensor, b: &Tensor) -> Result<Normalized> {
-        let (pa, na) = kernels::normalize_rows(gpu, rows_d, a.gpu_buf()?)?;
-        let (pb, nb) = kernels::normalize_rows(gpu, rows_d, b.gpu_buf()?)?;
-        Ok(Normalized { rows_d, phi: [pa, pb], norms: [na, nb] })
-    }
-
-    /// Records the backward of `y`: `phi_grads(gpu, dL, phi)` gives the gradients reaching both
-    /// normalised factors, which then go through the normalisation to `a` and `b`.
-    fn record(
-        self,
-        gpu: &Arc<Gpu>,
-        y: &Tensor,
-        [a, b]: [&Tensor; 2],
-        phi_grads: impl FnOnce(&Gpu, f32, &[GpuBuf<f32>; 2]) -> Result<[GpuBuf<f32>; 2]> + 'static,
-    ) {
-        let (a, b, gpu) = (a.clone(), b.clone(), Arc::clone(gpu));
-        autograd::record(y, move |dy, grads| {
-            let g = phi_grads(&gpu, upstream(dy)?, &self.phi)?;
-            for (i, t) in [&a, &b].into_iter().enumerate() {
-                if t.requires_grad() {
-                    let parts = [&self.phi[i], &self.norms[i], &g[i]];
-                    let dt = kernels::normalize_rows_backward(&*gpu, self.rows_d, parts)?;
-                    grads.accumulate(t, Tensor::new_gpu(dt, &gpu, t.shape(), false))?;
-                }
-            }
-            Ok(())
-        });
+        None => {
+            let (mut ls, mut lt) = (vec![0.0; n * k], vec![0.0; n * k]);
+            let sum = kd::cpu::forward(k, s.host()?, t.host()?, 1.0 / temp, &mut ls, &mut lt);
+            let loss = (temp as f64).powi(2) * sum / n as f64;
+            Ok([host_loss(loss), Tensor::new_cpu(ls, &[n, k], false), Tensor::new_cpu(lt, &[n, k], false)])
+        }
     }
 }
 
-/// `sign / (B*D) * sum |phi(a) - phi(b)|^p`, taped.
-pub(super) fn factor_loss(
-    gpu: &Arc<Gpu>,
-    [a, b]: [&Tensor; 2],
-    [batch, d]: [usize; 2],
+/// The gradients of `scale * sum KL` at the student and the teacher logits, each when `want`s it.
+pub(super) fn kd_backward(
+    [ls, lt]: [&Tensor; 2],
+    [n, k]: [usize; 2],
+    scale: f32,
+    want: [bool; 2],
+) -> Result<[Option<Tensor>; 2]> {
+    match gpu_of("kd_loss", &[ls, lt])? {
+        Some(gpu) => {
+            let TwoGrads { first, second } =
+                kernels::kd_backward(&*gpu, [n, k], scale, [ls.gpu_buf()?, lt.gpu_buf()?], want[1])?;
+            let on = |b| Tensor::new_gpu(b, &gpu, &[n, k], false);
+            Ok([want[0].then(|| on(first)), second.map(on)])
+        }
+        None => {
+            let (ls, lt) = (ls.host()?, lt.host()?);
+            let ds =
+                want[0].then(|| Tensor::new_cpu(kd::cpu::backward_student(ls, lt, scale), &[n, k], false));
+            let dt =
+                want[1].then(|| Tensor::new_cpu(kd::cpu::backward_teacher(k, ls, lt, scale), &[n, k], false));
+            Ok([ds, dt])
+        }
+    }
+}
+
+/// `x / max(||x||, NORM_EPS)` per row of `d`, shaped `shape`, and the norms `[rows]`.
+pub(super) fn normalize_rows(x: &Tensor, [rows, d]: [usize; 2], shape: &[usize]) -> Result<[Tensor; 2]> {
+    match x.gpu() {
+        Some((buf, gpu)) => {
+            let (phi, norms) = kernels::normalize_rows(&**gpu, [rows, d], buf)?;
+            Ok([Tensor::new_gpu(phi, gpu, shape, false), Tensor::new_gpu(norms, gpu, &[rows], false)])
+        }
+        None => {
+            let mut phi = vec![0.0; rows * d];
+            let norms = factor_cpu::normalize_rows(d, x.host()?, &mut phi);
+            Ok([Tensor::new_cpu(phi, shape, false), Tensor::new_cpu(norms, &[rows], false)])
+        }
+    }
+}
+
+/// The gradient reaching the rows of [`normalize_rows`] from `g` reaching its output.
+pub(super) fn normalize_rows_backward(
+    [phi, norms, g]: [&Tensor; 3],
+    [rows, d]: [usize; 2],
+) -> Result<Tensor> {
+    match gpu_of("normalize_rows", &[phi, norms, g])? {
+        Some(gpu) => {
+            let dx = kernels::normalize_rows_backward(
+                &*gpu,
+                [rows, d],
+                [phi.gpu_buf()?, norms.gpu_buf()?, g.gpu_buf()?],
+            )?;
+            Ok(Tensor::new_gpu(dx, &gpu, phi.shape(), false))
+        }
+        None => {
+            let dx = factor_cpu::normalize_rows_backward(d, phi.host()?, norms.host()?, g.host()?);
+            Ok(Tensor::new_cpu(dx, phi.shape(), false))
+        }
+    }
+}
+
+/// `sign / count * sum |pa - pb|^p` over rows of `d` (`p` from `norm`), one element.
+pub(super) fn factor_distance(
+    [pa, pb]: [&Tensor; 2],
+    [rows, d]: [usize; 2],
     norm: FactorNorm,
     sign: f32,
 ) -> Result<Tensor> {
-    let normalized = Normalized::new(gpu, [batch, d], a, b)?;
-    let squared = norm == FactorNorm::L2;
-    let f = if squared { RowReduce::SquaredDiff } else { RowReduce::AbsDiff };
-    let per_sample = kernels::row_reduce(&**gpu, [batch, d], f, &normalized.phi[0], &normalized.phi[1])?;
-    let count = (batch * d) as f32;
-    let y = total(gpu, &per_sample, sign / count)?.result_of(&[a, b]);
-    normalized.record(gpu, &y, [a, b], move |gpu, dy, [pa, pb]| {
-        let g = kernels::diff_backward(gpu, squared, sign * dy / count, pa, pb, true)?;
-        let gb =
-            g.second.ok_or_else(|| crate::Error::Device("diff_backward returned one gradient".into()))?;
-        Ok([g.first, gb])
-    });
-    Ok(y)
-}
-
-/// `1/B * sum_b |<phi(a_b), phi(b_b)>|`, taped.
-pub(super) fn factor_dot_loss(
-    gpu: &Arc<Gpu>,
-    [a, b]: [&Tensor; 2],
-    [batch, d]: [usize; 2],
-) -> Result<Tensor> {
-    let normalized = Normalized::new(gpu, [batch, d], a, b)?;
-    let dots =
-        kernels::row_reduce(&**gpu, [batch, d], RowReduce::Dot, &normalized.phi[0], &normalized.phi[1])?;
-    // |v| as the leaky ReLU of slope -1.
-    let abs = crate::ops::activation::launch::leaky_relu_forward(&**gpu, -1.0, &dots)?;
-    let y = total(gpu, &abs, 1.0 / batch as f32)?.result_of(&[a, b]);
-    normalized.record(gpu, &y, [a, b], move |gpu, dy, [pa, pb]| {
-        let scale = dy / batch as f32;
-        Ok([
-            kernels::dots_backward(gpu, [batch, d], scale, &dots, pb)?,
-            kernels::dots_backward(gpu, [batch, d], scale, &dots, pa)?,
-        ])
-    });
-    Ok(y)
-}
-
-/// Mean absolute (`squared = false`) or squared error, taped.
-pub(super) fn recon_loss(gpu: &Arc<Gpu>, a: &Tensor, b: &Tensor, squared: bool) -> Result<Tensor> {
-    let m = a.numel();
-    let f = if squared { RowReduce::SquaredDiff } else { RowReduce::AbsDiff };
-    let sum = kernels::row_reduce(&**gpu, [1, m], f, a.gpu_buf()?, b.gpu_buf()?)?;
-    let y =
-        Tensor::new_gpu(builtin::scale(&**gpu, 1.0 / m as f32, &sum)?, gpu, &[1], false).result_of(&[a, b]);
-    let (a, b, gpu) = (a.clone(), b.clone(), Arc::clone(gpu));
-    autograd::record(&y, move |dy, grads| {
-        let scale = upstream(dy)? / m as f32;
-        let g = kernels::diff_backward(&*gpu, squared, scale, a.gpu_buf()?, b.gpu_buf()?, b.requires_grad())?;
-        if let Some(db) = g.second {
-            grads.accumulate(&b, Tensor::new_gpu(db, &gpu, b.shape(), false))?;
+    let count = rows * d;
+    match gpu_of("factor_loss", &[pa, pb])? {
+        Some(gpu) => {
+            let f = if norm == FactorNorm::L2 { RowReduce::SquaredDiff } else { RowReduce::AbsDiff };
+            let per_row = kernels::row_reduce(&*gpu, [rows, d], f, pa.gpu_buf()?, pb.gpu_buf()?)?;
+            Ok(Tensor::new_gpu(device_total(&gpu, &per_row, sign / count as f32)?, &gpu, &[1], false))
         }
-        grads.accumulate(&a, Tensor::new_gpu(g.first, &gpu, a.shape(), false))
-    });
-    Ok(y)
+        None => {
+            let per_row = factor_cpu::distance(d, pa.host()?, pb.host()?, norm);
+            Ok(host_loss(sign as f64 * per_row.iter().sum::<f64>() / count as f64))
+        }
+    }
 }
 
-/// The normalised attention map `[N, H*W]` of `x: [N, H, W, C]`, taped.
-pub(super) fn attention_map(gpu: &Arc<Gpu>, x: &Tensor, [n, hw, c]: [usize; 3]) -> Result<Tensor> {
-    let q = kernels::channel_mean_square(&**gpu, [n * hw, c], x.gpu_buf()?, None)?;
-    let (map, norms) = kernels::normalize_rows(&**gpu, [n, hw], &q)?;
-    let y = Tensor::new_gpu(map, gpu, &[n, hw], false).result_of(&[x]);
-    let (x, map, gpu) = (x.clone(), y.detach(), Arc::clone(gpu));
-    autograd::record(&y, move |dy, grads| {
-        let dq = kernels::normalize_rows_backward(&*gpu, [n, hw], [map.gpu_buf()?, &norms, dy.gpu_buf()?])?;
-        let dx = kernels::channel_mean_square(&*gpu, [n * hw, c], x.gpu_buf()?, Some(&dq))?;
-        grads.accumulate(&x, Tensor::new_gpu(dx, &gpu, x.shape(), false))
-    });
-    Ok(y)
+/// The gradients at `pa` and `pb` of `sign / count * sum |pa - pb|^p` for a loss gradient `dy`.
+pub(super) fn factor_distance_backward(
+    [pa, pb]: [&Tensor; 2],
+    norm: FactorNorm,
+    sign: f32,
+    dy: f32,
+) -> Result<[Tensor; 2]> {
+    let count = pa.numel();
+    match gpu_of("factor_loss", &[pa, pb])? {
+        Some(gpu) => {
+            let scale = sign * dy / count as f32;
+            let squared = norm == FactorNorm::L2;
+            let g = kernels::diff_backward(&*gpu, squared, scale, pa.gpu_buf()?, pb.gpu_buf()?, true)?;
+            let gb = g.second.ok_or_else(|| Error::Device("diff_backward returned one gradient".into()))?;
+            Ok([g.first, gb].map(|b| Tensor::new_gpu(b, &gpu, pa.shape(), false)))
+        }
+        None => {
+            let scale = (sign as f64 * dy as f64 / count as f64) as f32;
+            let ga = factor_cpu::distance_backward(pa.host()?, pb.host()?, norm, scale);
+            let gb = ga.iter().map(|g| -g).collect();
+            Ok([Tensor::new_cpu(ga, pa.shape(), false), Tensor::new_cpu(gb, pb.shape(), false)])
+        }
+    }
+}
+
+/// The row dots `<pa, pb>` over rows of `d` (`[rows]`) and `1/rows * sum |dots|`, one element.
+pub(super) fn factor_dots([pa, pb]: [&Tensor; 2], [rows, d]: [usize; 2]) -> Result<[Tensor; 2]> {
+    match gpu_of("factor_dot_loss", &[pa, pb])? {
+        Some(gpu) => {
+            let dots = kernels::row_reduce(&*gpu, [rows, d], RowReduce::Dot, pa.gpu_buf()?, pb.gpu_buf()?)?;
+            // |v| as the leaky ReLU of slope -1.
+            let abs = leaky_relu_forward(&*gpu, -1.0, &dots)?;
+            let loss = device_total(&gpu, &abs, 1.0 / rows as f32)?;
+            Ok([Tensor::new_gpu(dots, &gpu, &[rows], false), Tensor::new_gpu(loss, &gpu, &[1], false)])
+        }
+        None => {
+            let dots = factor_cpu::dots(d, pa.host()?, pb.host()?);
+            let loss = dots.iter().map(|v| v.abs()).sum::<f64>() / rows as f64;
+            let dots = dots.iter().map(|&v| v as f32).collect();
+            Ok([Tensor::new_cpu(dots, &[rows], false), host_loss(loss)])
+        }
+    }
+}
+
+/// `scale * sign(dots[r]) * other[r, :]`, the gradient of `scale * sum_r |dots[r]|` at the factor
+/// that multiplies `other`.
+pub(super) fn dots_backward(
+    dots: &Tensor,
+    other: &Tensor,
+    [rows, d]: [usize; 2],
+    scale: f32,
+) -> Result<Tensor> {
+    map2_on(
+        "factor_dot_loss",
+        [dots, other],
+        other.shape(),
+        |dots, other| factor_cpu::dots_backward(d, dots, other, scale),
+        |gpu, dots, other| kernels::dots_backward(gpu, [rows, d], scale, dots, other),
+    )
+}
+
+/// `1/M * sum |a - b|` (`squared = false`) or `1/M * sum (a - b)^2` over all `M` elements.
+pub(super) fn recon_forward(a: &Tensor, b: &Tensor, squared: bool) -> Result<Tensor> {
+    let m = a.numel();
+    match gpu_of("recon_loss", &[a, b])? {
+        Some(gpu) => {
+            let f = if squared { RowReduce::SquaredDiff } else { RowReduce::AbsDiff };
+            let sum = kernels::row_reduce(&*gpu, [1, m], f, a.gpu_buf()?, b.gpu_buf()?)?;
+            Ok(Tensor::new_gpu(builtin::scale(&*gpu, 1.0 / m as f32, &sum)?, &gpu, &[1], false))
+        }
+        None => Ok(host_loss(recon::cpu::forward(a.host()?, b.host()?, squared) / m as f64)),
+    }
+}
+
+/// The gradient at `a` of `scale * sum |a - b|^p`, and at `b` (its negation) when `want_b`.
+pub(super) fn recon_backward(
+    [a, b]: [&Tensor; 2],
+    squared: bool,
+    scale: f32,
+    want_b: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    match gpu_of("recon_loss", &[a, b])? {
+        Some(gpu) => {
+            let g = kernels::diff_backward(&*gpu, squared, scale, a.gpu_buf()?, b.gpu_buf()?, want_b)?;
+            let on = |buf| Tensor::new_gpu(buf, &gpu, a.shape(), false);
+            Ok((on(g.first), g.second.map(on)))
+        }
+        None => {
+            let da = recon::cpu::backward(a.host()?, b.host()?, squared, scale);
+            let db = want_b.then(|| Tensor::new_cpu(da.iter().map(|g| -g).collect(), b.shape(), false));
+            Ok((Tensor::new_cpu(da, a.shape(), false), db))
+        }
+    }
+}
+
+/// `q[p] = sum_c x[p, c]^2 / C` for `x` of `pixels` rows of `c` channels.
+pub(super) fn channel_mean_square(x: &Tensor, [pixels, c]: [usize; 2]) -> Result<Tensor> {
+    map_on(
+        x,
+        &[pixels],
+        |x| attention::cpu::channel_mean_square(c, x),
+        |gpu, x| kernels::channel_mean_square(gpu, [pixels, c], x, None),
+    )
+}
+
+/// `dx = 2 / C * dq[p] * x[p, :]`, the backward of [`channel_mean_square`].
+pub(super) fn channel_mean_square_backward(
+    x: &Tensor,
+    dq: &Tensor,
+    [pixels, c]: [usize; 2],
+) -> Result<Tensor> {
+    map2_on(
+        "attention_map",
+        [x, dq],
+        x.shape(),
+        |x, dq| attention::cpu::channel_mean_square_backward(c, x, dq),
+        |gpu, x, dq| kernels::channel_mean_square(gpu, [pixels, c], x, Some(dq)),
+    )
 }

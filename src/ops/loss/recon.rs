@@ -5,7 +5,6 @@
 
 use super::place;
 use crate::error::{Error, Result};
-use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
@@ -61,20 +60,16 @@ fn recon_loss(op: &'static str, a: &Tensor, b: &Tensor, squared: bool) -> Result
             format!("inputs {:?} and {:?} must have the same non-empty shape", a.shape(), b.shape()),
         ));
     }
-    if let Some(gpu) = gpu_of(op, &[a, b])? {
-        return place::recon_loss(&gpu, a, b, squared);
-    }
     let m = a.numel();
-    let loss = cpu::forward(a.host()?, b.host()?, squared) / m as f64;
-    let y = Tensor::from_op(vec![loss as f32], &[1], &[a, b]);
+    let y = place::recon_forward(a, b, squared)?.result_of(&[a, b]);
     let (a, b) = (a.clone(), b.clone());
     autograd::record(&y, move |dy, grads| {
-        let da = cpu::backward(a.host()?, b.host()?, squared, dy.host()?[0] / m as f32);
-        if b.requires_grad() {
-            let db = da.iter().map(|g| -g).collect();
-            grads.accumulate(&b, Tensor::new_cpu(db, b.shape(), false))?;
+        let scale = place::upstream(dy)? / m as f32;
+        let (da, db) = place::recon_backward([&a, &b], squared, scale, b.requires_grad())?;
+        if let Some(db) = db {
+            grads.accumulate(&b, db)?;
         }
-        grads.accumulate(&a, Tensor::new_cpu(da, a.shape(), false))
+        grads.accumulate(&a, da)
     });
     Ok(y)
 }
