@@ -3,13 +3,13 @@
 //! and column sums (`kernels/gemm.cu`).
 
 use super::{channel_blocks, fits, flat, non_empty, output};
-use crate::cuda::exec::Exec;
+use crate::cuda::exec::{Exec, Grid};
 use crate::cuda::kernels;
 use crate::cuda::params::{MapParams, RowParams};
 use crate::error::Result;
 
 /// The parameters of an elementwise kernel over `len` values, after checking the sizes.
-pub fn map_params(op: &'static str, len: usize, mode: i32, a: f32) -> Result<MapParams> {
+fn map_params(op: &'static str, len: usize, mode: i32, a: f32) -> Result<MapParams> {
     non_empty(op, "input", len)?;
     fits(op, &[("elements", len)])?;
     Ok(MapParams { len: len as i32, mode, a })
@@ -24,18 +24,29 @@ pub enum Binary {
     Mul = 1,
 }
 
+/// A fresh output of an elementwise kernel over `len` values with `mode` and the scalar `a`:
+/// `launch` runs the kernel with the launch shape and parameters it is given. `op` names the
+/// launcher in errors.
+pub fn elementwise<E: Exec>(
+    e: &E,
+    op: &'static str,
+    len: usize,
+    (mode, a): (i32, f32),
+    launch: impl FnOnce(Grid, &MapParams, &mut E::Buf<f32>) -> Result<()>,
+) -> Result<E::Buf<f32>> {
+    let p = map_params(op, len, mode, a)?;
+    output(e, len, |y| launch(flat(len), &p, y))
+}
+
 /// `a + b` or `a * b`, elementwise.
 pub fn binary<E: Exec>(e: &E, op: Binary, a: &E::Buf<f32>, b: &E::Buf<f32>) -> Result<E::Buf<f32>> {
-    let len = e.len(a);
-    let p = map_params("cuda binary_map", len, op as i32, 0.0)?;
-    output(e, len, |y| kernels::binary_map(e, flat(len), &p, a, b, y))
+    let launch = |g, p: &_, y: &mut _| kernels::binary_map(e, g, p, a, b, y);
+    elementwise(e, "cuda binary_map", e.len(a), (op as i32, 0.0), launch)
 }
 
 /// `s * x`: the CPU `scale` of the arithmetic ops.
 pub fn scale<E: Exec>(e: &E, s: f32, x: &E::Buf<f32>) -> Result<E::Buf<f32>> {
-    let len = e.len(x);
-    let p = map_params("cuda scale_values", len, 0, s)?;
-    output(e, len, |y| kernels::scale_values(e, flat(len), &p, x, y))
+    elementwise(e, "cuda scale_values", e.len(x), (0, s), |g, p, y| kernels::scale_values(e, g, p, x, y))
 }
 
 /// `out[j] = scale * sum_i x[i, j]` for `x: [rows, cols]`: bias gradients

@@ -2,15 +2,13 @@
 
 use crate::cuda::exec::Exec;
 use crate::cuda::kernels;
-use crate::cuda::launch::builtin::map_params;
-use crate::cuda::launch::{flat, output};
+use crate::cuda::launch::builtin::elementwise;
 use crate::error::Result;
 
 /// `y = x` where `x > 0`, `slope * x` elsewhere: `crate::ops::activation::cpu::forward`.
 pub fn leaky_relu_forward<E: Exec>(e: &E, slope: f32, x: &E::Buf<f32>) -> Result<E::Buf<f32>> {
-    let len = e.len(x);
-    let p = map_params("cuda leaky_relu_forward", len, 0, slope)?;
-    output(e, len, |y| kernels::leaky_relu_forward(e, flat(len), &p, x, y))
+    let launch = |g, p: &_, y: &mut _| kernels::leaky_relu_forward(e, g, p, x, y);
+    elementwise(e, "cuda leaky_relu_forward", e.len(x), (0, slope), launch)
 }
 
 /// `dx = dy` where `x > 0`, `slope * dy` elsewhere: `crate::ops::activation::cpu::backward`.
@@ -20,7 +18,6 @@ pub fn leaky_relu_backward<E: Exec>(
     x: &E::Buf<f32>,
     dy: &E::Buf<f32>,
 ) -> Result<E::Buf<f32>> {
-    let len = e.len(x);
-    let p = map_params("cuda leaky_relu_backward", len, 0, slope)?;
-    output(e, len, |dx| kernels::leaky_relu_backward(e, flat(len), &p, x, dy, dx))
+    let launch = |g, p: &_, dx: &mut _| kernels::leaky_relu_backward(e, g, p, x, dy, dx);
+    elementwise(e, "cuda leaky_relu_backward", e.len(x), (0, slope), launch)
 }

@@ -7,7 +7,7 @@ use super::{ConvGeometry, cpu};
 use crate::cpu::reduce::column_sums;
 use crate::error::Result;
 use crate::ops::batchnorm::launch::{Affine, bn_forward};
-use crate::ops::gpu_of;
+use crate::ops::{gpu_of, map2_on};
 use crate::tensor::Tensor;
 
 /// `conv(x, w) + bias`, shaped `shape`.
@@ -33,24 +33,24 @@ pub(super) fn forward(
 
 /// The transposed convolution of `dy` with `w` (backward-data), shaped `shape`.
 pub(super) fn backward_data(g: &ConvGeometry, dy: &Tensor, w: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    match gpu_of("conv2d backward", &[dy, w])? {
-        Some(gpu) => {
-            let dx = kernels::conv2d_backward_data(&*gpu, g, dy.gpu_buf()?, w.gpu_buf()?)?;
-            Ok(Tensor::new_gpu(dx, &gpu, shape, false))
-        }
-        None => Ok(Tensor::new_cpu(cpu::backward_data(g, dy.host()?, w.host()?), shape, false)),
-    }
+    map2_on(
+        "conv2d backward",
+        [dy, w],
+        shape,
+        |dy, w| cpu::backward_data(g, dy, w),
+        |gpu, dy, w| kernels::conv2d_backward_data(gpu, g, dy, w),
+    )
 }
 
 /// The correlation of `x` with `dy` (backward-weight), shaped `shape`.
 pub(super) fn backward_weight(g: &ConvGeometry, x: &Tensor, dy: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    match gpu_of("conv2d backward", &[x, dy])? {
-        Some(gpu) => {
-            let dw = kernels::conv2d_backward_weight(&*gpu, g, x.gpu_buf()?, dy.gpu_buf()?)?;
-            Ok(Tensor::new_gpu(dw, &gpu, shape, false))
-        }
-        None => Ok(Tensor::new_cpu(cpu::backward_weight(g, x.host()?, dy.host()?), shape, false)),
-    }
+    map2_on(
+        "conv2d backward",
+        [x, dy],
+        shape,
+        |x, dy| cpu::backward_weight(g, x, dy),
+        |gpu, x, dy| kernels::conv2d_backward_weight(gpu, g, x, dy),
+    )
 }
 
 /// The bias gradient: `dy` summed over everything but its last dimension of `channels`.
