@@ -25,7 +25,7 @@ pub use linear::linear;
 pub use pool::global_avg_pool;
 pub use shape::{flatten, reshape};
 
-pub(crate) use crate::tensor::dispatch::{gpu_of, map_on, map2_on};
+pub(crate) use crate::tensor::dispatch::{gpu_of, map_on, map_on_tracked, map2_on};
 
 #[cfg(all(test, feature = "cuda-emulation"))]
 mod tests {
