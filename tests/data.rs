@@ -223,7 +223,7 @@ fn real_fashion_mnist_from_debian_package() {
 // ---------- loader ----------
 
 fn random_dataset(n: usize) -> Dataset {
-    Dataset::new(noise(n * 32 * 32 * 3), (0..n).map(|i| (i % 10) as u8).collect(), 10, 32, 32, 3).unwrap()
+    Dataset::new(noise(n * 32 * 32 * 3), (0..n).map(|i| (i % 10) as u8).collect(), 10, [32, 32, 3]).unwrap()
 }
 
 fn collect(loader: &Loader, epoch: u64, slow: bool) -> Vec<Batch> {
@@ -290,7 +290,7 @@ fn augmented_crop_is_a_shifted_window_of_the_reflect_padded_image() {
         px[0] = ((p / 32) % 32 * 8) as u8;
         px[1] = (p % 32 * 8) as u8;
     }
-    let data = Dataset::new(images, vec![0, 1, 2, 3], 10, 32, 32, 3).unwrap();
+    let data = Dataset::new(images, vec![0, 1, 2, 3], 10, [32, 32, 3]).unwrap();
     for flip in [false, true] {
         let cfg = LoaderConfig {
             batch_size: 4,
