@@ -83,6 +83,18 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
 }
 
+/// Visits `modules` in order, module `i` under `prefix.name(i)`.
+pub(crate) fn visit_numbered<'a, M: Module + 'a>(
+    modules: impl IntoIterator<Item = &'a mut M>,
+    prefix: &str,
+    name: impl Fn(usize) -> String,
+    f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind),
+) {
+    for (i, module) in modules.into_iter().enumerate() {
+        module.visit(&join(prefix, &name(i)), f);
+    }
+}
+
 /// A classification network that exposes its distillation features.
 pub trait Network: Module + Send {
     /// Logits and group outputs for channels-last images `x: [N, H, W, C]`; batch norm uses (and

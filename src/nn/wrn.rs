@@ -13,7 +13,7 @@
 use rand::Rng;
 
 use super::layers::{After, BatchNorm2d, Conv2d, Linear};
-use super::{Module, Network, Output, TensorKind, join};
+use super::{Module, Network, Output, TensorKind, join, visit_numbered};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -155,9 +155,7 @@ impl Module for WideResNet {
     fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
         self.conv1.visit(&join(prefix, "conv1"), f);
         for (g, group) in self.groups.iter_mut().enumerate() {
-            for (i, block) in group.iter_mut().enumerate() {
-                block.visit(&join(prefix, &format!("block{}.layer.{i}", g + 1)), f);
-            }
+            visit_numbered(group, prefix, |i| format!("block{}.layer.{i}", g + 1), f);
         }
         self.bn1.visit(&join(prefix, "bn1"), f);
         self.fc.visit(&join(prefix, "fc"), f);
