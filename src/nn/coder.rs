@@ -179,14 +179,7 @@ mod tests {
         let mut ae = AutoEncoder::new(6, 3, &mut rng).unwrap();
         let x = Tensor::randn(&[2, 5, 4, 6], 1.0, &mut rng);
         let (_, recon) = ae.reconstruct(&x, true).unwrap();
-        let seed = Tensor::randn(recon.shape(), 1.0, &mut rng);
-        let grads = autograd::backward_with(&recon, seed).unwrap();
-        ae.visit("", &mut |name, t, kind| {
-            if kind == TensorKind::Param {
-                let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
-                assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
-            }
-        });
+        crate::nn::assert_gradients_reach_every_param(&mut ae, &recon, &mut rng);
     }
 
     #[test]

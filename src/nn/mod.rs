@@ -107,3 +107,21 @@ pub trait Network: Module + Send {
     /// The architecture's name as the command line spells it (`resnet20`, `wrn-16-2`).
     fn name(&self) -> String;
 }
+
+/// Asserts that back-propagating a random seed (drawn from `rng`) from `output` gives every
+/// parameter of `module` a gradient that is not all zero.
+#[cfg(test)]
+pub(crate) fn assert_gradients_reach_every_param(
+    module: &mut impl Module,
+    output: &Tensor,
+    rng: &mut impl rand::Rng,
+) {
+    let seed = Tensor::randn(output.shape(), 1.0, rng);
+    let grads = crate::tensor::autograd::backward_with(output, seed).unwrap();
+    module.visit("", &mut |name, t, kind| {
+        if kind == TensorKind::Param {
+            let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
+        }
+    });
+}

@@ -235,14 +235,7 @@ mod tests {
         let mut net = WideResNet::new(10, 1, 3, 10, &mut rng).unwrap();
         let x = Tensor::randn(&[2, 32, 32, 3], 1.0, &mut rng);
         let out = net.forward(&x, true).unwrap();
-        let seed = Tensor::randn(out.logits.shape(), 1.0, &mut rng);
-        let grads = autograd::backward_with(&out.logits, seed).unwrap();
-        net.visit("", &mut |name, t, kind| {
-            if kind == TensorKind::Param {
-                let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
-                assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
-            }
-        });
+        crate::nn::assert_gradients_reach_every_param(&mut net, &out.logits, &mut rng);
     }
 
     #[test]
