@@ -77,11 +77,13 @@ fn cifar10_loads_channels_last_from_archive_folder() {
 #[test]
 fn cifar100_loads_fine_labels() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cifar-100-binary");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("train.bin"), [cifar_record(&[19, 99], 0), cifar_record(&[3, 17], 1)].concat())
-        .unwrap();
-    std::fs::write(dir.join("test.bin"), cifar_record(&[0, 0], 2)).unwrap();
+    write_files(
+        &tmp.path().join("cifar-100-binary"),
+        [
+            ("train.bin", [cifar_record(&[19, 99], 0), cifar_record(&[3, 17], 1)].concat()),
+            ("test.bin", cifar_record(&[0, 0], 2)),
+        ],
+    );
     let d = load(DatasetKind::Cifar100, tmp.path(), Split::Train).unwrap();
     assert_eq!((d.labels(), d.num_classes()), (&[99u8, 17][..], 100));
     assert_eq!(load(DatasetKind::Cifar100, tmp.path(), Split::Test).unwrap().len(), 1);
@@ -126,10 +128,10 @@ fn mnist_raw_and_gzip_load_padded_to_32() {
 #[test]
 fn fashion_mnist_accepts_torchvision_layout_and_dotted_names() {
     let tmp = tempfile::tempdir().unwrap();
-    let raw = tmp.path().join("FashionMNIST/raw");
-    std::fs::create_dir_all(&raw).unwrap();
-    std::fs::write(raw.join("t10k-images.idx3-ubyte"), idx_images(2)).unwrap();
-    std::fs::write(raw.join("t10k-labels.idx1-ubyte.gz"), gz(&idx_labels(&[4, 5]))).unwrap();
+    write_files(
+        &tmp.path().join("FashionMNIST/raw"),
+        [("t10k-images.idx3-ubyte", idx_images(2)), ("t10k-labels.idx1-ubyte.gz", gz(&idx_labels(&[4, 5])))],
+    );
     let d = load(DatasetKind::FashionMnist, tmp.path(), Split::Test).unwrap();
     assert_eq!((d.len(), d.labels()), (2, &[4u8, 5][..]));
 }

@@ -64,12 +64,24 @@ pub fn gz(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Writes an MNIST-style folder: raw training files (5 images), gzipped test files (3).
-pub fn write_mnist(dir: &Path) {
+/// Creates `dir` (and its parents) and writes each `(name, bytes)` of `files` into it.
+pub fn write_files<const N: usize>(dir: &Path, files: [(&str, Vec<u8>); N]) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("train-images-idx3-ubyte"), idx_images(5)).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(&[0, 1, 2, 3, 9])).unwrap();
-    std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&idx_images(3))).unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx_labels(&[7, 8, 9]))).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+pub fn write_mnist(dir: &Path) {
+    write_files(
+        dir,
+        [
+            ("train-images-idx3-ubyte", idx_images(5)),
+            ("train-labels-idx1-ubyte", idx_labels(&[0, 1, 2, 3, 9])),
+            ("t10k-images-idx3-ubyte.gz", gz(&idx_images(3))),
+            ("t10k-labels-idx1-ubyte.gz", gz(&idx_labels(&[7, 8, 9]))),
+        ],
+    );
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {
