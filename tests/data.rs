@@ -36,6 +36,11 @@ unsafe impl GlobalAlloc for PeakAlloc {
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
+/// Asserts that the test split of `kind` in `dir` loads with these labels.
+fn assert_test_labels(kind: DatasetKind, dir: &Path, labels: &[u8]) {
+    assert_eq!(load(kind, dir, Split::Test).unwrap().labels(), labels);
+}
+
 // ---------- names ----------
 
 #[test]
@@ -70,8 +75,7 @@ fn cifar10_loads_channels_last_from_archive_folder() {
             assert_eq!(img[p * 3 + c], ((p % 256) as u8).wrapping_add(7 * c as u8 + 1));
         }
     }
-    let test = load(DatasetKind::Cifar10, &tmp.path().join("cifar-10-batches-bin"), Split::Test).unwrap();
-    assert_eq!(test.labels(), &[0, 1, 2]);
+    assert_test_labels(DatasetKind::Cifar10, &tmp.path().join("cifar-10-batches-bin"), &[0, 1, 2]);
 }
 
 #[test]
@@ -121,8 +125,7 @@ fn mnist_raw_and_gzip_load_padded_to_32() {
     assert!(img[..2 * 32].iter().all(|&v| v == 0), "top border is zero");
     assert_eq!(img[2 * 32 + 2], 1, "first pixel lands at (2, 2)");
     assert_eq!(img.iter().filter(|&&v| v == 0).count(), 1024 - 784);
-    let test = load(DatasetKind::Mnist, tmp.path(), Split::Test).unwrap();
-    assert_eq!(test.labels(), &[7, 8, 9]);
+    assert_test_labels(DatasetKind::Mnist, tmp.path(), &[7, 8, 9]);
 }
 
 #[test]
