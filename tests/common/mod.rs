@@ -1,5 +1,5 @@
 //! Writers of the standard data formats (CIFAR binaries, IDX, gzip) and small helpers shared by
-//! the data and download tests; each test binary uses a part of them.
+//! the integration tests; each test binary uses a part of them.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -112,4 +112,18 @@ pub fn fashion_installed() -> bool {
         &format!("{} not installed (apt-get install dataset-fashion-mnist)", dir.display()),
     );
     false
+}
+
+/// Runs the binary `bin` with `args` and asserts that it fails; returns its standard error and the
+/// lines of it that are neither empty, nor the `device:` line, nor `noise`.
+pub fn failed_run_errors(bin: &str, args: &[&str], noise: impl Fn(&str) -> bool) -> (String, Vec<String>) {
+    let out = std::process::Command::new(bin).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = err
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("device:") && !noise(l))
+        .map(str::to_string)
+        .collect();
+    (err, lines)
 }
