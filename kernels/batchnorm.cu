@@ -31,6 +31,17 @@ __device__ __forceinline__ void channel_partial_sums(const BnParams& p, float* _
     }
 }
 
+// s1, s2 = the sums over the splits of partial[z][0][c], partial[z][1][c], in order, in double.
+__device__ __forceinline__ void sum_splits(const BnParams& p, const float* __restrict__ partial, int c, double& s1,
+                                           double& s2) {
+    s1 = 0.0;
+    s2 = 0.0;
+    for (int z = 0; z < splits_of(p); ++z) {
+        s1 += partial[(2 * z) * p.c + c];
+        s2 += partial[(2 * z + 1) * p.c + c];
+    }
+}
+
 // Sums of d = x - x[0, c] and d^2 (the shift keeps a large mean from cancelling the variance).
 // contract: x[p.rows * p.c]; partial[2 * ((p.rows + p.split_rows - 1) / p.split_rows) * p.c]; p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
@@ -50,11 +61,8 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
                       float* __restrict__ mean, float* __restrict__ var) {
     const int c = global_thread();
     if (c >= p.c) return;
-    double s1 = 0.0, s2 = 0.0;
-    for (int z = 0; z < splits_of(p); ++z) {
-        s1 += partial[(2 * z) * p.c + c];
-        s2 += partial[(2 * z + 1) * p.c + c];
-    }
+    double s1, s2;
+    sum_splits(p, partial, c, s1, s2);
     const double m = s1 / p.rows;
     mean[c] = (float)(x[c] + m);
     var[c] = (float)fmax(s2 / p.rows - m * m, 0.0);
@@ -126,11 +134,8 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
                          float* __restrict__ k_x) {
     const int c = global_thread();
     if (c >= p.c) return;
-    double s1 = 0.0, s2 = 0.0;
-    for (int z = 0; z < splits_of(p); ++z) {
-        s1 += partial[(2 * z) * p.c + c];
-        s2 += partial[(2 * z + 1) * p.c + c];
-    }
+    double s1, s2;
+    sum_splits(p, partial, c, s1, s2);
     const float inv_std = 1.f / sqrtf(var[c] + p.eps);
     dgamma[c] = (float)(s2 * inv_std);
     dbeta[c] = (float)s1;

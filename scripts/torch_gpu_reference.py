@@ -42,6 +42,8 @@ except ImportError as e:
     print(f"PyTorch is not importable ({e}); nothing measured.")
     sys.exit(2)
 
+from cifar_block import BasicBlock  # noqa: E402
+
 # (key, cin, cout, H_in, stride)
 CONV_SHAPES = [("c1", 3, 16, 32, 1), ("c2", 16, 16, 32, 1), ("c3", 16, 32, 32, 2),
                ("c4", 32, 32, 16, 1), ("c5", 32, 64, 16, 2), ("c6", 64, 64, 8, 1)]
@@ -100,23 +102,6 @@ def to_format(t, channels_last):
 
 
 # ---------------------------------------------------------------- models
-class BasicBlock(nn.Module):
-    """CIFAR basic block with the option-A shortcut: subsample by 2, zero-pad the channels."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.pad = (cout - cin) // 2 if (stride != 1 or cin != cout) else None
-
-    def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        sc = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-        return F.relu(out + sc)
-
-
 class CifarResNet(nn.Module):
     """ResNet-(6n+2): stem conv 3->16, groups of n blocks at 16/32/64 channels, GAP, linear."""
 

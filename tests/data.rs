@@ -36,6 +36,11 @@ unsafe impl GlobalAlloc for PeakAlloc {
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
+/// Asserts that the test split of `kind` in `dir` loads with these labels.
+fn assert_test_labels(kind: DatasetKind, dir: &Path, labels: &[u8]) {
+    assert_eq!(load(kind, dir, Split::Test).unwrap().labels(), labels);
+}
+
 // ---------- names ----------
 
 #[test]
@@ -70,18 +75,19 @@ fn cifar10_loads_channels_last_from_archive_folder() {
             assert_eq!(img[p * 3 + c], ((p % 256) as u8).wrapping_add(7 * c as u8 + 1));
         }
     }
-    let test = load(DatasetKind::Cifar10, &tmp.path().join("cifar-10-batches-bin"), Split::Test).unwrap();
-    assert_eq!(test.labels(), &[0, 1, 2]);
+    assert_test_labels(DatasetKind::Cifar10, &tmp.path().join("cifar-10-batches-bin"), &[0, 1, 2]);
 }
 
 #[test]
 fn cifar100_loads_fine_labels() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cifar-100-binary");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("train.bin"), [cifar_record(&[19, 99], 0), cifar_record(&[3, 17], 1)].concat())
-        .unwrap();
-    std::fs::write(dir.join("test.bin"), cifar_record(&[0, 0], 2)).unwrap();
+    write_files(
+        &tmp.path().join("cifar-100-binary"),
+        [
+            ("train.bin", [cifar_record(&[19, 99], 0), cifar_record(&[3, 17], 1)].concat()),
+            ("test.bin", cifar_record(&[0, 0], 2)),
+        ],
+    );
     let d = load(DatasetKind::Cifar100, tmp.path(), Split::Train).unwrap();
     assert_eq!((d.labels(), d.num_classes()), (&[99u8, 17][..], 100));
     assert_eq!(load(DatasetKind::Cifar100, tmp.path(), Split::Test).unwrap().len(), 1);
@@ -119,17 +125,16 @@ fn mnist_raw_and_gzip_load_padded_to_32() {
     assert!(img[..2 * 32].iter().all(|&v| v == 0), "top border is zero");
     assert_eq!(img[2 * 32 + 2], 1, "first pixel lands at (2, 2)");
     assert_eq!(img.iter().filter(|&&v| v == 0).count(), 1024 - 784);
-    let test = load(DatasetKind::Mnist, tmp.path(), Split::Test).unwrap();
-    assert_eq!(test.labels(), &[7, 8, 9]);
+    assert_test_labels(DatasetKind::Mnist, tmp.path(), &[7, 8, 9]);
 }
 
 #[test]
 fn fashion_mnist_accepts_torchvision_layout_and_dotted_names() {
     let tmp = tempfile::tempdir().unwrap();
-    let raw = tmp.path().join("FashionMNIST/raw");
-    std::fs::create_dir_all(&raw).unwrap();
-    std::fs::write(raw.join("t10k-images.idx3-ubyte"), idx_images(2)).unwrap();
-    std::fs::write(raw.join("t10k-labels.idx1-ubyte.gz"), gz(&idx_labels(&[4, 5]))).unwrap();
+    write_files(
+        &tmp.path().join("FashionMNIST/raw"),
+        [("t10k-images.idx3-ubyte", idx_images(2)), ("t10k-labels.idx1-ubyte.gz", gz(&idx_labels(&[4, 5])))],
+    );
     let d = load(DatasetKind::FashionMnist, tmp.path(), Split::Test).unwrap();
     assert_eq!((d.len(), d.labels()), (2, &[4u8, 5][..]));
 }
@@ -223,7 +228,7 @@ fn real_fashion_mnist_from_debian_package() {
 // ---------- loader ----------
 
 fn random_dataset(n: usize) -> Dataset {
-    Dataset::new(noise(n * 32 * 32 * 3), (0..n).map(|i| (i % 10) as u8).collect(), 10, 32, 32, 3).unwrap()
+    Dataset::new(noise(n * 32 * 32 * 3), (0..n).map(|i| (i % 10) as u8).collect(), 10, [32, 32, 3]).unwrap()
 }
 
 fn collect(loader: &Loader, epoch: u64, slow: bool) -> Vec<Batch> {
@@ -290,7 +295,7 @@ fn augmented_crop_is_a_shifted_window_of_the_reflect_padded_image() {
         px[0] = ((p / 32) % 32 * 8) as u8;
         px[1] = (p % 32 * 8) as u8;
     }
-    let data = Dataset::new(images, vec![0, 1, 2, 3], 10, 32, 32, 3).unwrap();
+    let data = Dataset::new(images, vec![0, 1, 2, 3], 10, [32, 32, 3]).unwrap();
     for flip in [false, true] {
         let cfg = LoaderConfig {
             batch_size: 4,

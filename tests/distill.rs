@@ -396,13 +396,7 @@ fn command_line_errors_are_one_line() {
             "/nonexistent",
         ),
     ] {
-        let out = Command::new(bin).args(&args).output().unwrap();
-        assert!(!out.status.success(), "{args:?} succeeded");
-        let err = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<_> = err
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with("device:") && !l.starts_with("=="))
-            .collect();
+        let (err, lines) = common::failed_run_errors(bin, &args, |l| l.starts_with("=="));
         assert_eq!(lines.len(), 1, "{args:?}: {err}");
         assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: {err}");
     }

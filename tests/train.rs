@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -155,14 +154,8 @@ fn command_line_errors_are_one_line_and_fail() {
         vec!["eval", "--checkpoint", "/nonexistent.safetensors", "--arch", "resnet20"],
         vec!["train", "--dataset", "cifar10", "--data-dir", "/nonexistent", "--epochs", "1"],
     ] {
-        let out = Command::new(bin).args(&args).output().unwrap();
-        assert!(!out.status.success(), "{args:?} succeeded");
-        let err = String::from_utf8_lossy(&out.stderr);
         // One error line (clap may add its usual "try '--help'" hint below a usage error).
-        let lines: Vec<_> = err
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with("device:") && !l.contains("'--help'"))
-            .collect();
+        let (err, lines) = common::failed_run_errors(bin, &args, |l| l.contains("'--help'"));
         assert_eq!(lines.len(), 1, "{args:?}: {err}");
         assert!(lines[0].starts_with("error: "), "{err}");
         assert!(!err.contains("panicked"), "{err}");

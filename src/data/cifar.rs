@@ -95,7 +95,7 @@ pub fn parse(kind: DatasetKind, bytes: &[u8], path: &Path) -> Result<Dataset> {
             px[2] = pixels[2 * plane + p];
         }
     }
-    Dataset::new(images, labels, kind.num_classes(), SIDE, SIDE, 3)
+    Dataset::new(images, labels, kind.num_classes(), [SIDE, SIDE, 3])
 }
 
 /// Loads one split of CIFAR-10 or CIFAR-100 from `dir` (see [`resolve_dir`]).

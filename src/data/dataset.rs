@@ -67,21 +67,25 @@ impl DatasetKind {
 
     /// Per-channel mean of the pixel values scaled to [0, 1], for normalisation.
     pub fn mean(self) -> &'static [f32] {
-        match self {
-            DatasetKind::Cifar10 => &[125.3 / 255.0, 123.0 / 255.0, 113.9 / 255.0],
-            DatasetKind::Cifar100 => &[129.3 / 255.0, 124.1 / 255.0, 112.4 / 255.0],
-            DatasetKind::Mnist => &[0.1307],
-            DatasetKind::FashionMnist => &[0.2860],
-        }
+        self.moments().0
     }
 
     /// Per-channel standard deviation of the pixel values scaled to [0, 1].
     pub fn std(self) -> &'static [f32] {
+        self.moments().1
+    }
+
+    /// Per-channel mean and standard deviation of the pixel values scaled to [0, 1].
+    fn moments(self) -> (&'static [f32], &'static [f32]) {
         match self {
-            DatasetKind::Cifar10 => &[63.0 / 255.0, 62.1 / 255.0, 66.7 / 255.0],
-            DatasetKind::Cifar100 => &[68.2 / 255.0, 65.4 / 255.0, 70.4 / 255.0],
-            DatasetKind::Mnist => &[0.3081],
-            DatasetKind::FashionMnist => &[0.3530],
+            DatasetKind::Cifar10 => {
+                (&[125.3 / 255.0, 123.0 / 255.0, 113.9 / 255.0], &[63.0 / 255.0, 62.1 / 255.0, 66.7 / 255.0])
+            }
+            DatasetKind::Cifar100 => {
+                (&[129.3 / 255.0, 124.1 / 255.0, 112.4 / 255.0], &[68.2 / 255.0, 65.4 / 255.0, 70.4 / 255.0])
+            }
+            DatasetKind::Mnist => (&[0.1307], &[0.3081]),
+            DatasetKind::FashionMnist => (&[0.2860], &[0.3530]),
         }
     }
 
@@ -147,15 +151,15 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Builds a data set from N x H x W x C pixels and N labels, checking that they agree.
+    /// Builds a data set from N x H x W x C pixels (`image_shape` is `[H, W, C]`) and N labels,
+    /// checking that they agree.
     pub fn new(
         images: Vec<u8>,
         labels: Vec<u8>,
         num_classes: usize,
-        height: usize,
-        width: usize,
-        channels: usize,
+        image_shape: [usize; 3],
     ) -> Result<Self> {
+        let [height, width, channels] = image_shape;
         let op = "Dataset::new";
         if !(1..=256).contains(&num_classes) {
             return Err(Error::invalid(op, format!("num_classes {num_classes} is not in 1..=256")));
@@ -286,7 +290,7 @@ mod tests {
     #[test]
     fn split_off_last_holds_out_the_tail() {
         let images: Vec<u8> = (0..5 * 2).map(|v| v as u8).collect();
-        let mut set = Dataset::new(images, vec![0, 1, 2, 0, 1], 3, 1, 2, 1).unwrap();
+        let mut set = Dataset::new(images, vec![0, 1, 2, 0, 1], 3, [1, 2, 1]).unwrap();
         let val = set.split_off_last(2).unwrap();
         assert_eq!((set.len(), val.len()), (3, 2));
         assert_eq!(set.labels(), [0, 1, 2]);

@@ -239,7 +239,7 @@ pub fn load(kind: DatasetKind, dir: &Path, split: Split) -> Result<Dataset> {
         ));
     }
     let (pixels, h, w) = pad(&images, &images_path)?;
-    Dataset::new(pixels, labels.to_vec(), NUM_CLASSES, h, w, 1)
+    Dataset::new(pixels, labels.to_vec(), NUM_CLASSES, [h, w, 1])
 }
 
 #[cfg(test)]

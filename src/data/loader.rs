@@ -249,7 +249,7 @@ mod tests {
     fn tiny(n: usize) -> Dataset {
         let images = (0..n * 4 * 4 * 3).map(|i| (i % 256) as u8).collect();
         let labels = (0..n).map(|i| (i % 10) as u8).collect();
-        Dataset::new(images, labels, 10, 4, 4, 3).unwrap()
+        Dataset::new(images, labels, 10, [4, 4, 3]).unwrap()
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use super::encoder::FactorAutoEncoder;
 use super::teacher::FrozenTeacher;
-use super::{count_correct, load_momentum, save_momentum};
+use super::{count_correct, load_modules, save_modules};
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
@@ -114,14 +114,11 @@ impl Trainee for AutoEncoderTrainee {
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
-        ckpt.add_module("autoencoder", &mut self.autoencoder)?;
-        save_momentum(ckpt, "momentum", vec![("autoencoder", &mut self.autoencoder)], &self.sgd)
+        save_modules(ckpt, "", vec![("autoencoder", &mut self.autoencoder)], "momentum", &self.sgd)
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
-        ckpt.load_module("autoencoder", &mut self.autoencoder)?;
-        load_momentum(ckpt, "momentum", vec![("autoencoder", &mut self.autoencoder)], &mut self.sgd);
-        Ok(())
+        load_modules(ckpt, "", vec![("autoencoder", &mut self.autoencoder)], "momentum", &mut self.sgd)
     }
 
     fn model(&mut self) -> Result<Checkpoint> {

@@ -50,7 +50,7 @@ use crate::nn::{Module, Network};
 use crate::ops::arith::{add, scale};
 use crate::ops::loss::FactorNorm;
 use crate::tensor::Tensor;
-pub(crate) use crate::train::{count_correct, load_momentum, save_momentum};
+pub(crate) use crate::train::{count_correct, load_modules, save_modules};
 
 /// A distillation recipe. `CE` is the cross-entropy on the labels, `s`/`t` the student's and the
 /// teacher's logits, `F` a distillation feature, `E(.)` a trainable encoder, `R_T` the teacher's

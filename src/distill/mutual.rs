@@ -20,7 +20,7 @@ use super::encoder::{FactorAutoEncoder, StudentEncoder};
 use super::split::ChannelSplit;
 use super::student::DistillConfig;
 use super::{
-    Exploration, Method, Terms, count_correct, load_momentum, params_of, save_momentum, with_encoders,
+    Exploration, Method, Terms, count_correct, load_modules, params_of, save_modules, with_encoders,
 };
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
@@ -76,27 +76,19 @@ impl Side {
     }
 
     fn save(&mut self, ckpt: &mut Checkpoint, prefix: &str) -> Result<()> {
-        for (name, module) in with_encoders("net", self.net.as_mut(), &mut self.encoders) {
-            ckpt.add_module(&format!("{prefix}.{name}"), module)?;
-        }
         let modules = with_encoders("net", self.net.as_mut(), &mut self.encoders);
-        save_momentum(ckpt, &format!("{prefix}.momentum"), modules, &self.sgd)?;
+        save_modules(ckpt, prefix, modules, &format!("{prefix}.momentum"), &self.sgd)?;
         if let (Some(ae), Some(ae_sgd)) = (&mut self.autoencoder, &self.ae_sgd) {
-            ckpt.add_module(&format!("{prefix}.autoencoder"), ae)?;
-            save_momentum(ckpt, &format!("{prefix}.ae_momentum"), vec![("autoencoder", ae)], ae_sgd)?;
+            save_modules(ckpt, prefix, vec![("autoencoder", ae)], &format!("{prefix}.ae_momentum"), ae_sgd)?;
         }
         Ok(())
     }
 
     fn load(&mut self, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
-        for (name, module) in with_encoders("net", self.net.as_mut(), &mut self.encoders) {
-            ckpt.load_module(&format!("{prefix}.{name}"), module)?;
-        }
         let modules = with_encoders("net", self.net.as_mut(), &mut self.encoders);
-        load_momentum(ckpt, &format!("{prefix}.momentum"), modules, &mut self.sgd);
+        load_modules(ckpt, prefix, modules, &format!("{prefix}.momentum"), &mut self.sgd)?;
         if let (Some(ae), Some(ae_sgd)) = (&mut self.autoencoder, &mut self.ae_sgd) {
-            ckpt.load_module(&format!("{prefix}.autoencoder"), ae)?;
-            load_momentum(ckpt, &format!("{prefix}.ae_momentum"), vec![("autoencoder", ae)], ae_sgd);
+            load_modules(ckpt, prefix, vec![("autoencoder", ae)], &format!("{prefix}.ae_momentum"), ae_sgd)?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use super::encoder::{EncoderKind, FactorAutoEncoder, StudentEncoder};
 use super::split::{ChannelSplit, SplitKind};
 use super::teacher::FrozenTeacher;
 use super::{
-    Exploration, Hyper, Method, Terms, batch_terms, count_correct, load_momentum, params_of, save_momentum,
+    Exploration, Hyper, Method, Terms, batch_terms, count_correct, load_modules, params_of, save_modules,
     sum, with_encoders,
 };
 use crate::checkpoint::Checkpoint;
@@ -248,31 +248,16 @@ impl Trainee for Distiller {
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
-        for (name, module) in with_encoders("student", self.student.as_mut(), &mut self.encoders) {
-            ckpt.add_module(name, module)?;
-        }
-        save_momentum(
-            ckpt,
-            "momentum",
-            with_encoders("student", self.student.as_mut(), &mut self.encoders),
-            &self.sgd,
-        )?;
+        let modules = with_encoders("student", self.student.as_mut(), &mut self.encoders);
+        save_modules(ckpt, "", modules, "momentum", &self.sgd)?;
         ChannelSplit::save(&self.splits, ckpt);
         Ok(())
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
         self.splits = ChannelSplit::load(ckpt, &self.split_channels())?;
-        for (name, module) in with_encoders("student", self.student.as_mut(), &mut self.encoders) {
-            ckpt.load_module(name, module)?;
-        }
-        load_momentum(
-            ckpt,
-            "momentum",
-            with_encoders("student", self.student.as_mut(), &mut self.encoders),
-            &mut self.sgd,
-        );
-        Ok(())
+        let modules = with_encoders("student", self.student.as_mut(), &mut self.encoders);
+        load_modules(ckpt, "", modules, "momentum", &mut self.sgd)
     }
 
     fn model(&mut self) -> Result<Checkpoint> {

@@ -21,12 +21,8 @@ pub const LEAKY_SLOPE: f32 = 0.1;
 
 /// Three conv-BN-LeakyReLU layers after a leading LeakyReLU: `[N, H, W, cin] -> [N, H, W, cout]`.
 pub struct Coder {
-    conv1: Conv2d,
-    bn1: BatchNorm2d,
-    conv2: Conv2d,
-    bn2: BatchNorm2d,
-    conv3: Conv2d,
-    bn3: BatchNorm2d,
+    /// `(conv1, bn1)`, `(conv2, bn2)`, `(conv3, bn3)`.
+    layers: [(Conv2d, BatchNorm2d); 3],
 }
 
 impl Coder {
@@ -35,27 +31,21 @@ impl Coder {
         if cin == 0 || cout == 0 {
             return Err(Error::invalid("coder", format!("channels {cin} -> {cout} must both be >= 1")));
         }
-        let conv = |c_in: usize, c_out: usize, rng: &mut _| {
-            Conv2d::new(c_in, c_out, 3, 1, 1, false, (2.0 / (9 * c_out) as f32).sqrt(), rng)
+        let layer = |c_in: usize, c_out: usize, rng: &mut _| {
+            let conv = Conv2d::new(c_in, c_out, 3, 1, 1, false, (2.0 / (9 * c_out) as f32).sqrt(), rng);
+            (conv, BatchNorm2d::new(c_out))
         };
-        Ok(Coder {
-            conv1: conv(cin, cin, rng),
-            bn1: BatchNorm2d::new(cin),
-            conv2: conv(cin, cout, rng),
-            bn2: BatchNorm2d::new(cout),
-            conv3: conv(cout, cout, rng),
-            bn3: BatchNorm2d::new(cout),
-        })
+        Ok(Coder { layers: [layer(cin, cin, rng), layer(cin, cout, rng), layer(cout, cout, rng)] })
     }
 
     /// Input channels.
     pub fn in_channels(&self) -> usize {
-        self.conv1.weight.shape()[1]
+        self.layers[0].0.weight.shape()[1]
     }
 
     /// Output channels.
     pub fn out_channels(&self) -> usize {
-        self.conv3.weight.shape()[0]
+        self.layers[2].0.weight.shape()[0]
     }
 
     /// The coder applied to channels-last `x: [N, H, W, cin]`; batch norm uses (and updates)
@@ -63,9 +53,7 @@ impl Coder {
     pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         x.expect_shape("coder", "input", &[None, None, None, Some(self.in_channels())])?;
         let mut h = ops::leaky_relu(x, LEAKY_SLOPE)?;
-        for (conv, bn) in
-            [(&self.conv1, &mut self.bn1), (&self.conv2, &mut self.bn2), (&self.conv3, &mut self.bn3)]
-        {
+        for (conv, bn) in &mut self.layers {
             h = ops::leaky_relu(&bn.forward(&conv.forward(&h)?, train, After::Identity)?, LEAKY_SLOPE)?;
         }
         Ok(h)
@@ -74,12 +62,10 @@ impl Coder {
 
 impl Module for Coder {
     fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.bn2.visit(&join(prefix, "bn2"), f);
-        self.conv3.visit(&join(prefix, "conv3"), f);
-        self.bn3.visit(&join(prefix, "bn3"), f);
+        for (i, (conv, bn)) in self.layers.iter_mut().enumerate() {
+            conv.visit(&join(prefix, &format!("conv{}", i + 1)), f);
+            bn.visit(&join(prefix, &format!("bn{}", i + 1)), f);
+        }
     }
 }
 
@@ -157,11 +143,11 @@ mod tests {
         }
         assert!(!names.iter().any(|n| n.ends_with("conv1.bias")));
         // conv2 of the encoder: 64 -> 32, std sqrt(2 / (9 * 32)) = 0.0833.
-        let w = ae.encoder.conv2.weight.to_vec().unwrap();
+        let w = ae.encoder.layers[1].0.weight.to_vec().unwrap();
         let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
         assert!((std - (2.0f32 / 288.0).sqrt()).abs() < 0.005, "std {std}");
-        assert!(ae.encoder.bn2.weight.host().unwrap().iter().all(|v| *v == 1.0));
-        assert!(ae.encoder.bn2.bias.host().unwrap().iter().all(|v| *v == 0.0));
+        assert!(ae.encoder.layers[1].1.weight.host().unwrap().iter().all(|v| *v == 1.0));
+        assert!(ae.encoder.layers[1].1.bias.host().unwrap().iter().all(|v| *v == 0.0));
     }
 
     #[test]
@@ -193,14 +179,7 @@ mod tests {
         let mut ae = AutoEncoder::new(6, 3, &mut rng).unwrap();
         let x = Tensor::randn(&[2, 5, 4, 6], 1.0, &mut rng);
         let (_, recon) = ae.reconstruct(&x, true).unwrap();
-        let seed = Tensor::randn(recon.shape(), 1.0, &mut rng);
-        let grads = autograd::backward_with(&recon, seed).unwrap();
-        ae.visit("", &mut |name, t, kind| {
-            if kind == TensorKind::Param {
-                let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
-                assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
-            }
-        });
+        crate::nn::assert_gradients_reach_every_param(&mut ae, &recon, &mut rng);
     }
 
     #[test]

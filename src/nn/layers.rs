@@ -5,6 +5,7 @@ use rand::Rng;
 use super::{Module, TensorKind, join};
 use crate::error::Result;
 use crate::ops;
+pub use crate::ops::batchnorm::After;
 use crate::tensor::Tensor;
 
 /// A 2-D convolution layer (`weight: [C_out, C_in, KH, KW]`, optional `bias: [C_out]`).
@@ -85,17 +86,6 @@ pub struct BatchNorm2d {
     pub num_batches_tracked: Tensor,
 }
 
-/// The activation applied after a batch norm, fused into it.
-#[derive(Clone, Copy)]
-pub enum After<'a> {
-    /// Nothing.
-    Identity,
-    /// ReLU.
-    Relu,
-    /// Add a residual, then ReLU.
-    AddRelu(&'a Tensor),
-}
-
 impl BatchNorm2d {
     /// Momentum of the running statistics.
     pub const MOMENTUM: f32 = ops::batchnorm::DEFAULT_MOMENTUM;
@@ -119,19 +109,9 @@ impl BatchNorm2d {
         use ops::batchnorm as bn;
         if !train {
             let (mean, var) = (&self.running_mean, &self.running_var);
-            return match after {
-                After::Identity => bn::batch_norm_eval(x, &self.weight, &self.bias, mean, var, Self::EPS),
-                After::Relu => bn::batch_norm_relu_eval(x, &self.weight, &self.bias, mean, var, Self::EPS),
-                After::AddRelu(r) => {
-                    bn::batch_norm_add_relu_eval(x, r, &self.weight, &self.bias, mean, var, Self::EPS)
-                }
-            };
+            return bn::batch_norm_eval(x, after, &self.weight, &self.bias, mean, var, Self::EPS);
         }
-        let (y, stats) = match after {
-            After::Identity => bn::batch_norm_train(x, &self.weight, &self.bias, Self::EPS)?,
-            After::Relu => bn::batch_norm_relu_train(x, &self.weight, &self.bias, Self::EPS)?,
-            After::AddRelu(r) => bn::batch_norm_add_relu_train(x, r, &self.weight, &self.bias, Self::EPS)?,
-        };
+        let (y, stats) = bn::batch_norm_train(x, after, &self.weight, &self.bias, Self::EPS)?;
         bn::update_running_stats(&mut self.running_mean, &mut self.running_var, &stats, Self::MOMENTUM)?;
         self.num_batches_tracked.host_mut()?[0] += 1.0;
         Ok(y)

@@ -83,6 +83,18 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
 }
 
+/// Visits `modules` in order, module `i` under `prefix.name(i)`.
+pub(crate) fn visit_numbered<'a, M: Module + 'a>(
+    modules: impl IntoIterator<Item = &'a mut M>,
+    prefix: &str,
+    name: impl Fn(usize) -> String,
+    f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind),
+) {
+    for (i, module) in modules.into_iter().enumerate() {
+        module.visit(&join(prefix, &name(i)), f);
+    }
+}
+
 /// A classification network that exposes its distillation features.
 pub trait Network: Module + Send {
     /// Logits and group outputs for channels-last images `x: [N, H, W, C]`; batch norm uses (and
@@ -94,4 +106,22 @@ pub trait Network: Module + Send {
 
     /// The architecture's name as the command line spells it (`resnet20`, `wrn-16-2`).
     fn name(&self) -> String;
+}
+
+/// Asserts that back-propagating a random seed (drawn from `rng`) from `output` gives every
+/// parameter of `module` a gradient that is not all zero.
+#[cfg(test)]
+pub(crate) fn assert_gradients_reach_every_param(
+    module: &mut impl Module,
+    output: &Tensor,
+    rng: &mut impl rand::Rng,
+) {
+    let seed = Tensor::randn(output.shape(), 1.0, rng);
+    let grads = crate::tensor::autograd::backward_with(output, seed).unwrap();
+    module.visit("", &mut |name, t, kind| {
+        if kind == TensorKind::Param {
+            let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
+        }
+    });
 }

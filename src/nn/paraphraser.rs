@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::coder::LEAKY_SLOPE;
 use super::layers::Conv2d;
-use super::{Module, TensorKind, join};
+use super::{Module, TensorKind, join, visit_numbered};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -66,11 +66,13 @@ impl Module for ConvTranspose2d {
     }
 }
 
-fn check_channels(op: &'static str, c_in: usize, factor: usize) -> Result<()> {
+/// The three convolutions of an encoder from `c_in` channels to a `factor`-channel factor:
+/// `c_in -> c_in -> factor -> factor`, after checking both counts (`op` names the error).
+fn encoder_convs(op: &'static str, c_in: usize, factor: usize, rng: &mut impl Rng) -> Result<[Conv2d; 3]> {
     if c_in == 0 || factor == 0 {
         return Err(Error::invalid(op, format!("channels {c_in} and factor {factor} must both be >= 1")));
     }
-    Ok(())
+    Ok([conv3x3(c_in, c_in, rng), conv3x3(c_in, factor, rng), conv3x3(factor, factor, rng)])
 }
 
 /// `LReLU(conv2(LReLU(conv1(LReLU(conv0(x))))))`, after checking that `x` has `convs[0]`'s channels.
@@ -89,9 +91,8 @@ impl Paraphraser {
     /// A paraphraser for `c_in`-channel features with `factor`-channel factors (64 and 32 in the
     /// original), initialised from `rng`.
     pub fn new(c_in: usize, factor: usize, rng: &mut impl Rng) -> Result<Self> {
-        check_channels("paraphraser", c_in, factor)?;
         Ok(Paraphraser {
-            convs: [conv3x3(c_in, c_in, rng), conv3x3(c_in, factor, rng), conv3x3(factor, factor, rng)],
+            convs: encoder_convs("paraphraser", c_in, factor, rng)?,
             deconvs: [
                 ConvTranspose2d::new3x3(factor, factor, rng),
                 ConvTranspose2d::new3x3(factor, c_in, rng),
@@ -125,12 +126,8 @@ impl Paraphraser {
 
 impl Module for Paraphraser {
     fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
-        for (i, conv) in self.convs.iter_mut().enumerate() {
-            conv.visit(&join(prefix, &format!("conv{i}")), f);
-        }
-        for (i, deconv) in self.deconvs.iter_mut().enumerate() {
-            deconv.visit(&join(prefix, &format!("deconv{i}")), f);
-        }
+        visit_numbered(&mut self.convs, prefix, |i| format!("conv{i}"), f);
+        visit_numbered(&mut self.deconvs, prefix, |i| format!("deconv{i}"), f);
     }
 }
 
@@ -142,10 +139,7 @@ pub struct Translator {
 impl Translator {
     /// A translator from `c_in`-channel student features to `factor`-channel factors.
     pub fn new(c_in: usize, factor: usize, rng: &mut impl Rng) -> Result<Self> {
-        check_channels("translator", c_in, factor)?;
-        Ok(Translator {
-            convs: [conv3x3(c_in, c_in, rng), conv3x3(c_in, factor, rng), conv3x3(factor, factor, rng)],
-        })
+        Ok(Translator { convs: encoder_convs("translator", c_in, factor, rng)? })
     }
 
     /// The student's factor of `x: [N, H, W, c_in]`, `[N, H, W, factor]`.
@@ -156,9 +150,7 @@ impl Translator {
 
 impl Module for Translator {
     fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
-        for (i, conv) in self.convs.iter_mut().enumerate() {
-            conv.visit(&join(prefix, &format!("conv{i}")), f);
-        }
+        visit_numbered(&mut self.convs, prefix, |i| format!("conv{i}"), f);
     }
 }
 

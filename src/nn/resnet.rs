@@ -6,7 +6,7 @@
 use rand::Rng;
 
 use super::layers::{After, BatchNorm2d, Conv2d, Linear};
-use super::{Module, Network, TensorKind, join};
+use super::{Module, Network, TensorKind, join, visit_numbered};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -174,9 +174,7 @@ impl Module for ResNet {
         self.conv1.visit(&join(prefix, "conv1"), f);
         self.bn1.visit(&join(prefix, "bn1"), f);
         for (g, group) in self.groups.iter_mut().enumerate() {
-            for (i, block) in group.iter_mut().enumerate() {
-                block.visit(&join(prefix, &format!("layer{}.{i}", g + 1)), f);
-            }
+            visit_numbered(group, prefix, |i| format!("layer{}.{i}", g + 1), f);
         }
         self.fc.visit(&join(prefix, "fc"), f);
     }

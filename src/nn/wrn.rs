@@ -13,7 +13,7 @@
 use rand::Rng;
 
 use super::layers::{After, BatchNorm2d, Conv2d, Linear};
-use super::{Module, Network, Output, TensorKind, join};
+use super::{Module, Network, Output, TensorKind, join, visit_numbered};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -155,9 +155,7 @@ impl Module for WideResNet {
     fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
         self.conv1.visit(&join(prefix, "conv1"), f);
         for (g, group) in self.groups.iter_mut().enumerate() {
-            for (i, block) in group.iter_mut().enumerate() {
-                block.visit(&join(prefix, &format!("block{}.layer.{i}", g + 1)), f);
-            }
+            visit_numbered(group, prefix, |i| format!("block{}.layer.{i}", g + 1), f);
         }
         self.bn1.visit(&join(prefix, "bn1"), f);
         self.fc.visit(&join(prefix, "fc"), f);
@@ -237,14 +235,7 @@ mod tests {
         let mut net = WideResNet::new(10, 1, 3, 10, &mut rng).unwrap();
         let x = Tensor::randn(&[2, 32, 32, 3], 1.0, &mut rng);
         let out = net.forward(&x, true).unwrap();
-        let seed = Tensor::randn(out.logits.shape(), 1.0, &mut rng);
-        let grads = autograd::backward_with(&out.logits, seed).unwrap();
-        net.visit("", &mut |name, t, kind| {
-            if kind == TensorKind::Param {
-                let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}"));
-                assert!(g.host().unwrap().iter().any(|v| *v != 0.0), "zero gradient for {name}");
-            }
-        });
+        crate::nn::assert_gradients_reach_every_param(&mut net, &out.logits, &mut rng);
     }
 
     #[test]

@@ -18,17 +18,14 @@ pub mod shape;
 
 pub use activation::{leaky_relu, relu};
 pub use arith::{add, mul, scale};
-pub use batchnorm::{
-    BatchStats, batch_norm_add_relu_eval, batch_norm_add_relu_train, batch_norm_eval, batch_norm_relu_eval,
-    batch_norm_relu_train, batch_norm_train, update_running_stats,
-};
+pub use batchnorm::{BatchStats, batch_norm_eval, batch_norm_train, update_running_stats};
 pub use channels::{gather_channels, shortcut_a, slice_channels};
 pub use conv2d::{conv_transpose2d, conv2d};
 pub use linear::linear;
 pub use pool::global_avg_pool;
 pub use shape::{flatten, reshape};
 
-pub(crate) use crate::tensor::dispatch::{gpu_of, map_on, map2_on};
+pub(crate) use crate::tensor::dispatch::{gpu_of, map_on, map_on_tracked, map2_on};
 
 #[cfg(all(test, feature = "cuda-emulation"))]
 mod tests {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::Tensor;
+use super::{Tensor, autograd};
 use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::cuda::launch::builtin::{Binary, binary};
 use crate::error::{Error, Result};
@@ -35,6 +35,26 @@ pub(crate) fn map_on(
         Some((buf, device)) => Ok(Tensor::new_gpu(gpu(device, buf)?, device, shape, false)),
         None => Ok(Tensor::new_cpu(cpu(x.host()?), shape, false)),
     }
+}
+
+/// [`map_on`] recorded on the tape, for an op whose backward needs only `dy`: `y = forward(x)` of
+/// `shape` (`cpu` or `gpu`), then `dx = backward(dy)` of `x`'s shape (`cpu_backward` or
+/// `gpu_backward`, where `dy` is).
+pub(crate) fn map_on_tracked(
+    x: &Tensor,
+    shape: &[usize],
+    cpu: impl FnOnce(&[f32]) -> Vec<f32>,
+    gpu: impl FnOnce(&Gpu, &GpuBuf<f32>) -> Result<GpuBuf<f32>>,
+    cpu_backward: impl FnOnce(&[f32]) -> Vec<f32> + 'static,
+    gpu_backward: impl FnOnce(&Gpu, &GpuBuf<f32>) -> Result<GpuBuf<f32>> + 'static,
+) -> Result<Tensor> {
+    let y = map_on(x, shape, cpu, gpu)?.result_of(&[x]);
+    let x = x.clone();
+    autograd::record(&y, move |dy, grads| {
+        let dx = map_on(dy, x.shape(), cpu_backward, gpu_backward)?;
+        grads.accumulate(&x, dx)
+    });
+    Ok(y)
 }
 
 /// [`map_on`] for two operands, which must be on the same device (`op` names it in the error).

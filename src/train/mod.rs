@@ -22,7 +22,7 @@ use std::time::Instant;
 pub use metrics::{EpochMetrics, StepStats};
 pub use schedule::{Schedule, ScheduleKind};
 pub use supervised::{Supervised, count_correct, evaluate};
-pub(crate) use supervised::{load_momentum, save_momentum};
+pub(crate) use supervised::{load_modules, save_modules};
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{Batch, Loader};

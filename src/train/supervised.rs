@@ -4,7 +4,7 @@ use super::{StepStats, Trainee};
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::Result;
-use crate::nn::{Module, Network, TensorKind};
+use crate::nn::{Module, Network, TensorKind, join};
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::Tensor;
@@ -50,9 +50,39 @@ pub fn evaluate(net: &mut dyn Network, test: &Loader) -> Result<(f64, f64)> {
     Ok((loss / seen, 100.0 * correct as f64 / seen))
 }
 
+/// Adds `modules` to `ckpt`, each under `prefix.<module name>` (its bare name where `prefix` is
+/// empty), then the momentum buffers of `sgd` over them under `momentum` (see [`save_momentum`]).
+pub(crate) fn save_modules(
+    ckpt: &mut Checkpoint,
+    prefix: &str,
+    mut modules: Vec<(&str, &mut dyn Module)>,
+    momentum: &str,
+    sgd: &Sgd,
+) -> Result<()> {
+    for (name, module) in &mut modules {
+        ckpt.add_module(&join(prefix, name), &mut **module)?;
+    }
+    save_momentum(ckpt, momentum, modules, sgd)
+}
+
+/// Restores what [`save_modules`] wrote.
+pub(crate) fn load_modules(
+    ckpt: &Checkpoint,
+    prefix: &str,
+    mut modules: Vec<(&str, &mut dyn Module)>,
+    momentum: &str,
+    sgd: &mut Sgd,
+) -> Result<()> {
+    for (name, module) in &mut modules {
+        ckpt.load_module(&join(prefix, name), &mut **module)?;
+    }
+    load_momentum(ckpt, momentum, modules, sgd);
+    Ok(())
+}
+
 /// Adds the momentum buffers of `sgd`, whose parameters are those of `modules` in order, each
 /// named `prefix.<module name>.<parameter name>`.
-pub(crate) fn save_momentum(
+fn save_momentum(
     ckpt: &mut Checkpoint,
     prefix: &str,
     modules: Vec<(&str, &mut dyn Module)>,
@@ -72,12 +102,7 @@ pub(crate) fn save_momentum(
 }
 
 /// Restores the momentum buffers written by [`save_momentum`].
-pub(crate) fn load_momentum(
-    ckpt: &Checkpoint,
-    prefix: &str,
-    modules: Vec<(&str, &mut dyn Module)>,
-    sgd: &mut Sgd,
-) {
+fn load_momentum(ckpt: &Checkpoint, prefix: &str, modules: Vec<(&str, &mut dyn Module)>, sgd: &mut Sgd) {
     let mut buffers = Vec::new();
     for (name, module) in modules {
         module.visit(&format!("{prefix}.{name}"), &mut |full, _, kind| {
@@ -115,14 +140,17 @@ impl Trainee for Supervised {
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
-        ckpt.add_module("model", self.net.as_mut())?;
-        save_momentum(ckpt, "momentum", vec![("model", self.net.as_mut() as &mut dyn Module)], &self.sgd)
+        save_modules(ckpt, "", vec![("model", self.net.as_mut() as &mut dyn Module)], "momentum", &self.sgd)
     }
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
-        ckpt.load_module("model", self.net.as_mut())?;
-        load_momentum(ckpt, "momentum", vec![("model", self.net.as_mut() as &mut dyn Module)], &mut self.sgd);
-        Ok(())
+        load_modules(
+            ckpt,
+            "",
+            vec![("model", self.net.as_mut() as &mut dyn Module)],
+            "momentum",
+            &mut self.sgd,
+        )
     }
 
     fn model(&mut self) -> Result<Checkpoint> {

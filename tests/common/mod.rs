@@ -1,5 +1,5 @@
 //! Writers of the standard data formats (CIFAR binaries, IDX, gzip) and small helpers shared by
-//! the data and download tests; each test binary uses a part of them.
+//! the integration tests; each test binary uses a part of them.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -64,12 +64,24 @@ pub fn gz(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Writes an MNIST-style folder: raw training files (5 images), gzipped test files (3).
-pub fn write_mnist(dir: &Path) {
+/// Creates `dir` (and its parents) and writes each `(name, bytes)` of `files` into it.
+pub fn write_files<const N: usize>(dir: &Path, files: [(&str, Vec<u8>); N]) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("train-images-idx3-ubyte"), idx_images(5)).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(&[0, 1, 2, 3, 9])).unwrap();
-    std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&idx_images(3))).unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx_labels(&[7, 8, 9]))).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+pub fn write_mnist(dir: &Path) {
+    write_files(
+        dir,
+        [
+            ("train-images-idx3-ubyte", idx_images(5)),
+            ("train-labels-idx1-ubyte", idx_labels(&[0, 1, 2, 3, 9])),
+            ("t10k-images-idx3-ubyte.gz", gz(&idx_images(3))),
+            ("t10k-labels-idx1-ubyte.gz", gz(&idx_labels(&[7, 8, 9]))),
+        ],
+    );
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {
@@ -100,4 +112,18 @@ pub fn fashion_installed() -> bool {
         &format!("{} not installed (apt-get install dataset-fashion-mnist)", dir.display()),
     );
     false
+}
+
+/// Runs the binary `bin` with `args` and asserts that it fails; returns its standard error and the
+/// lines of it that are neither empty, nor the `device:` line, nor `noise`.
+pub fn failed_run_errors(bin: &str, args: &[&str], noise: impl Fn(&str) -> bool) -> (String, Vec<String>) {
+    let out = std::process::Command::new(bin).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = err
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("device:") && !noise(l))
+        .map(str::to_string)
+        .collect();
+    (err, lines)
 }

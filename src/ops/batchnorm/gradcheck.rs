@@ -45,15 +45,14 @@ fn bn_case(fusion: Fusion, train: bool, x: [usize; 4], x_init: Init) -> Case {
         inputs,
         Box::new(move |t| {
             let (x, g, b, (rm, rv)) = (&t[0], &t[1], &t[2], (t.get(running), t.get(running + 1)));
-            match (fusion, rm.zip(rv)) {
-                (Fusion::Plain, None) => Ok(ops::batch_norm_train(x, g, b, EPS)?.0),
-                (Fusion::Relu, None) => Ok(ops::batch_norm_relu_train(x, g, b, EPS)?.0),
-                (Fusion::AddRelu, None) => Ok(ops::batch_norm_add_relu_train(x, &t[3], g, b, EPS)?.0),
-                (Fusion::Plain, Some((rm, rv))) => ops::batch_norm_eval(x, g, b, rm, rv, EPS),
-                (Fusion::Relu, Some((rm, rv))) => ops::batch_norm_relu_eval(x, g, b, rm, rv, EPS),
-                (Fusion::AddRelu, Some((rm, rv))) => {
-                    ops::batch_norm_add_relu_eval(x, &t[3], g, b, rm, rv, EPS)
-                }
+            let after = match fusion {
+                Fusion::Plain => ops::batchnorm::After::Identity,
+                Fusion::Relu => ops::batchnorm::After::Relu,
+                Fusion::AddRelu => ops::batchnorm::After::AddRelu(&t[3]),
+            };
+            match rm.zip(rv) {
+                None => Ok(ops::batch_norm_train(x, after, g, b, EPS)?.0),
+                Some((rm, rv)) => ops::batch_norm_eval(x, after, g, b, rm, rv, EPS),
             }
         }),
         Box::new(move |v| {

@@ -45,68 +45,64 @@ pub struct BatchStats {
     pub count: usize,
 }
 
-/// Batch norm with batch statistics (training mode); also returns the statistics.
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<(Tensor, BatchStats)> {
-    Norm::new("batch_norm_train", x, None, false, gamma, beta, eps)?.train()
+/// What follows the normalisation: nothing, a ReLU, or a residual add (`residual` has the shape
+/// of `x`) and a ReLU.
+#[derive(Clone, Copy, Debug)]
+pub enum After<'a> {
+    /// Nothing.
+    Identity,
+    /// ReLU.
+    Relu,
+    /// Add a residual, then ReLU.
+    AddRelu(&'a Tensor),
 }
 
-/// `relu(batch_norm(x))` in training mode, as one op.
-pub fn batch_norm_relu_train(
+impl<'a> After<'a> {
+    /// The op's name in errors, by mode: `batch_norm[_relu|_add_relu]_{train,eval}`.
+    fn op(self, train: bool) -> &'static str {
+        match (self, train) {
+            (After::Identity, true) => "batch_norm_train",
+            (After::Relu, true) => "batch_norm_relu_train",
+            (After::AddRelu(_), true) => "batch_norm_add_relu_train",
+            (After::Identity, false) => "batch_norm_eval",
+            (After::Relu, false) => "batch_norm_relu_eval",
+            (After::AddRelu(_), false) => "batch_norm_add_relu_eval",
+        }
+    }
+
+    /// The residual, if any.
+    fn residual(self) -> Option<&'a Tensor> {
+        match self {
+            After::AddRelu(r) => Some(r),
+            After::Identity | After::Relu => None,
+        }
+    }
+}
+
+/// Batch norm with batch statistics (training mode), then `after`, as one op; also returns the
+/// statistics.
+pub fn batch_norm_train(
     x: &Tensor,
+    after: After,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f32,
 ) -> Result<(Tensor, BatchStats)> {
-    Norm::new("batch_norm_relu_train", x, None, true, gamma, beta, eps)?.train()
+    Norm::new(after.op(true), x, after, gamma, beta, eps)?.train()
 }
 
-/// `relu(batch_norm(x) + residual)` in training mode, as one op; `residual` has the shape of `x`.
-pub fn batch_norm_add_relu_train(
-    x: &Tensor,
-    residual: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f32,
-) -> Result<(Tensor, BatchStats)> {
-    Norm::new("batch_norm_add_relu_train", x, Some(residual), true, gamma, beta, eps)?.train()
-}
-
-/// Batch norm with the running statistics (evaluation mode); gradients reach `x`, `gamma`, `beta`.
+/// Batch norm with the running statistics (evaluation mode), then `after`, as one op; gradients
+/// reach `x`, `gamma`, `beta` (and the residual).
 pub fn batch_norm_eval(
     x: &Tensor,
+    after: After,
     gamma: &Tensor,
     beta: &Tensor,
     running_mean: &Tensor,
     running_var: &Tensor,
     eps: f32,
 ) -> Result<Tensor> {
-    Norm::new("batch_norm_eval", x, None, false, gamma, beta, eps)?.eval(running_mean, running_var)
-}
-
-/// `relu(batch_norm(x))` in evaluation mode, as one op.
-pub fn batch_norm_relu_eval(
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    eps: f32,
-) -> Result<Tensor> {
-    Norm::new("batch_norm_relu_eval", x, None, true, gamma, beta, eps)?.eval(running_mean, running_var)
-}
-
-/// `relu(batch_norm(x) + residual)` in evaluation mode, as one op.
-pub fn batch_norm_add_relu_eval(
-    x: &Tensor,
-    residual: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    eps: f32,
-) -> Result<Tensor> {
-    Norm::new("batch_norm_add_relu_eval", x, Some(residual), true, gamma, beta, eps)?
-        .eval(running_mean, running_var)
+    Norm::new(after.op(false), x, after, gamma, beta, eps)?.eval(running_mean, running_var)
 }
 
 /// Folds one batch's statistics into the running buffers (`[C]` each), PyTorch's way:
@@ -161,12 +157,12 @@ impl<'a> Norm<'a> {
     fn new(
         op: &'static str,
         x: &'a Tensor,
-        residual: Option<&'a Tensor>,
-        relu: bool,
+        after: After<'a>,
         gamma: &'a Tensor,
         beta: &'a Tensor,
         eps: f32,
     ) -> Result<Self> {
+        let (residual, relu) = (after.residual(), !matches!(after, After::Identity));
         x.expect_shape(op, "input", &[None, None, None, None])?;
         if x.numel() == 0 {
             return Err(Error::shape(op, format!("empty input {:?}", x.shape())));

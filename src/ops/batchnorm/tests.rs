@@ -22,7 +22,8 @@ fn running_stats_follow_pytorch_by_hand() {
     // Channel 1 holds 0, 0, 0, 4: mean 1, biased variance 12/4, unbiased 4.
     let x = t(&[1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 6.0, 4.0], &[1, 2, 2, 2]);
     let (_, stats) =
-        batch_norm_train(&x, &Tensor::full(&[2], 1.0), &Tensor::zeros(&[2]), DEFAULT_EPS).unwrap();
+        batch_norm_train(&x, After::Identity, &Tensor::full(&[2], 1.0), &Tensor::zeros(&[2]), DEFAULT_EPS)
+            .unwrap();
     assert_eq!(stats.count, 4);
     close(&stats.mean.to_vec().unwrap(), &[3.0, 1.0], 1e-6);
     close(&stats.var_biased.to_vec().unwrap(), &[3.5, 3.0], 1e-6);
@@ -51,7 +52,7 @@ fn eval_mode_uses_running_stats_and_their_gradients_by_hand() {
     let gamma = t(&[2.0, 1.0], &[2]).into_param();
     let beta = t(&[0.5, -1.0], &[2]).into_param();
     let (rm, rv) = (t(&[1.0, 0.0], &[2]), t(&[3.0, 0.25], &[2]));
-    let y = batch_norm_eval(&x, &gamma, &beta, &rm, &rv, 1e-5).unwrap();
+    let y = batch_norm_eval(&x, After::Identity, &gamma, &beta, &rm, &rv, 1e-5).unwrap();
     let (i0, i1) = (1.0 / (3.0f32 + 1e-5).sqrt(), 1.0 / (0.25f32 + 1e-5).sqrt());
     close(&y.to_vec().unwrap(), &[0.5, -1.0, 2.0 * 3.0 * i0 + 0.5, i1 - 1.0], 1e-6);
     let g = autograd::backward_with(&y, t(&[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2])).unwrap();
@@ -68,17 +69,38 @@ fn bad_shapes_and_arguments_name_the_op() {
         let err = r.unwrap_err().to_string();
         assert!(err.starts_with(&format!("{op}:")) && err.contains(needle), "{err}");
     };
-    expect(batch_norm_train(&x, &Tensor::zeros(&[3]), &b, 1e-5), "batch_norm_train", "gamma");
-    expect(batch_norm_train(&Tensor::zeros(&[2, 4]), &g, &b, 1e-5), "batch_norm_train", "[2, 4]");
-    expect(batch_norm_train(&Tensor::zeros(&[0, 3, 3, 4]), &g, &b, 1e-5), "batch_norm_train", "empty");
-    expect(batch_norm_train(&Tensor::zeros(&[1, 1, 1, 4]), &g, &b, 1e-5), "batch_norm_train", "one value");
-    expect(batch_norm_relu_train(&x, &g, &b, 0.0), "batch_norm_relu_train", "eps");
+    expect(
+        batch_norm_train(&x, After::Identity, &Tensor::zeros(&[3]), &b, 1e-5),
+        "batch_norm_train",
+        "gamma",
+    );
+    expect(
+        batch_norm_train(&Tensor::zeros(&[2, 4]), After::Identity, &g, &b, 1e-5),
+        "batch_norm_train",
+        "[2, 4]",
+    );
+    expect(
+        batch_norm_train(&Tensor::zeros(&[0, 3, 3, 4]), After::Identity, &g, &b, 1e-5),
+        "batch_norm_train",
+        "empty",
+    );
+    expect(
+        batch_norm_train(&Tensor::zeros(&[1, 1, 1, 4]), After::Identity, &g, &b, 1e-5),
+        "batch_norm_train",
+        "one value",
+    );
+    expect(batch_norm_train(&x, After::Relu, &g, &b, 0.0), "batch_norm_relu_train", "eps");
     let r = Tensor::zeros(&[2, 3, 4, 4]);
-    expect(batch_norm_add_relu_train(&x, &r, &g, &b, 1e-5), "batch_norm_add_relu_train", "[2, 3, 4, 4]");
-    let err = batch_norm_eval(&x, &g, &b, &Tensor::zeros(&[5]), &Tensor::zeros(&[4]), 1e-5).unwrap_err();
+    expect(
+        batch_norm_train(&x, After::AddRelu(&r), &g, &b, 1e-5),
+        "batch_norm_add_relu_train",
+        "[2, 3, 4, 4]",
+    );
+    let err = batch_norm_eval(&x, After::Identity, &g, &b, &Tensor::zeros(&[5]), &Tensor::zeros(&[4]), 1e-5)
+        .unwrap_err();
     assert!(err.to_string().starts_with("batch_norm_eval:") && err.to_string().contains("running mean"));
-    let err =
-        batch_norm_relu_eval(&x, &g, &b, &Tensor::zeros(&[4]), &Tensor::full(&[4], -1.0), 1e-5).unwrap_err();
+    let err = batch_norm_eval(&x, After::Relu, &g, &b, &Tensor::zeros(&[4]), &Tensor::full(&[4], -1.0), 1e-5)
+        .unwrap_err();
     assert!(err.to_string().starts_with("batch_norm_relu_eval:"), "{err}");
 }
 
@@ -110,32 +132,42 @@ type Op = fn(&[Tensor]) -> Tensor;
 const FUSED_AND_UNFUSED: [(&str, Op, Op); 4] = [
     (
         "relu_train",
-        |t| batch_norm_relu_train(&t[0], &t[2], &t[3], DEFAULT_EPS).unwrap().0,
-        |t| activation::relu(&batch_norm_train(&t[0], &t[2], &t[3], DEFAULT_EPS).unwrap().0).unwrap(),
+        |t| batch_norm_train(&t[0], After::Relu, &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| {
+            activation::relu(&batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS).unwrap().0)
+                .unwrap()
+        },
     ),
     (
         "add_relu_train",
-        |t| batch_norm_add_relu_train(&t[0], &t[1], &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| batch_norm_train(&t[0], After::AddRelu(&t[1]), &t[2], &t[3], DEFAULT_EPS).unwrap().0,
         |t| {
-            let z =
-                arith::add(&batch_norm_train(&t[0], &t[2], &t[3], DEFAULT_EPS).unwrap().0, &t[1]).unwrap();
+            let z = arith::add(
+                &batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+                &t[1],
+            )
+            .unwrap();
             activation::relu(&z).unwrap()
         },
     ),
     (
         "relu_eval",
-        |t| batch_norm_relu_eval(&t[0], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
+        |t| batch_norm_eval(&t[0], After::Relu, &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
         |t| {
-            activation::relu(&batch_norm_eval(&t[0], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap())
-                .unwrap()
+            activation::relu(
+                &batch_norm_eval(&t[0], After::Identity, &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
+            )
+            .unwrap()
         },
     ),
     (
         "add_relu_eval",
-        |t| batch_norm_add_relu_eval(&t[0], &t[1], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
+        |t| batch_norm_eval(&t[0], After::AddRelu(&t[1]), &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
         |t| {
-            let z =
-                arith::add(&batch_norm_eval(&t[0], &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(), &t[1]);
+            let z = arith::add(
+                &batch_norm_eval(&t[0], After::Identity, &t[2], &t[3], &t[4], &t[5], DEFAULT_EPS).unwrap(),
+                &t[1],
+            );
             activation::relu(&z.unwrap()).unwrap()
         },
     ),

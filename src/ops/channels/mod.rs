@@ -16,9 +16,8 @@ pub mod reference;
 
 use crate::cuda::exec::Exec;
 use crate::error::{Error, Result};
-use crate::ops::map_on;
+use crate::ops::map_on_tracked;
 use crate::tensor::Tensor;
-use crate::tensor::autograd;
 
 /// Checks `x: [N, ..., C]` is non-empty with rank at least 2; returns `C`.
 fn channels(op: &'static str, x: &Tensor) -> Result<usize> {
@@ -48,24 +47,14 @@ pub fn slice_channels(x: &Tensor, start: usize, end: usize) -> Result<Tensor> {
         ));
     }
     let rows = x.numel() / c;
-    let y = map_on(
+    map_on_tracked(
         x,
         &with_last(x.shape(), end - start),
         |x| cpu::slice(x, c, start, end),
         |g, x| launch::slice_channels(g, false, [rows, c], start, end, x),
-    )?
-    .result_of(&[x]);
-    let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        let dx = map_on(
-            dy,
-            x.shape(),
-            |dy| cpu::slice_backward(dy, c, start, end),
-            |g, dy| launch::slice_channels(g, true, [rows, c], start, end, dy),
-        )?;
-        grads.accumulate(&x, dx)
-    });
-    Ok(y)
+        move |dy| cpu::slice_backward(dy, c, start, end),
+        move |g, dy| launch::slice_channels(g, true, [rows, c], start, end, dy),
+    )
 }
 
 /// The channels `index[0], index[1], ...` of the last axis of `x: [N, ..., C]`; indices may
@@ -82,28 +71,18 @@ pub fn gather_channels(x: &Tensor, index: &[usize]) -> Result<Tensor> {
             format!("index {bad} is out of range for {c} channels of {:?}", x.shape()),
         ));
     }
-    let index = index.to_vec();
     let rows = x.numel() / c;
     // Indices below `c`, which fits the kernels' 32-bit indexing when the tensor does.
     let index32: Vec<i32> = index.iter().map(|&i| i as i32).collect();
-    let y = map_on(
+    let (index_backward, index32_backward) = (index.to_vec(), index32.clone());
+    map_on_tracked(
         x,
         &with_last(x.shape(), index.len()),
-        |x| cpu::gather(x, c, &index),
+        |x| cpu::gather(x, c, index),
         |g, x| launch::gather_channels(g, false, [rows, c], &g.upload(&index32)?, x),
-    )?
-    .result_of(&[x]);
-    let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        let dx = map_on(
-            dy,
-            x.shape(),
-            |dy| cpu::scatter_add(dy, c, &index),
-            |g, dy| launch::gather_channels(g, true, [rows, c], &g.upload(&index32)?, dy),
-        )?;
-        grads.accumulate(&x, dx)
-    });
-    Ok(y)
+        move |dy| cpu::scatter_add(dy, c, &index_backward),
+        move |g, dy| launch::gather_channels(g, true, [rows, c], &g.upload(&index32_backward)?, dy),
+    )
 }
 
 /// The option-A shortcut of `x: [N, H, W, C]`: every second row and column, then
@@ -124,24 +103,14 @@ pub fn shortcut_a(x: &Tensor, out_channels: usize) -> Result<Tensor> {
     }
     let g = cpu::Subsample { n, h, w, c, c_out: out_channels };
     let dims = [n, h, w, c];
-    let y = map_on(
+    map_on_tracked(
         x,
         &[n, h.div_ceil(2), w.div_ceil(2), out_channels],
         |x| cpu::shortcut_a(&g, x),
         |e, x| launch::shortcut_a(e, false, dims, out_channels, x),
-    )?
-    .result_of(&[x]);
-    let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        let dx = map_on(
-            dy,
-            x.shape(),
-            |dy| cpu::shortcut_a_backward(&g, dy),
-            |e, dy| launch::shortcut_a(e, true, dims, out_channels, dy),
-        )?;
-        grads.accumulate(&x, dx)
-    });
-    Ok(y)
+        move |dy| cpu::shortcut_a_backward(&g, dy),
+        move |e, dy| launch::shortcut_a(e, true, dims, out_channels, dy),
+    )
 }
 
 /// The CPU kernels: rows of `C` channels, rayon over chunks of rows or over images.
@@ -243,6 +212,7 @@ pub(crate) mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::autograd;
 
     fn iota(shape: &[usize]) -> Tensor {
         Tensor::from_vec((0..shape.iter().product::<usize>()).map(|i| i as f32).collect(), shape).unwrap()

@@ -64,6 +64,13 @@ pub(super) fn for_each_valid_row(g: &ConvGeometry, images: usize, mut f: impl Fn
     }
 }
 
+/// Pads the whole images of the chunk `x` into `xp`; returns their count and [`ext_rows`].
+fn pad_chunk(g: &ConvGeometry, x: &[f32], xp: &mut [f32]) -> (usize, usize) {
+    let images = x.len() / g.in_image_len();
+    pad_images(g, x, xp);
+    (images, ext_rows(g, images))
+}
+
 /// Forward of one chunk of whole images: `y` (dense, channels-last) from `x`.
 pub(super) fn forward_chunk(
     g: &ConvGeometry,
@@ -74,9 +81,7 @@ pub(super) fn forward_chunk(
     xp: &mut [f32],
     yext: &mut [f32],
 ) {
-    let images = x.len() / g.in_image_len();
-    let rows = ext_rows(g, images);
-    pad_images(g, x, xp);
+    let (images, rows) = pad_chunk(g, x, xp);
     let yext = &mut yext[..rows * g.c_out];
     for kh in 0..g.kh {
         matmul(yext, tap_rows(g, xp, kh, rows), tap_weight(g, packed, kh), kh > 0, 1);
@@ -100,9 +105,7 @@ pub(super) fn backward_weight_chunk(
     xp: &mut [f32],
     dyext: &mut [f32],
 ) {
-    let images = x.len() / g.in_image_len();
-    let rows = ext_rows(g, images);
-    pad_images(g, x, xp);
+    let (images, rows) = pad_chunk(g, x, xp);
     let co = g.c_out;
     let dyext = &mut dyext[..rows * co];
     dyext.fill(0.0);

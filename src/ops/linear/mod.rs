@@ -16,6 +16,9 @@ use crate::ops::{gpu_of, map_on, map2_on};
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
+/// A CPU gradient of `linear` from the sizes, `dy` and the other operand.
+type CpuBackward = fn(&cpu::Sizes, &[f32], &[f32]) -> Vec<f32>;
+
 /// `x W^T + b` for `x: [N, in]`, `w: [out, in]`, optional `bias: [out]`.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     const OP: &str = "linear";
@@ -48,25 +51,20 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         let sizes = [n, k, m];
-        if x.requires_grad() {
-            let dx = map2_on(
+        // Each of `x`, `w`: its gradient from `dy` and the other operand.
+        let products: [(&Tensor, &Tensor, LinearProduct, CpuBackward); 2] = [
+            (&x, &w, LinearProduct::BackwardData, |g, dy, w| cpu::backward_data(g, dy, w)),
+            (&w, &x, LinearProduct::BackwardWeight, |g, dy, x| cpu::backward_weight(g, x, dy)),
+        ];
+        for (input, other, product, cpu_backward) in products.into_iter().filter(|p| p.0.requires_grad()) {
+            let d = map2_on(
                 OP,
-                [dy, &w],
-                x.shape(),
-                |dy, w| cpu::backward_data(&g, dy, w),
-                |e, dy, w| kernels::linear(e, LinearProduct::BackwardData, sizes, dy, w, None),
+                [dy, other],
+                input.shape(),
+                |dy, other| cpu_backward(&g, dy, other),
+                |e, dy, other| kernels::linear(e, product, sizes, dy, other, None),
             )?;
-            grads.accumulate(&x, dx)?;
-        }
-        if w.requires_grad() {
-            let dw = map2_on(
-                OP,
-                [dy, &x],
-                w.shape(),
-                |dy, x| cpu::backward_weight(&g, x, dy),
-                |e, dy, x| kernels::linear(e, LinearProduct::BackwardWeight, sizes, dy, x, None),
-            )?;
-            grads.accumulate(&w, dw)?;
+            grads.accumulate(input, d)?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             let db = map_on(

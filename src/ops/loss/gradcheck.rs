@@ -2,7 +2,9 @@
 //! transfer, L1 and L2 reconstruction.
 
 use super::{self as loss, FactorNorm, attention, cross_entropy, factor, kd, recon};
+use crate::error::Result;
 use crate::ops::check::gradcheck::{Case, Init, Input};
+use crate::tensor::Tensor;
 
 /// Deterministic labels in `[0, k)` for a batch of `n`.
 fn labels(n: usize, k: usize) -> Vec<usize> {
@@ -80,25 +82,20 @@ fn at_loss_case(s: [usize; 4], t_channels: usize) -> Case {
 }
 
 fn recon_case(squared: bool, shape: &[usize]) -> Case {
-    let inputs = vec![Input::normal("a", shape), Input::normal("b", shape)];
-    let detail = format!("a,b{shape:?}");
-    if squared {
-        Case::new(
-            "mse_loss",
-            detail,
-            inputs,
-            Box::new(|t| loss::mse_loss(&t[0], &t[1])),
-            Box::new(|v| recon::reference::mse(&v[0], &v[1])),
-        )
+    type Loss = fn(&Tensor, &Tensor) -> Result<Tensor>;
+    type Reference = fn(&[f64], &[f64]) -> Vec<f64>;
+    let (op, fast, reference): (_, Loss, Reference) = if squared {
+        ("mse_loss", loss::mse_loss, recon::reference::mse)
     } else {
-        Case::new(
-            "l1_loss",
-            detail,
-            inputs,
-            Box::new(|t| loss::l1_loss(&t[0], &t[1])),
-            Box::new(|v| recon::reference::l1(&v[0], &v[1])),
-        )
-    }
+        ("l1_loss", loss::l1_loss, recon::reference::l1)
+    };
+    Case::new(
+        op,
+        format!("a,b{shape:?}"),
+        vec![Input::normal("a", shape), Input::normal("b", shape)],
+        Box::new(move |t| fast(&t[0], &t[1])),
+        Box::new(move |v| reference(&v[0], &v[1])),
+    )
 }
 
 /// Batch 1 and 3, odd class and channel counts, H != W, both temperatures and both signs.

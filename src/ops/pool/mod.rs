@@ -8,9 +8,8 @@ pub mod parity;
 pub mod reference;
 
 use crate::error::{Error, Result};
-use crate::ops::map_on;
+use crate::ops::map_on_tracked;
 use crate::tensor::Tensor;
-use crate::tensor::autograd;
 
 /// The mean over the spatial axes of `x: [N, H, W, C]`, shape `[N, C]`.
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
@@ -21,19 +20,14 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     }
     let [n, h, w, c] = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
     let dims = [n, h * w, c];
-    let y = map_on(x, &[n, c], |x| cpu::forward(x, h * w, c), |g, x| launch::avg_pool_forward(g, dims, x))?
-        .result_of(&[x]);
-    let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        let dx = map_on(
-            dy,
-            x.shape(),
-            |dy| cpu::backward(dy, h * w, c),
-            |g, dy| launch::avg_pool_backward(g, dims, dy),
-        )?;
-        grads.accumulate(&x, dx)
-    });
-    Ok(y)
+    map_on_tracked(
+        x,
+        &[n, c],
+        |x| cpu::forward(x, h * w, c),
+        |g, x| launch::avg_pool_forward(g, dims, x),
+        move |dy| cpu::backward(dy, h * w, c),
+        move |g, dy| launch::avg_pool_backward(g, dims, dy),
+    )
 }
 
 /// The CPU kernels, rayon over images.

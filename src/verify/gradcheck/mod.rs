@@ -167,10 +167,10 @@ mod tests {
     #[test]
     fn detects_a_wrong_gradient() {
         // x * detach(x): the forward is x^2, but the gradient misses one of its two terms.
-        let case = Case::new(
+        let case = Case::unary(
             "square",
-            "x[5]",
-            vec![Input::normal("x", &[5])],
+            String::new(),
+            &[5],
             Box::new(|t| ops::arith::mul(&t[0], &t[0].detach())),
             Box::new(|v| v[0].iter().map(|x| x * x).collect()),
         );
@@ -182,10 +182,10 @@ mod tests {
 
     #[test]
     fn detects_a_wrong_forward() {
-        let case = Case::new(
+        let case = Case::unary(
             "scale",
-            "x[4]",
-            vec![Input::normal("x", &[4])],
+            String::new(),
+            &[4],
             Box::new(|t| ops::arith::scale(&t[0], 2.0)),
             Box::new(|v| v[0].iter().map(|x| 2.001 * x).collect()),
         );
