@@ -11,9 +11,7 @@ use super::backend::CudaBackend;
 use super::emu::Emulator;
 use super::exec::{Arg, Call, Elem, Exec, map_args};
 use super::params::KernelParams;
-#[cfg(feature = "cuda-emulation")]
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What runs the kernels of a [`Gpu`].
 enum Engine {
@@ -104,7 +102,6 @@ impl Gpu {
 
 /// The error for a buffer of one engine handed to another (never expected: a `Gpu` only makes
 /// buffers of its own engine).
-#[cfg(feature = "cuda-emulation")]
 fn foreign(kernel: &str) -> Error {
     Error::Device(format!("{kernel}: a buffer of another device was passed"))
 }
