@@ -7,6 +7,7 @@ use std::fmt;
 use cudarc::driver::CudaSlice;
 
 use super::backend::CudaBackend;
+use super::counters::{Counters, Counts};
 #[cfg(feature = "cuda-emulation")]
 use super::emu::Emulator;
 use super::exec::{Arg, Call, Elem, Exec, map_args};
@@ -22,10 +23,11 @@ enum Engine {
     Emulated(Emulator),
 }
 
-/// A device that runs the CUDA kernels, with a name for messages.
+/// A device that runs the CUDA kernels, with a name for messages and counters of what it did.
 pub struct Gpu {
     engine: Engine,
     label: String,
+    counters: Counters,
 }
 
 /// A buffer on a [`Gpu`].
@@ -59,13 +61,14 @@ impl Gpu {
     pub fn probe() -> Result<Gpu> {
         let backend = CudaBackend::probe()?;
         let label = format!("cuda:0 ({})", backend.name()?);
-        Ok(Gpu { engine: Engine::Cuda(backend), label })
+        Ok(Gpu { engine: Engine::Cuda(backend), label, counters: Counters::default() })
     }
 
     /// The CPU emulation of the kernels.
     #[cfg(feature = "cuda-emulation")]
     pub fn emulated() -> Gpu {
-        Gpu { engine: Engine::Emulated(Emulator), label: "cuda (CPU emulation)".into() }
+        let label = "cuda (CPU emulation)".into();
+        Gpu { engine: Engine::Emulated(Emulator), label, counters: Counters::default() }
     }
 
     /// Whether this is the CPU emulation (right, but far too slow to time).
@@ -90,8 +93,14 @@ impl Gpu {
         &self.label
     }
 
+    /// What this device has done so far (launches, copies, waits, allocations).
+    pub fn counts(&self) -> Counts {
+        self.counters.snapshot()
+    }
+
     /// Waits until every launched kernel and copy has finished (for timing).
     pub fn synchronize(&self) -> Result<()> {
+        self.counters.wait();
         match &self.engine {
             Engine::Cuda(b) => b.synchronize(),
             #[cfg(feature = "cuda-emulation")]
@@ -118,6 +127,7 @@ impl Exec for Gpu {
     }
 
     fn upload<T: Elem>(&self, host: &[T]) -> Result<GpuBuf<T>> {
+        self.counters.upload();
         match &self.engine {
             Engine::Cuda(b) => b.upload(host).map(GpuBuf::Cuda),
             #[cfg(feature = "cuda-emulation")]
@@ -126,6 +136,7 @@ impl Exec for Gpu {
     }
 
     fn download<T: Elem>(&self, buf: &GpuBuf<T>) -> Result<Vec<T>> {
+        self.counters.download();
         match (&self.engine, buf) {
             (Engine::Cuda(b), GpuBuf::Cuda(s)) => b.download(s),
             #[cfg(feature = "cuda-emulation")]
@@ -136,6 +147,7 @@ impl Exec for Gpu {
     }
 
     fn alloc<T: Elem>(&self, len: usize) -> Result<GpuBuf<T>> {
+        self.counters.alloc();
         match &self.engine {
             Engine::Cuda(b) => b.alloc(len).map(GpuBuf::Cuda),
             #[cfg(feature = "cuda-emulation")]
@@ -144,6 +156,7 @@ impl Exec for Gpu {
     }
 
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
+        self.counters.launch();
         match &self.engine {
             Engine::Cuda(b) => {
                 let mut inner = map_args!(args, GpuBuf::Cuda, foreign(call.kernel))?;

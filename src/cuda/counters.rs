@@ -1,0 +1,104 @@
+//! What a device did, counted: kernel launches, copies each way, host waits and allocations.
+//! The launchers are the same code on a GPU and on the emulation, so the counts of a training
+//! step are exact on either; `iekd bench` prints them per step.
+
+use std::ops::Sub;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a device's counters; the difference of two is what happened between them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Kernel launches.
+    pub launches: u64,
+    /// Host-to-device copies.
+    pub uploads: u64,
+    /// Device-to-host copies.
+    pub downloads: u64,
+    /// Times the host waited for the device: every download, and every synchronisation.
+    pub waits: u64,
+    /// Device allocations: fresh buffers, including those an upload creates.
+    pub allocs: u64,
+}
+
+impl Sub for Counts {
+    type Output = Counts;
+    fn sub(self, o: Counts) -> Counts {
+        Counts {
+            launches: self.launches - o.launches,
+            uploads: self.uploads - o.uploads,
+            downloads: self.downloads - o.downloads,
+            waits: self.waits - o.waits,
+            allocs: self.allocs - o.allocs,
+        }
+    }
+}
+
+/// The running counters of one device, updated from any thread.
+#[derive(Debug, Default)]
+pub struct Counters {
+    launches: AtomicU64,
+    uploads: AtomicU64,
+    downloads: AtomicU64,
+    waits: AtomicU64,
+    allocs: AtomicU64,
+}
+
+impl Counters {
+    /// One kernel launch.
+    pub fn launch(&self) {
+        self.launches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One host-to-device copy into a fresh buffer.
+    pub fn upload(&self) {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        self.allocs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One device-to-host copy, which waits for the kernels writing its buffer.
+    pub fn download(&self) {
+        self.downloads.fetch_add(1, Ordering::Relaxed);
+        self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One synchronisation.
+    pub fn wait(&self) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One fresh buffer.
+    pub fn alloc(&self) {
+        self.allocs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> Counts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counts {
+            launches: get(&self.launches),
+            uploads: get(&self.uploads),
+            downloads: get(&self.downloads),
+            waits: get(&self.waits),
+            allocs: get(&self.allocs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_count_what_happened_between_snapshots() {
+        let c = Counters::default();
+        c.launch();
+        let before = c.snapshot();
+        c.launch();
+        c.upload();
+        c.download();
+        c.wait();
+        c.alloc();
+        let d = c.snapshot() - before;
+        assert_eq!(d, Counts { launches: 1, uploads: 1, downloads: 1, waits: 2, allocs: 2 });
+    }
+}
