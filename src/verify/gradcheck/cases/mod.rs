@@ -18,6 +18,7 @@ pub fn all() -> Vec<Case> {
         ops::shape::gradcheck::cases(),
         ops::loss::gradcheck::cases(),
         network::cases(),
+        ops::maxpool::gradcheck::cases(),
     ]
     .into_iter()
     .flatten()
