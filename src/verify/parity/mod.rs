@@ -60,6 +60,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     sgd::run(&mut cx)?;
     ops::loss::parity::run(&mut cx)?;
     ops::maxpool::parity::run(&mut cx)?;
+    ops::depthwise::parity::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 

@@ -19,6 +19,7 @@ pub fn all() -> Vec<Case> {
         ops::loss::gradcheck::cases(),
         network::cases(),
         ops::maxpool::gradcheck::cases(),
+        ops::depthwise::gradcheck::cases(),
     ]
     .into_iter()
     .flatten()
