@@ -18,7 +18,7 @@ pub mod maxpool;
 pub mod pool;
 pub mod shape;
 
-pub use activation::{leaky_relu, relu};
+pub use activation::{leaky_relu, relu, relu6};
 pub use arith::{add, mul, scale};
 pub use batchnorm::{BatchStats, batch_norm_eval, batch_norm_train, update_running_stats};
 pub use channels::{gather_channels, shortcut_a, slice_channels};

@@ -61,6 +61,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::loss::parity::run(&mut cx)?;
     ops::maxpool::parity::run(&mut cx)?;
     ops::depthwise::parity::run(&mut cx)?;
+    ops::activation::parity::run_clamp(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 

@@ -20,6 +20,7 @@ pub fn all() -> Vec<Case> {
         network::cases(),
         ops::maxpool::gradcheck::cases(),
         ops::depthwise::gradcheck::cases(),
+        ops::activation::gradcheck::relu6_cases(),
     ]
     .into_iter()
     .flatten()
