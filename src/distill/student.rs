@@ -90,11 +90,6 @@ pub struct Distiller {
     pub sgd: Sgd,
 }
 
-/// Channels of the three group outputs of a CIFAR ResNet or WRN with `feature` final channels.
-fn group_channels(feature: usize) -> [usize; 3] {
-    [feature / 4, feature / 2, feature]
-}
-
 impl Distiller {
     /// Sets up `config.method` for `student`; `teacher` is required by every recipe but `none`
     /// (and ignored by it), with its auto-encoder for IE-FT and FT (dropped for the others).
@@ -136,7 +131,7 @@ impl Distiller {
                 encoders.push(StudentEncoder::new(config.encoder, c, factor, &mut rng)?);
             }
             Method::IeAt => {
-                for (g, channels) in group_channels(c).into_iter().enumerate() {
+                for (g, channels) in student.group_channels().into_iter().enumerate() {
                     let seed = config.seed.wrapping_add(g as u64);
                     splits.push(
                         ChannelSplit::new(config.split, channels, seed).with_ratio(config.split_ratio)?,

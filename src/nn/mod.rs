@@ -104,6 +104,9 @@ pub trait Network: Module + Send {
     /// Channels of the distillation feature (the last group's output).
     fn feature_channels(&self) -> usize;
 
+    /// Channels of the three group outputs (attention transfer's maps).
+    fn group_channels(&self) -> [usize; 3];
+
     /// The architecture's name as the command line spells it (`resnet20`, `wrn-16-2`).
     fn name(&self) -> String;
 }
