@@ -55,7 +55,7 @@ pub fn backward_data(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
 }
 
 /// `dw[c, 0, kh, kw] = sum over images and output pixels of dy * x` at the tap; images summed in
-/// fixed groups ([`ordered_sum`]), so the bits do not depend on the thread count.
+/// fixed groups (`ordered_sum`), so the bits do not depend on the thread count.
 pub fn backward_weight(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (c, kk) = (g.c, g.k * g.k);
     let (in_len, out_len) = (g.h * g.w * c, g.h_out * g.w_out * c);
