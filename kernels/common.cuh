@@ -45,6 +45,11 @@ struct SubsampleParams {
 struct PoolParams {
     int n, pixels, c;
 };
+// A per-channel window op: input [n, h, w, c], a k x k window with stride and zero padding pad,
+// output [n, h_out, w_out, c] (max pooling; depthwise convolution with weight [c, 1, k, k]).
+struct WindowParams {
+    int n, h, w, c, k, stride, pad, h_out, w_out;
+};
 // A row-wise op on rows x cols values with a mode and one scalar a (see each kernel).
 struct RowParams {
     int rows, cols, mode;

@@ -21,6 +21,24 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
     for (int i = global_thread(); i < p.len; i += grid_stride()) dx[i] = x[i] > 0.f ? dy[i] : p.a * dy[i];
 }
 
+// y = min(max(x, 0), a) (ReLU6 when a = 6); NaN stays NaN.
+// contract: x[p.len]; y[p.len]
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    clamp_forward(const MapParams p, const float* __restrict__ x, float* __restrict__ y) {
+    for (int i = global_thread(); i < p.len; i += grid_stride()) {
+        const float v = x[i];
+        y[i] = v < 0.f ? 0.f : (v > p.a ? p.a : v);
+    }
+}
+
+// dx = dy where 0 < x < a, zero elsewhere.
+// contract: x[p.len]; dy[p.len]; dx[p.len]
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    clamp_backward(const MapParams p, const float* __restrict__ x, const float* __restrict__ dy,
+                   float* __restrict__ dx) {
+    for (int i = global_thread(); i < p.len; i += grid_stride()) dx[i] = x[i] > 0.f && x[i] < p.a ? dy[i] : 0.f;
+}
+
 // y = a + b (mode 0) or a * b (mode 1).
 // contract: a[p.len]; b[p.len]; y[p.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)

@@ -1,4 +1,5 @@
-// Global average pooling over the pixels of [n, pixels, c] (src/ops/pool.rs).
+// Global average pooling over the pixels of [n, pixels, c] (src/ops/pool/) and 2x2 max pooling of
+// [n, h, w, c] (src/ops/maxpool/).
 #include "common.cuh"
 
 // y[n, c] = sum_q x[n, q, c] / pixels. Grid (ceil(c / RED_C), n), block (RED_C, RED_R); the
@@ -29,5 +30,52 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
     for (int i = global_thread(); i < p.n * p.pixels * p.c; i += grid_stride()) {
         const int n = i / (p.pixels * p.c), c = i % p.c;
         dx[i] = dy[n * p.c + c] * inv;
+    }
+}
+
+// The first position of the largest value (a NaN wins) in the k x k window of output pixel (n, oh, ow)
+// in channel ch, as the flat index of x; the window lies inside the image (no padding).
+__device__ __forceinline__ int window_argmax(const WindowParams& p, const float* __restrict__ x, int n, int oh,
+                                             int ow, int ch) {
+    int best = ((n * p.h + oh * p.stride) * p.w + ow * p.stride) * p.c + ch;
+    float top = x[best];
+    for (int t = 1; t < p.k * p.k; ++t) {
+        const int at = ((n * p.h + oh * p.stride + t / p.k) * p.w + ow * p.stride + t % p.k) * p.c + ch;
+        const float v = x[at];
+        if (v > top || (v != v && top == top)) {
+            top = v;
+            best = at;
+        }
+    }
+    return best;
+}
+
+// y[n, oh, ow, ch] = the largest x in the window (src/ops/maxpool/).
+// contract: x[p.n * p.h * p.w * p.c]; y[p.n * p.h_out * p.w_out * p.c]; p.k >= 1; p.pad == 0;
+// (p.h_out - 1) * p.stride + p.k <= p.h; (p.w_out - 1) * p.stride + p.k <= p.w
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    max_pool_forward(const WindowParams p, const float* __restrict__ x, float* __restrict__ y) {
+    for (int i = global_thread(); i < p.n * p.h_out * p.w_out * p.c; i += grid_stride()) {
+        const int ch = i % p.c, pixel = i / p.c;
+        const int ow = pixel % p.w_out, oh = (pixel / p.w_out) % p.h_out, n = pixel / (p.w_out * p.h_out);
+        y[i] = x[window_argmax(p, x, n, oh, ow, ch)];
+    }
+}
+
+// dx[n, ih, iw, ch] = dy of the window whose first maximum is this element, zero elsewhere; the
+// windows do not overlap (stride = k), so each dx element is written once from one dy element.
+// contract: x[p.n * p.h * p.w * p.c]; dy[p.n * p.h_out * p.w_out * p.c]; dx[p.n * p.h * p.w * p.c]; p.k >= 1;
+// p.stride == p.k; p.pad == 0; p.h_out * p.k <= p.h; p.w_out * p.k <= p.w
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    max_pool_backward(const WindowParams p, const float* __restrict__ x, const float* __restrict__ dy,
+                      float* __restrict__ dx) {
+    for (int i = global_thread(); i < p.n * p.h * p.w * p.c; i += grid_stride()) {
+        const int ch = i % p.c, pixel = i / p.c;
+        const int iw = pixel % p.w, ih = (pixel / p.w) % p.h, n = pixel / (p.w * p.h);
+        const int oh = ih / p.k, ow = iw / p.k;
+        float g = 0.f;
+        if (oh < p.h_out && ow < p.w_out && window_argmax(p, x, n, oh, ow, ch) == i)
+            g = dy[((n * p.h_out + oh) * p.w_out + ow) * p.c + ch];
+        dx[i] = g;
     }
 }

@@ -38,7 +38,7 @@ enum Command {
     /// Train a network with cross-entropy and SGD.
     Train {
         /// Architecture: resnet20, resnet32, resnet56, resnet110 (any 6n+2; suffix b for option-B
-        /// shortcuts, e.g. resnet56b) or wrn-D-K (e.g. wrn-16-2).
+        /// shortcuts, e.g. resnet56b), wrn-D-K (e.g. wrn-16-2), vgg13 or mobilenetv2.
         #[arg(long, default_value = "resnet20")]
         arch: Arch,
         #[command(flatten)]

@@ -401,3 +401,38 @@ fn command_line_errors_are_one_line() {
         assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: {err}");
     }
 }
+
+/// One training step of `method` for a student of `arch` against the ResNet-8 teacher (4x4
+/// features on the 16x16 images): every term finite, the student's weights moved.
+fn one_step_with_student(arch: &str, method: Method) {
+    let student = arch.parse::<Arch>().unwrap().build(1, 10, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+    let mut d = Distiller::new(student, Some(teacher(true)), config(method, hyper(method))).unwrap();
+    let (x, y) = batch();
+    let losses = d.losses(&x, &y).unwrap();
+    assert!(!losses.terms.is_empty(), "{arch} {method}");
+    for (name, value) in &losses.terms {
+        assert!(value.is_finite(), "{arch} {method}: {name}");
+    }
+    autograd::clear_tape();
+    let mut before = Vec::new();
+    d.student.visit("", &mut |_, t, _| before.push(t.to_vec().unwrap()));
+    let stats = d.train_step(&x, &y, 0.05).unwrap();
+    assert!(stats.loss.is_finite(), "{arch} {method}");
+    let mut moved = false;
+    let mut i = 0;
+    d.student.visit("", &mut |_, t, _| {
+        moved |= t.to_vec().unwrap() != before[i];
+        i += 1;
+    });
+    assert!(moved, "{arch} {method}: no weight changed");
+}
+
+#[test]
+fn vgg13_and_mobilenetv2_students_take_a_step_of_every_kind_of_recipe() {
+    // VGG-13's 2x2 feature and MobileNetV2's group maps are average-pooled to match, or the
+    // teacher's maps pooled down to theirs.
+    one_step_with_student("vgg13", Method::Kd);
+    one_step_with_student("vgg13", Method::IeFt);
+    one_step_with_student("mobilenetv2", Method::IeAt);
+    one_step_with_student("mobilenetv2", Method::Ft);
+}

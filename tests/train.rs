@@ -161,3 +161,37 @@ fn command_line_errors_are_one_line_and_fail() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn trains_mobilenetv2_from_the_command_line_on_a_few_cifar_images() {
+    let dir = temp_out("mobilenetv2");
+    common::write_cifar10(&dir.join("cifar-10-batches-bin"));
+    let out = dir.join("run");
+    let args = [
+        "train",
+        "--arch",
+        "mobilenetv2",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_iekd")).args(args).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1, "{metrics}");
+    let ckpt = Checkpoint::load(&out.join("model.safetensors")).unwrap();
+    assert!(
+        ckpt.tensors.contains_key("blocks.3.3.conv.3.weight"),
+        "depthwise filter saved under RepDistiller's name"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

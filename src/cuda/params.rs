@@ -108,6 +108,9 @@ kernel_params! {
     SubsampleParams { n: i32, h: i32, w: i32, c: i32, c_out: i32 }
     /// Global average pooling of `[n, pixels, c]`.
     PoolParams { n: i32, pixels: i32, c: i32 }
+    /// A per-channel window op on `[n, h, w, c]`: a `k x k` window with `stride` and zero padding
+    /// `pad`, output `[n, h_out, w_out, c]`.
+    WindowParams { n: i32, h: i32, w: i32, c: i32, k: i32, stride: i32, pad: i32, h_out: i32, w_out: i32 }
     /// A row-wise op on `rows x cols` values with a mode and one scalar.
     RowParams { rows: i32, cols: i32, mode: i32, a: f32 }
     /// One SGD update of `len` parameters.

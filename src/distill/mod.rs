@@ -28,6 +28,7 @@ mod mutual;
 #[cfg(feature = "cli")]
 mod plot;
 mod preset;
+mod spatial;
 mod split;
 mod student;
 mod teacher;
@@ -39,6 +40,7 @@ pub use mutual::{Mutual, Side};
 #[cfg(feature = "cli")]
 pub use plot::{Curve, write_curves};
 pub use preset::{PRESETS, Preset};
+pub use spatial::match_spatial;
 pub use split::{ChannelSplit, SplitKind};
 pub use student::{DistillConfig, Distiller, Losses, resnet56_to_resnet20};
 pub use teacher::{FrozenTeacher, TeacherOutput};

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::autoencoder::Recon;
 use super::encoder::{FactorAutoEncoder, StudentEncoder};
+use super::spatial::match_spatial;
 use super::split::ChannelSplit;
 use super::student::DistillConfig;
 use super::{
@@ -159,10 +160,11 @@ impl Mutual {
         if let (Some(split), Some(factor)) = (&me.split, &peer_factor) {
             let (inh, exp) = split.halves(&out.groups[2])?;
             let (inh, exp) = (me.encoders[0].forward(&inh, true)?, me.encoders[1].forward(&exp, true)?);
-            terms.push("l_inh", h.lambda_inh, inheritance_loss(&inh, factor, h.factor_norm)?);
+            let ((inh, f_inh), (exp, f_exp)) = (match_spatial(&inh, factor)?, match_spatial(&exp, factor)?);
+            terms.push("l_inh", h.lambda_inh, inheritance_loss(&inh, &f_inh, h.factor_norm)?);
             let l_exp = match h.exploration {
-                Exploration::L1 => exploration_loss(&exp, factor, h.factor_norm)?,
-                Exploration::Dot => factor_dot_loss(&exp, factor)?,
+                Exploration::L1 => exploration_loss(&exp, &f_exp, h.factor_norm)?,
+                Exploration::Dot => factor_dot_loss(&exp, &f_exp)?,
             };
             terms.push("l_exp", h.lambda_exp, l_exp);
         }

@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::encoder::{EncoderKind, FactorAutoEncoder, StudentEncoder};
+use super::spatial::match_spatial;
 use super::split::{ChannelSplit, SplitKind};
 use super::teacher::FrozenTeacher;
 use super::{
@@ -90,11 +91,6 @@ pub struct Distiller {
     pub sgd: Sgd,
 }
 
-/// Channels of the three group outputs of a CIFAR ResNet or WRN with `feature` final channels.
-fn group_channels(feature: usize) -> [usize; 3] {
-    [feature / 4, feature / 2, feature]
-}
-
 impl Distiller {
     /// Sets up `config.method` for `student`; `teacher` is required by every recipe but `none`
     /// (and ignored by it), with its auto-encoder for IE-FT and FT (dropped for the others).
@@ -136,7 +132,7 @@ impl Distiller {
                 encoders.push(StudentEncoder::new(config.encoder, c, factor, &mut rng)?);
             }
             Method::IeAt => {
-                for (g, channels) in group_channels(c).into_iter().enumerate() {
+                for (g, channels) in student.group_channels().into_iter().enumerate() {
                     let seed = config.seed.wrapping_add(g as u64);
                     splits.push(
                         ChannelSplit::new(config.split, channels, seed).with_ratio(config.split_ratio)?,
@@ -175,24 +171,29 @@ impl Distiller {
             Method::Ft => {
                 terms.push("ce", 1.0, ce);
                 let s = self.encoders[0].forward(&out.groups[2], true)?;
-                terms.push("l_inh", h.beta, inheritance_loss(&s, factor()?, h.factor_norm)?);
+                let (s, f) = match_spatial(&s, factor()?)?;
+                terms.push("l_inh", h.beta, inheritance_loss(&s, &f, h.factor_norm)?);
             }
             Method::IeFt => {
                 terms.push("ce", 1.0, ce);
                 let (inh, exp) = self.splits[0].halves(&out.groups[2])?;
                 let (inh, exp) =
                     (self.encoders[0].forward(&inh, true)?, self.encoders[1].forward(&exp, true)?);
-                terms.push("l_inh", h.lambda_inh, inheritance_loss(&inh, factor()?, h.factor_norm)?);
+                let ((inh, f_inh), (exp, f_exp)) =
+                    (match_spatial(&inh, factor()?)?, match_spatial(&exp, factor()?)?);
+                terms.push("l_inh", h.lambda_inh, inheritance_loss(&inh, &f_inh, h.factor_norm)?);
                 let l_exp = match h.exploration {
-                    Exploration::L1 => exploration_loss(&exp, factor()?, h.factor_norm)?,
-                    Exploration::Dot => factor_dot_loss(&exp, factor()?)?,
+                    Exploration::L1 => exploration_loss(&exp, &f_exp, h.factor_norm)?,
+                    Exploration::Dot => factor_dot_loss(&exp, &f_exp)?,
                 };
                 terms.push("l_exp", h.lambda_exp, l_exp);
             }
             Method::At => {
                 terms.push("ce", 1.0, ce);
                 let t = t()?;
-                let at = (0..3).map(|g| at_loss(&out.groups[g], &t.groups[g])).collect::<Result<_>>()?;
+                let at = (0..3)
+                    .map(|g| match_spatial(&out.groups[g], &t.groups[g]).and_then(|(s, t)| at_loss(&s, &t)))
+                    .collect::<Result<_>>()?;
                 terms.push("at", h.beta, sum(at)?);
             }
             Method::IeAt => {
@@ -201,8 +202,10 @@ impl Distiller {
                 let (mut inh, mut exp) = (Vec::new(), Vec::new());
                 for g in 0..3 {
                     let (a, b) = self.splits[g].halves(&out.groups[g])?;
-                    inh.push(at_loss(&a, &t.groups[g])?);
-                    exp.push(at_loss(&b, &t.groups[g])?);
+                    let ((a, ta), (b, tb)) =
+                        (match_spatial(&a, &t.groups[g])?, match_spatial(&b, &t.groups[g])?);
+                    inh.push(at_loss(&a, &ta)?);
+                    exp.push(at_loss(&b, &tb)?);
                 }
                 terms.push("l_inh", h.lambda_inh, sum(inh)?);
                 terms.push("l_exp", h.lambda_exp, scale(&sum(exp)?, -1.0)?);

@@ -1,7 +1,8 @@
 //! Architecture names as the command line spells them, and the networks they build.
 //!
 //! Accepted forms: `resnetN` (CIFAR ResNet, N = 6n+2, option-A shortcuts), `resnetNb` (option-B
-//! shortcuts) and `wrn-D-K` (wide ResNet, D = 6n+4, K >= 1). Depths are capped at
+//! shortcuts), `wrn-D-K` (wide ResNet, D = 6n+4, K >= 1), `vgg13` (VGG-13 with batch norm) and
+//! `mobilenetv2` (MobileNetV2 at width 0.5, RepDistiller's `mobile_half`). Depths are capped at
 //! [`MAX_DEPTH`] and widening factors at [`MAX_WIDTH`] so that a typo cannot ask for terabytes.
 
 use std::fmt;
@@ -10,7 +11,9 @@ use std::str::FromStr;
 use rand::Rng;
 
 use super::Network;
+use super::mobilenet::{self, MobileNetV2};
 use super::resnet::{self, ResNet, Shortcut};
+use super::vgg::{self, Vgg};
 use super::wrn::WideResNet;
 use crate::error::{Error, Result};
 
@@ -36,10 +39,15 @@ pub enum Arch {
         /// The widening factor k.
         width: usize,
     },
+    /// VGG-13 with batch norm for CIFAR (RepDistiller's `vgg13`).
+    Vgg13,
+    /// MobileNetV2 at width 0.5, expansion 6, CIFAR strides (RepDistiller's `mobile_half`).
+    MobileNetV2,
 }
 
 const FORMS: &str = "expected resnetN (N = 6n+2, e.g. resnet20, resnet56), resnetNb for option-B shortcuts \
-                     (resnet56b) or wrn-D-K (D = 6n+4, 1 <= K <= 64, e.g. wrn-16-2, wrn-40-2); depth at most 2000";
+                     (resnet56b), wrn-D-K (D = 6n+4, 1 <= K <= 64, e.g. wrn-16-2, wrn-40-2), vgg13 or mobilenetv2; \
+                     depth at most 2000";
 
 /// A decimal number of digits only (no sign, no spaces), at most [`MAX_DEPTH`].
 fn number(s: &str) -> Option<usize> {
@@ -54,7 +62,11 @@ impl FromStr for Arch {
 
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::invalid("arch", format!("unknown architecture '{s}': {FORMS}"));
-        let arch = if let Some(rest) = s.strip_prefix("resnet") {
+        let arch = if s == "vgg13" {
+            Arch::Vgg13
+        } else if s == "mobilenetv2" {
+            Arch::MobileNetV2
+        } else if let Some(rest) = s.strip_prefix("resnet") {
             let (digits, shortcut) = match rest.strip_suffix('b') {
                 Some(digits) => (digits, Shortcut::B),
                 None => (rest, Shortcut::A),
@@ -84,16 +96,31 @@ impl fmt::Display for Arch {
             Arch::ResNet { depth, shortcut: Shortcut::A } => write!(f, "resnet{depth}"),
             Arch::ResNet { depth, shortcut: Shortcut::B } => write!(f, "resnet{depth}b"),
             Arch::Wrn { depth, width } => write!(f, "wrn-{depth}-{width}"),
+            Arch::Vgg13 => write!(f, "vgg13"),
+            Arch::MobileNetV2 => write!(f, "mobilenetv2"),
         }
     }
 }
 
-/// One convolution of a network: input and output channels, kernel size, output pixels.
+/// One convolution of a network: input and output channels, kernel size, output pixels, groups
+/// (1, or the channels of a depthwise convolution).
 struct ConvShape {
     c_in: usize,
     c_out: usize,
     k: usize,
     pixels: usize,
+    groups: usize,
+}
+
+impl ConvShape {
+    fn dense(c_in: usize, c_out: usize, k: usize, pixels: usize) -> Self {
+        ConvShape { c_in, c_out, k, pixels, groups: 1 }
+    }
+
+    /// Weights of the convolution (no bias).
+    fn weights(&self) -> usize {
+        self.c_in / self.groups * self.c_out * self.k * self.k
+    }
 }
 
 impl Arch {
@@ -104,32 +131,33 @@ impl Arch {
                 Box::new(ResNet::new(depth, in_channels, classes, shortcut, rng)?)
             }
             Arch::Wrn { depth, width } => Box::new(WideResNet::new(depth, width, in_channels, classes, rng)?),
+            Arch::Vgg13 => Box::new(Vgg::vgg13(in_channels, classes, rng)?),
+            Arch::MobileNetV2 => Box::new(MobileNetV2::half(in_channels, classes, rng)?),
         })
     }
 
     /// Channels of the distillation feature.
     pub fn feature_channels(&self) -> usize {
-        self.widths()[3]
-    }
-
-    /// Channels of the stem and of the three groups.
-    fn widths(&self) -> [usize; 4] {
         match *self {
-            Arch::ResNet { .. } => {
-                [resnet::WIDTHS[0], resnet::WIDTHS[0], resnet::WIDTHS[1], resnet::WIDTHS[2]]
-            }
-            Arch::Wrn { width, .. } => WideResNet::widths(width),
+            Arch::ResNet { .. } => resnet::WIDTHS[2],
+            Arch::Wrn { width, .. } => WideResNet::widths(width)[3],
+            Arch::Vgg13 => vgg::WIDTHS[4],
+            Arch::MobileNetV2 => mobilenet::LAST,
         }
     }
 
     /// Every convolution of the network on a `height x width` input, in forward order.
     fn convs(&self, in_channels: usize, height: usize, width: usize) -> Vec<ConvShape> {
-        let (n, conv_shortcut) = match *self {
-            Arch::ResNet { depth, shortcut } => ((depth - 2) / 6, shortcut == Shortcut::B),
-            Arch::Wrn { depth, .. } => ((depth - 4) / 6, true),
+        let (n, conv_shortcut, widths) = match *self {
+            Arch::ResNet { depth, shortcut } => {
+                let [a, b, c] = resnet::WIDTHS;
+                ((depth - 2) / 6, shortcut == Shortcut::B, [a, a, b, c])
+            }
+            Arch::Wrn { depth, width: k } => ((depth - 4) / 6, true, WideResNet::widths(k)),
+            Arch::Vgg13 => return vgg_convs(in_channels, height, width),
+            Arch::MobileNetV2 => return mobilenet_convs(in_channels, height, width),
         };
-        let widths = self.widths();
-        let mut convs = vec![ConvShape { c_in: in_channels, c_out: widths[0], k: 3, pixels: height * width }];
+        let mut convs = vec![ConvShape::dense(in_channels, widths[0], 3, height * width)];
         let (mut c, mut h, mut w) = (widths[0], height, width);
         for g in 0..3 {
             for i in 0..n {
@@ -137,10 +165,10 @@ impl Arch {
                 let c_out = widths[g + 1];
                 (h, w) = (h.div_ceil(stride), w.div_ceil(stride));
                 let pixels = h * w;
-                convs.push(ConvShape { c_in: c, c_out, k: 3, pixels });
-                convs.push(ConvShape { c_in: c_out, c_out, k: 3, pixels });
+                convs.push(ConvShape::dense(c, c_out, 3, pixels));
+                convs.push(ConvShape::dense(c_out, c_out, 3, pixels));
                 if conv_shortcut && c != c_out {
-                    convs.push(ConvShape { c_in: c, c_out, k: 1, pixels });
+                    convs.push(ConvShape::dense(c, c_out, 1, pixels));
                 }
                 c = c_out;
             }
@@ -151,13 +179,46 @@ impl Arch {
     /// Multiply-accumulates of one forward pass on one `in_channels x height x width` image:
     /// convolutions and the classifier (batch norm, activations and pooling not counted).
     pub fn macs_per_image(&self, in_channels: usize, classes: usize, height: usize, width: usize) -> usize {
-        let convs: usize = self
-            .convs(in_channels, height, width)
-            .iter()
-            .map(|c| c.pixels * c.c_out * c.c_in * c.k * c.k)
-            .sum();
+        let convs: usize =
+            self.convs(in_channels, height, width).iter().map(|c| c.pixels * c.weights()).sum();
         convs + self.feature_channels() * classes
     }
+}
+
+/// VGG-13's convolutions: two per block, a 2x2 max pool after blocks 0-2 (and 3 on 64x64 inputs).
+fn vgg_convs(in_channels: usize, height: usize, width: usize) -> Vec<ConvShape> {
+    let (mut c, mut h, mut w, mut convs) = (in_channels, height, width, Vec::new());
+    for (b, c_out) in vgg::WIDTHS.into_iter().enumerate() {
+        convs.push(ConvShape::dense(c, c_out, 3, h * w));
+        convs.push(ConvShape::dense(c_out, c_out, 3, h * w));
+        c = c_out;
+        if b < 3 || (b == 3 && height == 64) {
+            (h, w) = (h / 2, w / 2);
+        }
+    }
+    convs
+}
+
+/// MobileNetV2's convolutions: the stride-2 stem, expand / depthwise / project per block, the
+/// final 1x1.
+fn mobilenet_convs(in_channels: usize, height: usize, width: usize) -> Vec<ConvShape> {
+    let (mut h, mut w) = (height.div_ceil(2), width.div_ceil(2));
+    let mut convs = vec![ConvShape::dense(in_channels, mobilenet::STEM, 3, h * w)];
+    let mut c = mobilenet::STEM;
+    for (t, c_out, n, s) in mobilenet::STAGES {
+        for i in 0..n {
+            let hidden = c * t;
+            convs.push(ConvShape::dense(c, hidden, 1, h * w));
+            if i == 0 {
+                (h, w) = (h.div_ceil(s), w.div_ceil(s));
+            }
+            convs.push(ConvShape { c_in: hidden, c_out: hidden, k: 3, pixels: h * w, groups: hidden });
+            convs.push(ConvShape::dense(hidden, c_out, 1, h * w));
+            c = c_out;
+        }
+    }
+    convs.push(ConvShape::dense(c, mobilenet::LAST, 1, h * w));
+    convs
 }
 
 #[cfg(test)]
@@ -181,6 +242,8 @@ mod tests {
             ("wrn-16-2", Arch::Wrn { depth: 16, width: 2 }),
             ("wrn-40-1", Arch::Wrn { depth: 40, width: 1 }),
             ("wrn-28-10", Arch::Wrn { depth: 28, width: 10 }),
+            ("vgg13", Arch::Vgg13),
+            ("mobilenetv2", Arch::MobileNetV2),
         ] {
             let arch: Arch = s.parse().unwrap();
             assert_eq!(arch, want, "{s}");
@@ -211,14 +274,20 @@ mod tests {
             "wrn--2",
             "wrn-16-65",
             "wrn16-2",
-            "vgg13",
+            "vgg11",
+            "vgg13bn",
+            "mobilenet",
+            "MobileNetV2",
             "resnet99999999999999999999",
             "resnet2006",
         ] {
             let err = s.parse::<Arch>().err().unwrap_or_else(|| panic!("accepted {s:?}"));
             let msg = err.to_string();
             assert!(msg.starts_with("arch: unknown architecture"), "{msg}");
-            assert!(msg.contains("resnetN") && msg.contains("wrn-D-K"), "{msg}");
+            assert!(
+                msg.contains("resnetN") && msg.contains("wrn-D-K") && msg.contains("mobilenetv2"),
+                "{msg}"
+            );
             assert!(!msg.contains('\n'));
         }
     }
@@ -226,9 +295,14 @@ mod tests {
     #[test]
     fn built_networks_have_the_spec_parameter_counts_and_names() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for (s, want) in
-            [("resnet20", 269_722), ("resnet56b", 855_770), ("wrn-16-1", 175_066), ("wrn-40-2", 2_243_546)]
-        {
+        for (s, want) in [
+            ("resnet20", 269_722),
+            ("resnet56b", 855_770),
+            ("wrn-16-1", 175_066),
+            ("wrn-40-2", 2_243_546),
+            ("vgg13", 9_416_010),
+            ("mobilenetv2", 697_546),
+        ] {
             let arch: Arch = s.parse().unwrap();
             let mut net = arch.build(3, 10, &mut rng).unwrap();
             assert_eq!(net.num_params(), want, "{s}");
@@ -250,9 +324,9 @@ mod tests {
     #[test]
     fn counted_convolutions_are_those_of_the_built_network() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for s in ["resnet20", "resnet20b", "wrn-16-1", "wrn-16-2", "wrn-22-3"] {
+        for s in ["resnet20", "resnet20b", "wrn-16-1", "wrn-16-2", "wrn-22-3", "vgg13", "mobilenetv2"] {
             let arch: Arch = s.parse().unwrap();
-            let counted: usize = arch.convs(3, 32, 32).iter().map(|c| c.c_in * c.c_out * c.k * c.k).sum();
+            let counted: usize = arch.convs(3, 32, 32).iter().map(ConvShape::weights).sum();
             let mut net = arch.build(3, 10, &mut rng).unwrap();
             let mut built = 0;
             net.visit("", &mut |_, t, kind| {

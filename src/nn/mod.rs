@@ -3,8 +3,10 @@
 pub mod arch;
 pub mod coder;
 pub mod layers;
+pub mod mobilenet;
 pub mod paraphraser;
 pub mod resnet;
+pub mod vgg;
 pub mod wrn;
 
 use crate::tensor::Tensor;
@@ -12,8 +14,10 @@ use crate::tensor::Tensor;
 pub use arch::Arch;
 pub use coder::{AutoEncoder, Coder};
 pub use layers::{BatchNorm2d, Conv2d, Linear};
+pub use mobilenet::MobileNetV2;
 pub use paraphraser::{ConvTranspose2d, Paraphraser, Translator};
 pub use resnet::{Output, ResNet, Shortcut};
+pub use vgg::Vgg;
 pub use wrn::WideResNet;
 
 /// Whether a tensor of a module is trained or only carried along (batch-norm running statistics).
@@ -103,6 +107,9 @@ pub trait Network: Module + Send {
 
     /// Channels of the distillation feature (the last group's output).
     fn feature_channels(&self) -> usize;
+
+    /// Channels of the three group outputs (attention transfer's maps).
+    fn group_channels(&self) -> [usize; 3];
 
     /// The architecture's name as the command line spells it (`resnet20`, `wrn-16-2`).
     fn name(&self) -> String;

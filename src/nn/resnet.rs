@@ -163,6 +163,10 @@ impl Network for ResNet {
         WIDTHS[2]
     }
 
+    fn group_channels(&self) -> [usize; 3] {
+        WIDTHS
+    }
+
     fn name(&self) -> String {
         let suffix = if self.shortcut == Shortcut::B { "b" } else { "" };
         format!("resnet{}{suffix}", self.depth)

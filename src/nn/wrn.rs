@@ -146,6 +146,11 @@ impl Network for WideResNet {
         Self::widths(self.width)[3]
     }
 
+    fn group_channels(&self) -> [usize; 3] {
+        let [_, a, b, c] = Self::widths(self.width);
+        [a, b, c]
+    }
+
     fn name(&self) -> String {
         format!("wrn-{}-{}", self.depth, self.width)
     }

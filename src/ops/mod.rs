@@ -11,17 +11,21 @@ pub mod batchnorm;
 pub mod channels;
 pub mod check;
 pub mod conv2d;
+pub mod depthwise;
 pub mod linear;
 pub mod loss;
+pub mod maxpool;
 pub mod pool;
 pub mod shape;
 
-pub use activation::{leaky_relu, relu};
+pub use activation::{leaky_relu, relu, relu6};
 pub use arith::{add, mul, scale};
 pub use batchnorm::{BatchStats, batch_norm_eval, batch_norm_train, update_running_stats};
 pub use channels::{gather_channels, shortcut_a, slice_channels};
 pub use conv2d::{conv_transpose2d, conv2d};
+pub use depthwise::{avg_pool2d, depthwise_conv2d};
 pub use linear::linear;
+pub use maxpool::max_pool2d;
 pub use pool::global_avg_pool;
 pub use shape::{flatten, reshape};
 

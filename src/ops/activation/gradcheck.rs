@@ -1,8 +1,8 @@
-//! Gradient-check cases of ReLU and LeakyReLU.
+//! Gradient-check cases of ReLU, LeakyReLU and ReLU6.
 
 use super::reference;
 use crate::ops;
-use crate::ops::check::gradcheck::Case;
+use crate::ops::check::gradcheck::{Case, Init, Input};
 
 /// ReLU and two slopes of LeakyReLU, on a 4-D map and on a matrix.
 pub fn cases() -> Vec<Case> {
@@ -23,4 +23,18 @@ pub fn cases() -> Vec<Case> {
         Case::unary("leaky_relu", format!("slope {a}"), x, Box::new(fast), Box::new(r))
     };
     vec![relu(&[3, 5, 4, 3]), relu(&[1, 7]), leaky(&[2, 3, 5, 3], 0.1), leaky(&[4, 9], 0.2)]
+}
+
+/// ReLU6 on odd sizes and batch 1, with inputs drawn from N(0, 16) so that both kinks are crossed.
+pub fn relu6_cases() -> Vec<Case> {
+    let case = |x: &[usize]| {
+        Case::new(
+            "relu6",
+            format!("x{x:?} std 4"),
+            vec![Input::with_init("x", x, Init::Normal(4.0))],
+            Box::new(|t| ops::relu6(&t[0])),
+            Box::new(|v| reference::relu6(&v[0])),
+        )
+    };
+    vec![case(&[3, 5, 7, 3]), case(&[1, 3, 5, 9])]
 }

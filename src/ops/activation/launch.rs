@@ -21,3 +21,15 @@ pub fn leaky_relu_backward<E: Exec>(
     let launch = |g, p: &_, dx: &mut _| kernels::leaky_relu_backward(e, g, p, x, dy, dx);
     elementwise(e, "cuda leaky_relu_backward", e.len(x), (0, slope), launch)
 }
+
+/// `y = min(max(x, 0), top)`: `crate::ops::activation::cpu::clamp_forward`.
+pub fn clamp_forward<E: Exec>(e: &E, top: f32, x: &E::Buf<f32>) -> Result<E::Buf<f32>> {
+    let launch = |g, p: &_, y: &mut _| kernels::clamp_forward(e, g, p, x, y);
+    elementwise(e, "cuda clamp_forward", e.len(x), (0, top), launch)
+}
+
+/// `dx = dy` where `0 < x < top`, zero elsewhere: `crate::ops::activation::cpu::clamp_backward`.
+pub fn clamp_backward<E: Exec>(e: &E, top: f32, x: &E::Buf<f32>, dy: &E::Buf<f32>) -> Result<E::Buf<f32>> {
+    let launch = |g, p: &_, dx: &mut _| kernels::clamp_backward(e, g, p, x, dy, dx);
+    elementwise(e, "cuda clamp_backward", e.len(x), (0, top), launch)
+}

@@ -1,7 +1,9 @@
-//! ReLU and LeakyReLU, elementwise on a tensor of any shape.
+//! ReLU, LeakyReLU and ReLU6, elementwise on a tensor of any shape.
 //!
 //! `leaky_relu(x, a) = x` where `x > 0` and `a * x` elsewhere; `relu = leaky_relu(., 0)`.
 //! Backward: `dx = dy` where `x > 0` and `a * dy` elsewhere (at `x = 0` the left slope, as PyTorch).
+//! `relu6(x) = min(max(x, 0), 6)`; backward `dx = dy` where `0 < x < 6`, zero elsewhere (PyTorch's
+//! hardtanh rule: no gradient at the kinks).
 
 pub mod gradcheck;
 pub mod launch;
@@ -24,6 +26,24 @@ pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
         return Err(Error::invalid("leaky_relu", format!("slope {slope} is not finite")));
     }
     activate(x, slope)
+}
+
+/// `min(max(x, 0), 6)` elementwise (NaN stays NaN), MobileNetV2's activation in torchvision.
+pub fn relu6(x: &Tensor) -> Result<Tensor> {
+    let y = map_on(x, x.shape(), |x| cpu::clamp_forward(x, 6.0), |g, x| launch::clamp_forward(g, 6.0, x))?
+        .result_of(&[x]);
+    let x = x.clone();
+    autograd::record(&y, move |dy, grads| {
+        let dx = map2_on(
+            "relu6 backward",
+            [&x, dy],
+            x.shape(),
+            |x, dy| cpu::clamp_backward(x, dy, 6.0),
+            |g, x, dy| launch::clamp_backward(g, 6.0, x, dy),
+        )?;
+        grads.accumulate(&x, dx)
+    });
+    Ok(y)
 }
 
 fn activate(x: &Tensor, slope: f32) -> Result<Tensor> {
@@ -72,6 +92,37 @@ pub(crate) mod cpu {
         );
         dx
     }
+
+    /// `y = min(max(x, 0), top)`; NaN stays NaN.
+    pub(crate) fn clamp_forward(x: &[f32], top: f32) -> Vec<f32> {
+        let mut y = vec![0.0; x.len()];
+        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, &v)| {
+                *y = if v < 0.0 {
+                    0.0
+                } else if v > top {
+                    top
+                } else {
+                    v
+                }
+            });
+        });
+        y
+    }
+
+    /// `dx = dy` where `0 < x < top`, zero elsewhere.
+    pub(crate) fn clamp_backward(x: &[f32], dy: &[f32], top: f32) -> Vec<f32> {
+        let mut dx = vec![0.0; x.len()];
+        dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(
+            |((dx, x), dy)| {
+                dx.iter_mut()
+                    .zip(x)
+                    .zip(dy)
+                    .for_each(|((d, &v), &g)| *d = if v > 0.0 && v < top { g } else { 0.0 });
+            },
+        );
+        dx
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +144,19 @@ mod tests {
         let g = autograd::backward_with(&y, Tensor::full(&[3], 1.0)).unwrap();
         assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![0.1, 0.1, 1.0]);
         assert_eq!(relu(&x).unwrap().to_vec().unwrap(), vec![0.0, 0.0, 3.0]);
+        autograd::clear_tape();
+    }
+
+    #[test]
+    fn relu6_clamps_and_passes_gradient_strictly_inside() {
+        let x = Tensor::from_vec(vec![-1.0, 0.0, 2.5, 6.0, 7.0], &[5]).unwrap().into_param();
+        let y = relu6(&x).unwrap();
+        assert_eq!(y.to_vec().unwrap(), vec![0.0, 0.0, 2.5, 6.0, 6.0]);
+        let g = autograd::backward_with(&y, Tensor::full(&[5], 1.0)).unwrap();
+        assert_eq!(g.get(&x).unwrap().to_vec().unwrap(), vec![0.0, 0.0, 1.0, 0.0, 0.0]);
+        assert!(
+            relu6(&Tensor::from_vec(vec![f32::NAN], &[1]).unwrap()).unwrap().to_vec().unwrap()[0].is_nan()
+        );
         autograd::clear_tape();
     }
 }

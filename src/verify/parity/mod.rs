@@ -59,6 +59,9 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::channels::parity::run(&mut cx)?;
     sgd::run(&mut cx)?;
     ops::loss::parity::run(&mut cx)?;
+    ops::maxpool::parity::run(&mut cx)?;
+    ops::depthwise::parity::run(&mut cx)?;
+    ops::activation::parity::run_clamp(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 

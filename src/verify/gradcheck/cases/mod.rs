@@ -18,6 +18,9 @@ pub fn all() -> Vec<Case> {
         ops::shape::gradcheck::cases(),
         ops::loss::gradcheck::cases(),
         network::cases(),
+        ops::maxpool::gradcheck::cases(),
+        ops::depthwise::gradcheck::cases(),
+        ops::activation::gradcheck::relu6_cases(),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,241 @@
+//! MobileNetV2 for CIFAR as RepDistiller's `mobile_half` (`models/mobilenetv2.py`,
+//! `mobilenetv2_T_w(T = 6, W = 0.5)`): a 3x3 stride-2 stem 3 -> 16 + BN + ReLU; seven stages of
+//! inverted residual blocks `(t, c, n, s)` = (1, 8, 1, 1), (6, 12, 2, 1), (6, 16, 3, 2),
+//! (6, 32, 4, 2), (6, 48, 3, 1), (6, 80, 3, 2), (6, 160, 1, 1) (the paper's channels halved; the
+//! CIFAR strides); a 1x1 convolution 160 -> 1280 + BN + ReLU; global average pooling and a linear
+//! classifier 1280 -> classes. No convolution has a bias. 697,546 parameters for 10 classes,
+//! 812,836 for 100.
+//!
+//! A block is `1x1 expand (C -> tC) + BN + ReLU -> 3x3 depthwise (stride s) + BN + ReLU -> 1x1
+//! project (tC -> C') + BN`, plus the input when `s = 1` and `C = C'`; the expansion convolution is
+//! there even for t = 1, as in RepDistiller. Its activation is ReLU, as RepDistiller's (torchvision's
+//! MobileNetV2 uses ReLU6, [`crate::ops::relu6`]). RepDistiller's `AvgPool2d(2, ceil_mode=True)`
+//! is global average pooling on 32x32 images (2x2 maps) and is taken as such on every size.
+//!
+//! Names follow RepDistiller: `conv1.0` / `conv1.1`, `blocks.{stage}.{i}.conv.{0,1,3,4,6,7}`,
+//! `conv2.0` / `conv2.1`, `classifier.0`. Initialisation as its `_initialize_weights`:
+//! convolutions N(0, 2 / (k * k * C_out)), BN weight 1 and bias 0, classifier N(0, 0.01^2), bias 0.
+//!
+//! Distillation outputs: the groups are the outputs of stages 2 and 4 (RepDistiller's `f2` and `f3`:
+//! 16 and 48 channels at 8x8 and 4x4 on CIFAR; linear bottlenecks, so not post-ReLU) and of the
+//! final 1x1 convolution after its ReLU (1280 channels at 2x2), the feature before pooling.
+
+use rand::Rng;
+
+use super::layers::{After, BatchNorm2d, Conv2d, Linear};
+use super::{Module, Network, Output, TensorKind, join};
+use crate::error::{Error, Result};
+use crate::ops;
+use crate::tensor::Tensor;
+
+/// The stages `(expansion t, output channels c, blocks n, stride s)` at width 0.5.
+pub const STAGES: [(usize, usize, usize, usize); 7] =
+    [(1, 8, 1, 1), (6, 12, 2, 1), (6, 16, 3, 2), (6, 32, 4, 2), (6, 48, 3, 1), (6, 80, 3, 2), (6, 160, 1, 1)];
+/// Channels of the stem.
+pub const STEM: usize = 16;
+/// Channels of the final 1x1 convolution: the distillation feature.
+pub const LAST: usize = 1280;
+
+/// A convolution initialised as RepDistiller's MobileNetV2: N(0, 2 / (k * k * C_out)), where C_out
+/// counts the depthwise filters too.
+fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut impl Rng) -> Conv2d {
+    Conv2d::new(c_in, c_out, k, stride, k / 2, false, (2.0 / (k * k * c_out) as f32).sqrt(), rng)
+}
+
+struct InvertedResidual {
+    expand: Conv2d,
+    bn1: BatchNorm2d,
+    depthwise: Conv2d,
+    bn2: BatchNorm2d,
+    project: Conv2d,
+    bn3: BatchNorm2d,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    fn new(c_in: usize, c_out: usize, stride: usize, t: usize, rng: &mut impl Rng) -> Self {
+        let hidden = c_in * t;
+        let expand = conv(c_in, hidden, 1, 1, rng);
+        // The depthwise filter `[C, 1, 3, 3]` has the shape of a convolution 1 -> C.
+        let depthwise = conv(1, hidden, 3, stride, rng);
+        InvertedResidual {
+            expand,
+            bn1: BatchNorm2d::new(hidden),
+            depthwise,
+            bn2: BatchNorm2d::new(hidden),
+            project: conv(hidden, c_out, 1, 1, rng),
+            bn3: BatchNorm2d::new(c_out),
+            residual: stride == 1 && c_in == c_out,
+        }
+    }
+
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.bn1.forward(&self.expand.forward(x)?, train, After::Relu)?;
+        let dw = &self.depthwise;
+        let h = self.bn2.forward(
+            &ops::depthwise_conv2d(&h, &dw.weight, dw.stride, dw.pad)?,
+            train,
+            After::Relu,
+        )?;
+        let h = self.project.forward(&h)?;
+        if self.residual {
+            self.bn3.forward(&h, train, After::Identity).and_then(|h| ops::add(x, &h))
+        } else {
+            self.bn3.forward(&h, train, After::Identity)
+        }
+    }
+}
+
+impl Module for InvertedResidual {
+    fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
+        self.expand.visit(&join(prefix, "conv.0"), f);
+        self.bn1.visit(&join(prefix, "conv.1"), f);
+        self.depthwise.visit(&join(prefix, "conv.3"), f);
+        self.bn2.visit(&join(prefix, "conv.4"), f);
+        self.project.visit(&join(prefix, "conv.6"), f);
+        self.bn3.visit(&join(prefix, "conv.7"), f);
+    }
+}
+
+/// MobileNetV2 at width 0.5 with expansion 6 (RepDistiller's `mobile_half`).
+pub struct MobileNetV2 {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    stages: Vec<Vec<InvertedResidual>>,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+    classifier: Linear,
+}
+
+impl MobileNetV2 {
+    /// `mobile_half` for `in_channels`-channel images and `classes` classes, initialised from `rng`.
+    pub fn half(in_channels: usize, classes: usize, rng: &mut impl Rng) -> Result<Self> {
+        if in_channels == 0 || classes == 0 {
+            return Err(Error::invalid(
+                "mobilenetv2",
+                format!("{in_channels} input channels and {classes} classes must both be >= 1"),
+            ));
+        }
+        let conv1 = conv(in_channels, STEM, 3, 2, rng);
+        let mut c_in = STEM;
+        let stages = STAGES
+            .iter()
+            .map(|&(t, c, n, s)| {
+                (0..n)
+                    .map(|i| {
+                        let block = InvertedResidual::new(c_in, c, if i == 0 { s } else { 1 }, t, rng);
+                        c_in = c;
+                        block
+                    })
+                    .collect()
+            })
+            .collect();
+        let conv2 = conv(c_in, LAST, 1, 1, rng);
+        let classifier = Linear {
+            weight: Tensor::randn(&[classes, LAST], 0.01, rng).into_param(),
+            bias: Tensor::zeros(&[classes]).into_param(),
+        };
+        Ok(MobileNetV2 {
+            conv1,
+            bn1: BatchNorm2d::new(STEM),
+            stages,
+            conv2,
+            bn2: BatchNorm2d::new(LAST),
+            classifier,
+        })
+    }
+}
+
+impl Network for MobileNetV2 {
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+        let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
+        let mut outs = Vec::with_capacity(STAGES.len());
+        for stage in &mut self.stages {
+            for block in stage.iter_mut() {
+                h = block.forward(&h, train)?;
+            }
+            outs.push(h.clone());
+        }
+        let feature = self.bn2.forward(&self.conv2.forward(&h)?, train, After::Relu)?;
+        let logits = self.classifier.forward(&ops::pool::global_avg_pool(&feature)?)?;
+        Ok(Output { logits, groups: [outs[2].clone(), outs[4].clone(), feature] })
+    }
+
+    fn feature_channels(&self) -> usize {
+        LAST
+    }
+
+    fn group_channels(&self) -> [usize; 3] {
+        [STAGES[2].1, STAGES[4].1, LAST]
+    }
+
+    fn name(&self) -> String {
+        "mobilenetv2".into()
+    }
+}
+
+impl Module for MobileNetV2 {
+    fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
+        self.conv1.visit(&join(prefix, "conv1.0"), f);
+        self.bn1.visit(&join(prefix, "conv1.1"), f);
+        for (s, stage) in self.stages.iter_mut().enumerate() {
+            for (i, block) in stage.iter_mut().enumerate() {
+                block.visit(&join(prefix, &format!("blocks.{s}.{i}")), f);
+            }
+        }
+        self.conv2.visit(&join(prefix, "conv2.0"), f);
+        self.bn2.visit(&join(prefix, "conv2.1"), f);
+        self.classifier.visit(&join(prefix, "classifier.0"), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    #[test]
+    fn parameter_counts_match_repdistiller() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for (classes, want) in [(10, 697_546), (100, 812_836)] {
+            assert_eq!(
+                MobileNetV2::half(3, classes, &mut rng).unwrap().num_params(),
+                want,
+                "{classes} classes"
+            );
+        }
+    }
+
+    #[test]
+    fn names_follow_repdistiller() {
+        let mut net = MobileNetV2::half(3, 10, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let mut names = Vec::new();
+        net.visit("", &mut |name, _, _| names.push(name.to_string()));
+        for want in [
+            "conv1.0.weight",
+            "conv1.1.running_mean",
+            "blocks.0.0.conv.0.weight",
+            "blocks.3.3.conv.3.weight",
+            "blocks.6.0.conv.7.bias",
+            "conv2.0.weight",
+            "classifier.0.bias",
+        ] {
+            assert!(names.iter().any(|n| n == want), "missing {want}");
+        }
+    }
+
+    #[test]
+    fn cifar_shapes_and_gradients_reach_every_parameter() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut net = MobileNetV2::half(3, 10, &mut rng).unwrap();
+        let x = Tensor::randn(&[2, 32, 32, 3], 1.0, &mut rng);
+        let out = net.forward(&x, true).unwrap();
+        assert_eq!(out.logits.shape(), &[2, 10]);
+        assert_eq!(out.groups[0].shape(), &[2, 8, 8, 16]);
+        assert_eq!(out.groups[1].shape(), &[2, 4, 4, 48]);
+        assert_eq!(out.groups[2].shape(), &[2, 2, 2, 1280]);
+        crate::nn::assert_gradients_reach_every_param(&mut net, &out.logits, &mut rng);
+    }
+}

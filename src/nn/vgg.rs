@@ -1,0 +1,170 @@
+//! VGG-13 with batch norm for CIFAR, as RepDistiller's `vgg13` (`models/vgg.py`, cfg `'B'`): five
+//! blocks of 3x3 convolutions (with bias) + BN + ReLU, widths `[64, 64]`, `[128, 128]`,
+//! `[256, 256]`, `[512, 512]`, `[512, 512]`; a 2x2 max pool after blocks 0, 1 and 2, and after
+//! block 3 only for 64x64 inputs (RepDistiller's `if h == 64: x = self.pool3(x)`; on 32x32 CIFAR
+//! images block 4 runs at 4x4); then global average pooling (`AdaptiveAvgPool2d(1)`) and a linear
+//! classifier 512 -> classes. 9,416,010 parameters for 10 classes, 9,462,180 for 100.
+//!
+//! Names follow RepDistiller: `block{b}.{3i}` is the i-th convolution of block b and
+//! `block{b}.{3i + 1}` its batch norm (the blocks are `Sequential`s of conv, BN, ReLU), and
+//! `classifier`. Initialisation as its `_initialize_weights`: convolutions N(0, 2 / (9 * C_out))
+//! with zero bias, BN weight 1 and bias 0, classifier N(0, 0.01^2) with zero bias.
+//!
+//! Distillation outputs: the groups are the outputs of blocks 1, 2 and 4 after their ReLU
+//! (RepDistiller's `f1`, `f2`, `f4`: 128, 256 and 512 channels at 16x16, 8x8 and 4x4 on CIFAR),
+//! the last being the feature before pooling.
+
+use rand::Rng;
+
+use super::layers::{After, BatchNorm2d, Conv2d, Linear};
+use super::{Module, Network, Output, TensorKind, join};
+use crate::error::{Error, Result};
+use crate::ops;
+use crate::tensor::Tensor;
+
+/// The widths of the five blocks (two convolutions each).
+pub const WIDTHS: [usize; 5] = [64, 128, 256, 512, 512];
+
+/// The input height at which block 3 is followed by a max pool (RepDistiller's rule).
+const POOL3_HEIGHT: usize = 64;
+
+struct ConvBn {
+    conv: Conv2d,
+    bn: BatchNorm2d,
+}
+
+impl ConvBn {
+    fn new(c_in: usize, c_out: usize, rng: &mut impl Rng) -> Self {
+        let mut conv = Conv2d::new(c_in, c_out, 3, 1, 1, false, (2.0 / (9 * c_out) as f32).sqrt(), rng);
+        conv.bias = Some(Tensor::zeros(&[c_out]).into_param());
+        ConvBn { conv, bn: BatchNorm2d::new(c_out) }
+    }
+
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward(&self.conv.forward(x)?, train, After::Relu)
+    }
+}
+
+/// VGG-13 with batch norm (RepDistiller's `vgg13`).
+pub struct Vgg {
+    blocks: [Vec<ConvBn>; 5],
+    classifier: Linear,
+}
+
+impl Vgg {
+    /// VGG-13 for `in_channels`-channel images and `classes` classes, initialised from `rng`.
+    pub fn vgg13(in_channels: usize, classes: usize, rng: &mut impl Rng) -> Result<Self> {
+        if in_channels == 0 || classes == 0 {
+            return Err(Error::invalid(
+                "vgg13",
+                format!("{in_channels} input channels and {classes} classes must both be >= 1"),
+            ));
+        }
+        let mut c_in = in_channels;
+        let blocks = WIDTHS.map(|c_out| {
+            (0..2)
+                .map(|_| {
+                    let layer = ConvBn::new(c_in, c_out, rng);
+                    c_in = c_out;
+                    layer
+                })
+                .collect()
+        });
+        let classifier = Linear {
+            weight: Tensor::randn(&[classes, WIDTHS[4]], 0.01, rng).into_param(),
+            bias: Tensor::zeros(&[classes]).into_param(),
+        };
+        Ok(Vgg { blocks, classifier })
+    }
+}
+
+impl Network for Vgg {
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+        let pool3 = x.shape().get(1) == Some(&POOL3_HEIGHT);
+        let mut h = x.clone();
+        let mut outs = Vec::with_capacity(5);
+        for (b, block) in self.blocks.iter_mut().enumerate() {
+            for layer in block.iter_mut() {
+                h = layer.forward(&h, train)?;
+            }
+            outs.push(h.clone());
+            if b < 3 || (b == 3 && pool3) {
+                h = ops::max_pool2d(&h)?;
+            }
+        }
+        let logits = self.classifier.forward(&ops::pool::global_avg_pool(&outs[4])?)?;
+        Ok(Output { logits, groups: [outs[1].clone(), outs[2].clone(), outs[4].clone()] })
+    }
+
+    fn feature_channels(&self) -> usize {
+        WIDTHS[4]
+    }
+
+    fn group_channels(&self) -> [usize; 3] {
+        [WIDTHS[1], WIDTHS[2], WIDTHS[4]]
+    }
+
+    fn name(&self) -> String {
+        "vgg13".into()
+    }
+}
+
+impl Module for Vgg {
+    fn visit<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Tensor, TensorKind)) {
+        for (b, block) in self.blocks.iter_mut().enumerate() {
+            for (i, layer) in block.iter_mut().enumerate() {
+                layer.conv.visit(&join(prefix, &format!("block{b}.{}", 3 * i)), f);
+                layer.bn.visit(&join(prefix, &format!("block{b}.{}", 3 * i + 1)), f);
+            }
+        }
+        self.classifier.visit(&join(prefix, "classifier"), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::tensor::autograd;
+
+    #[test]
+    fn parameter_counts_match_repdistiller() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for (classes, want) in [(10, 9_416_010), (100, 9_462_180)] {
+            assert_eq!(Vgg::vgg13(3, classes, &mut rng).unwrap().num_params(), want, "{classes} classes");
+        }
+    }
+
+    #[test]
+    fn names_follow_repdistiller() {
+        let mut net = Vgg::vgg13(3, 10, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let mut names = Vec::new();
+        net.visit("", &mut |name, _, _| names.push(name.to_string()));
+        for want in [
+            "block0.0.weight",
+            "block0.0.bias",
+            "block0.1.running_var",
+            "block0.3.weight",
+            "block4.4.num_batches_tracked",
+            "classifier.weight",
+        ] {
+            assert!(names.iter().any(|n| n == want), "missing {want}");
+        }
+    }
+
+    #[test]
+    fn cifar_shapes_and_the_pool3_rule() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut net = Vgg::vgg13(3, 10, &mut rng).unwrap();
+        let _guard = autograd::no_grad();
+        let out = net.forward(&Tensor::randn(&[1, 32, 32, 3], 1.0, &mut rng), false).unwrap();
+        assert_eq!(out.logits.shape(), &[1, 10]);
+        assert_eq!(out.groups[0].shape(), &[1, 16, 16, 128]);
+        assert_eq!(out.groups[1].shape(), &[1, 8, 8, 256]);
+        assert_eq!(out.groups[2].shape(), &[1, 4, 4, 512]);
+        let out = net.forward(&Tensor::randn(&[1, 64, 64, 3], 1.0, &mut rng), false).unwrap();
+        assert_eq!(out.groups[2].shape(), &[1, 4, 4, 512]);
+    }
+}
