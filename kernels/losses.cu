@@ -189,3 +189,18 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
     const float scale = 2.f / p.cols;
     for (int i = global_thread(); i < p.rows * p.cols; i += grid_stride()) dx[i] = scale * dq[i / p.cols] * x[i];
 }
+
+// hit[row] = 1 when the first largest entry of z's row is at labels[row], else 0 (a NaN never
+// wins). One thread per row: the rows are few (a batch) and short (the classes).
+// contract: z[p.rows * p.cols]; labels[p.rows]; hit[p.rows]
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    argmax_hits(const RowParams p, const float* __restrict__ z, const int* __restrict__ labels,
+                float* __restrict__ hit) {
+    for (int row = global_thread(); row < p.rows; row += grid_stride()) {
+        const float* zr = z + row * p.cols;
+        int best = 0;
+        for (int j = 1; j < p.cols; ++j)
+            if (zr[j] > zr[best]) best = j;
+        hit[row] = best == labels[row] ? 1.f : 0.f;
+    }
+}

@@ -162,6 +162,7 @@ fn check_recipe(method: Method, hyper: Hyper) {
     let names: Vec<_> = terms.iter().map(|(n, _, v)| (*n, v.item().unwrap() as f64)).collect();
     assert_eq!(losses.terms.len(), names.len(), "{method}");
     for ((n1, v1), (n2, v2)) in losses.terms.iter().zip(&names) {
+        let v1 = v1.item().unwrap() as f64;
         assert_eq!(n1, n2, "{method}");
         assert!((v1 - v2).abs() <= 1e-6 * v2.abs().max(1e-3), "{method} {n1}: {v1} vs {v2}");
     }
@@ -411,7 +412,7 @@ fn one_step_with_student(arch: &str, method: Method) {
     let losses = d.losses(&x, &y).unwrap();
     assert!(!losses.terms.is_empty(), "{arch} {method}");
     for (name, value) in &losses.terms {
-        assert!(value.is_finite(), "{arch} {method}: {name}");
+        assert!(value.item().unwrap().is_finite(), "{arch} {method}: {name}");
     }
     autograd::clear_tape();
     let mut before = Vec::new();

@@ -10,7 +10,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
-use super::exec::{Arg, Call, Elem, Exec};
+use super::exec::{Arg, Call, Elem, Exec, check_copy};
 use super::params::KernelParams;
 use super::{nvrtc, sources};
 use crate::error::{Error, Result};
@@ -186,6 +186,12 @@ impl Exec for CudaBackend {
                 .map_err(|e| device_err("poisoning an allocation", e))?;
         }
         Ok(buf)
+    }
+
+    fn copy_into<T: Elem>(&self, src: &CudaSlice<T>, dst: &mut CudaSlice<T>, offset: usize) -> Result<()> {
+        check_copy(src.len(), dst.len(), offset)?;
+        let mut view = dst.slice_mut(offset..offset + src.len());
+        self.stream.memcpy_dtod(src, &mut view).map_err(|e| device_err("copy on the device", e))
     }
 
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A snapshot of a device's counters; the difference of two is what happened between them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Kernel launches.
+    /// Kernel launches, and copies from buffer to buffer on the device.
     pub launches: u64,
     /// Host-to-device copies.
     pub uploads: u64,

@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 
-use super::exec::{Arg, Call, Elem, Exec};
+use super::exec::{Arg, Call, Elem, Exec, check_copy};
 use super::params::KernelParams;
 use crate::error::{Error, Result};
 
@@ -39,6 +39,12 @@ impl Exec for Emulator {
 
     fn alloc<T: Elem>(&self, len: usize) -> Result<Vec<T>> {
         Ok(vec![T::POISON; len])
+    }
+
+    fn copy_into<T: Elem>(&self, src: &Vec<T>, dst: &mut Vec<T>, offset: usize) -> Result<()> {
+        check_copy(src.len(), dst.len(), offset)?;
+        dst[offset..offset + src.len()].copy_from_slice(src);
+        Ok(())
     }
 
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {

@@ -26,6 +26,14 @@ impl Elem for i32 {
     const POISON: Self = i32::MIN;
 }
 
+/// Checks that `src_len` elements fit in `dst_len` from `offset` on.
+pub fn check_copy(src_len: usize, dst_len: usize, offset: usize) -> Result<()> {
+    if offset.checked_add(src_len).is_some_and(|end| end <= dst_len) {
+        return Ok(());
+    }
+    Err(crate::error::Error::shape("copy_into", format!("{src_len} elements at {offset} overflow {dst_len}")))
+}
+
 /// A launch shape: blocks per grid and threads per block, in x, y, z.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grid {
@@ -82,8 +90,11 @@ pub trait Exec {
     /// with [`Elem::POISON`] where the backend can).
     fn alloc<T: Elem>(&self, len: usize) -> Result<Self::Buf<T>>;
 
-    /// Runs `call.kernel` over `call.grid` with the parameter struct `p` and then `args`. Only the generated
-    /// handles of [`crate::cuda::kernels`] call it.
+    /// Copies all of `src` into `dst` from element `offset` on, on the device, in launch order.
+    fn copy_into<T: Elem>(&self, src: &Self::Buf<T>, dst: &mut Self::Buf<T>, offset: usize) -> Result<()>;
+
+    /// Runs `call.kernel` over `call.grid` with the parameter struct `p` and then `args`. Only
+    /// the generated handles of [`crate::cuda::kernels`] call it.
     ///
     /// # Safety
     /// `p` and `args` must match the kernel's signature in order and type, the grid must be
@@ -159,6 +170,10 @@ impl<E: Exec> Exec for Recorder<'_, E> {
 
     fn alloc<T: Elem>(&self, len: usize) -> Result<Self::Buf<T>> {
         self.inner.alloc(len)
+    }
+
+    fn copy_into<T: Elem>(&self, src: &Self::Buf<T>, dst: &mut Self::Buf<T>, offset: usize) -> Result<()> {
+        self.inner.copy_into(src, dst, offset)
     }
 
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {

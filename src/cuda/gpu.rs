@@ -155,6 +155,17 @@ impl Exec for Gpu {
         }
     }
 
+    fn copy_into<T: Elem>(&self, src: &GpuBuf<T>, dst: &mut GpuBuf<T>, offset: usize) -> Result<()> {
+        self.counters.launch();
+        match (&self.engine, src, dst) {
+            (Engine::Cuda(b), GpuBuf::Cuda(s), GpuBuf::Cuda(d)) => b.copy_into(s, d, offset),
+            #[cfg(feature = "cuda-emulation")]
+            (Engine::Emulated(e), GpuBuf::Emulated(s), GpuBuf::Emulated(d)) => e.copy_into(s, d, offset),
+            #[cfg(feature = "cuda-emulation")]
+            _ => Err(foreign("copy_into")),
+        }
+    }
+
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
         self.counters.launch();
         match &self.engine {

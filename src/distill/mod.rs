@@ -51,7 +51,7 @@ use crate::error::{Error, Result};
 use crate::nn::{Module, Network};
 use crate::ops::arith::{add, scale};
 use crate::ops::loss::FactorNorm;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, read_scalars};
 pub(crate) use crate::train::{count_correct, load_modules, save_modules};
 
 /// A distillation recipe. `CE` is the cross-entropy on the labels, `s`/`t` the student's and the
@@ -226,15 +226,40 @@ impl Terms {
         self.parts.push((name, weight, value));
     }
 
-    /// The weighted sum (a one-element tensor on the tape) and each term's unweighted value.
-    pub(crate) fn total(self) -> Result<(Tensor, Vec<(&'static str, f64)>)> {
+    /// The weighted sum (a one-element tensor on the tape) and each term's unweighted value
+    /// (one-element tensors, to read once the step is queued: see [`read_terms`]).
+    pub(crate) fn total(self) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
         let (mut values, mut weighted) = (Vec::new(), Vec::new());
         for (name, weight, value) in self.parts {
-            values.push((name, value.item()? as f64));
-            weighted.push(if weight == 1.0 { value } else { scale(&value, weight)? });
+            weighted.push(if weight == 1.0 { value.clone() } else { scale(&value, weight)? });
+            values.push((name, value.detach()));
         }
         Ok((sum(weighted)?, values))
     }
+}
+
+/// The values of a step, read back on the host.
+pub(crate) struct StepValues {
+    /// The total loss.
+    pub(crate) loss: f64,
+    /// Top-1 hits.
+    pub(crate) correct: usize,
+    /// The named terms, in order.
+    pub(crate) terms: Vec<(&'static str, f64)>,
+}
+
+/// The total loss, the hit count and the named terms of a step, read back together (one wait on
+/// a device).
+pub(crate) fn read_terms(
+    total: &Tensor,
+    correct: &Tensor,
+    terms: &[(&'static str, Tensor)],
+) -> Result<StepValues> {
+    let mut all = vec![total, correct];
+    all.extend(terms.iter().map(|(_, t)| t));
+    let v = read_scalars(&all)?;
+    let named = terms.iter().zip(&v[2..]).map(|((name, _), &x)| (*name, x as f64)).collect();
+    Ok(StepValues { loss: v[0] as f64, correct: v[1] as usize, terms: named })
 }
 
 /// Named values summed over a batch of `n` images, as [`crate::train::StepStats::terms`] wants.

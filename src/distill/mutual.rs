@@ -20,13 +20,12 @@ use super::encoder::{FactorAutoEncoder, StudentEncoder};
 use super::spatial::match_spatial;
 use super::split::ChannelSplit;
 use super::student::DistillConfig;
-use super::{
-    Exploration, Method, Terms, count_correct, load_modules, params_of, save_modules, with_encoders,
-};
+use super::{Exploration, Method, Terms, load_modules, params_of, read_terms, save_modules, with_encoders};
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
 use crate::nn::{Module, Network};
+use crate::ops::accuracy;
 use crate::ops::arith::add;
 use crate::ops::loss::{cross_entropy, exploration_loss, factor_dot_loss, inheritance_loss, kd_loss};
 use crate::optim::Sgd;
@@ -168,17 +167,11 @@ impl Mutual {
             };
             terms.push("l_exp", h.lambda_exp, l_exp);
         }
-        let (loss, values) = terms.total()?;
-        let phase = Phase {
-            loss: loss.item()? as f64,
-            correct: count_correct(&out.logits, labels)?,
-            terms: values,
-            recon: recon.as_ref().map(|r| r.item()).transpose()?.map(f64::from),
-        };
+        let (loss, mut values) = terms.total()?;
         // The reconstruction loss reaches only the peer's auto-encoder, the rest only this side.
         let objective = match &recon {
             Some(r) => add(&loss, r)?,
-            None => loss,
+            None => loss.clone(),
         };
         let grads = autograd::backward(&objective)?;
         let modules = with_encoders("net", me.net.as_mut(), &mut me.encoders);
@@ -187,7 +180,12 @@ impl Mutual {
         if let (Some(ae), Some(ae_sgd)) = (&mut peer.autoencoder, &mut peer.ae_sgd) {
             ae_sgd.step(&mut ae.params_mut(), &grads)?;
         }
-        Ok(phase)
+        // One read back, after the updates are queued; the reconstruction loss last.
+        values.extend(recon.as_ref().map(|r| ("recon", r.detach())));
+        let correct = accuracy::count_correct(&out.logits, labels)?;
+        let mut v = read_terms(&loss, &correct, &values)?;
+        let recon = recon.and_then(|_| v.terms.pop()).map(|(_, r)| r);
+        Ok(Phase { loss: v.loss, correct: v.correct, terms: v.terms, recon })
     }
 }
 

@@ -10,13 +10,14 @@ use super::spatial::match_spatial;
 use super::split::{ChannelSplit, SplitKind};
 use super::teacher::FrozenTeacher;
 use super::{
-    Exploration, Hyper, Method, Terms, batch_terms, count_correct, load_modules, params_of, save_modules,
-    sum, with_encoders,
+    Exploration, Hyper, Method, Terms, batch_terms, load_modules, params_of, read_terms, save_modules, sum,
+    with_encoders,
 };
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
 use crate::nn::{Arch, Network};
+use crate::ops::accuracy;
 use crate::ops::arith::scale;
 use crate::ops::loss::{
     at_loss, cross_entropy, exploration_loss, factor_dot_loss, inheritance_loss, kd_loss,
@@ -71,8 +72,8 @@ pub struct Losses {
     pub total: Tensor,
     /// The student's logits.
     pub logits: Tensor,
-    /// Each term by name (`ce`, `kd`, `l_inh`, `l_exp`, `at`), unweighted.
-    pub terms: Vec<(&'static str, f64)>,
+    /// Each term by name (`ce`, `kd`, `l_inh`, `l_exp`, `at`), unweighted, one element each.
+    pub terms: Vec<(&'static str, Tensor)>,
 }
 
 /// A student, its encoders and the frozen teacher, trained with one recipe.
@@ -225,18 +226,20 @@ impl Trainee for Distiller {
     fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats> {
         self.sgd.set_lr(lr)?;
         let losses = self.losses(images, labels)?;
-        let n = labels.len();
-        let stats = StepStats {
-            loss: losses.total.item()? as f64 * n as f64,
-            correct: count_correct(&losses.logits, labels)?,
-            images: n,
-            terms: batch_terms(&losses.terms, n),
-        };
         let grads = autograd::backward(&losses.total)?;
         let modules = with_encoders("student", self.student.as_mut(), &mut self.encoders);
         let mut params = params_of(modules.into_iter().map(|(_, m)| m).collect());
         self.sgd.step(&mut params, &grads)?;
-        Ok(stats)
+        // One read back, after the update is queued.
+        let correct = accuracy::count_correct(&losses.logits, labels)?;
+        let v = read_terms(&losses.total, &correct, &losses.terms)?;
+        let n = labels.len();
+        Ok(StepStats {
+            loss: v.loss * n as f64,
+            correct: v.correct,
+            images: n,
+            terms: batch_terms(&v.terms, n),
+        })
     }
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {

@@ -5,6 +5,7 @@
 //! `parity` cases, the last two written with the op-testing kit [`check`]. The losses share one
 //! folder, each loss's file holding its reference.
 
+pub mod accuracy;
 pub mod activation;
 pub mod arith;
 pub mod batchnorm;

@@ -6,6 +6,7 @@
 pub mod autograd;
 pub mod device;
 pub(crate) mod dispatch;
+mod readback;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use crate::cuda::exec::Exec;
 use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::error::{Error, Result};
 use device::Device;
+pub use readback::read_scalars;
 
 /// A tensor's identity in the autograd graph; unique for the life of the process.
 pub type TensorId = u64;

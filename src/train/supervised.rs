@@ -5,11 +5,12 @@ use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::Result;
 use crate::nn::{Module, Network, TensorKind, join};
+use crate::ops::accuracy;
 use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
-use crate::tensor::Tensor;
 use crate::tensor::autograd;
 use crate::tensor::device::Device;
+use crate::tensor::{Tensor, read_scalars};
 
 /// A network trained with cross-entropy and SGD.
 pub struct Supervised {
@@ -26,12 +27,10 @@ impl Supervised {
     }
 }
 
-/// Top-1 hits of `logits: [N, K]` against `labels`.
+/// Top-1 hits of `logits: [N, K]` against `labels` ([`crate::ops::accuracy::count_correct`],
+/// read back).
 pub fn count_correct(logits: &Tensor, labels: &[usize]) -> Result<usize> {
-    let k = logits.shape()[1];
-    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-    let logits = logits.to_vec()?;
-    Ok(logits.chunks_exact(k).zip(labels).filter(|&(row, &y)| argmax(row) == y).count())
+    Ok(accuracy::count_correct(logits, labels)?.item()? as usize)
 }
 
 /// Mean cross-entropy and top-1 accuracy (percent) of `net` in evaluation mode over `test`.
@@ -122,10 +121,12 @@ impl Trainee for Supervised {
         let loss = cross_entropy(&out.logits, labels)?;
         let grads = autograd::backward(&loss)?;
         self.sgd.step(&mut self.net.params_mut(), &grads)?;
-        // Read back after the update is queued, so a device runs the whole step first.
+        // One read back, after the update is queued, so a device runs the whole step first.
+        let correct = accuracy::count_correct(&out.logits, labels)?;
+        let values = read_scalars(&[&loss, &correct])?;
         Ok(StepStats {
-            loss: loss.item()? as f64 * labels.len() as f64,
-            correct: count_correct(&out.logits, labels)?,
+            loss: values[0] as f64 * labels.len() as f64,
+            correct: values[1] as usize,
             images: labels.len(),
             terms: Default::default(),
         })

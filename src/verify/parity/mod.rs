@@ -62,6 +62,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::maxpool::parity::run(&mut cx)?;
     ops::depthwise::parity::run(&mut cx)?;
     ops::activation::parity::run_clamp(&mut cx)?;
+    ops::accuracy::parity::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 
