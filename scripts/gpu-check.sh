@@ -47,7 +47,9 @@ run)
     mkdir -p "$results"
     export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} IEKD_REQUIRE_GPU=1
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-    "$out/kernels_gpu" --nocapture --test-threads=1 >"$results/kernels_gpu.txt" 2>&1 && k=ok || k=FAILED
+    # The parity pass synchronises after every launch, so a fault is reported under its kernel.
+    IEKD_SYNC_EACH_LAUNCH=1 "$out/kernels_gpu" --nocapture --test-threads=1 >"$results/kernels_gpu.txt" 2>&1 &&
+        k=ok || k=FAILED
     "$out/device_step" --nocapture --test-threads=1 >"$results/device_step.txt" 2>&1 && d=ok || d=FAILED
     echo "kernel parity: $k; whole step and recipes: $d (tables in $results)"
     grep -E "NO$|panicked|checks in" "$results/kernels_gpu.txt" "$results/device_step.txt" | head -n 20 || true

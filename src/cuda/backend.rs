@@ -22,12 +22,17 @@ fn device_err(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Device(format!("cuda: {what}: {e:?}"))
 }
 
+/// Set to `1`, synchronises after every launch and reports a fault under the kernel's name
+/// (slow; for finding which kernel faulted).
+pub const SYNC_EACH_LAUNCH: &str = "IEKD_SYNC_EACH_LAUNCH";
+
 /// One GPU with its stream and the kernel functions loaded so far.
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
     poison: bool,
+    sync_each_launch: bool,
 }
 
 impl CudaBackend {
@@ -68,8 +73,16 @@ impl CudaBackend {
         if pools.map_err(|e| device_err("device attributes", e))? == 1 {
             keep_freed_memory(&ctx)?;
         }
-        let stream = ctx.default_stream();
-        Ok(CudaBackend { ctx, stream, functions: Mutex::new(HashMap::new()), poison: false })
+        // A created stream: the legacy default stream cannot be captured into a graph.
+        let stream = ctx.new_stream().map_err(|e| device_err("creating a stream", e))?;
+        let sync_each_launch = std::env::var(SYNC_EACH_LAUNCH).is_ok_and(|v| v == "1");
+        Ok(CudaBackend {
+            ctx,
+            stream,
+            functions: Mutex::new(HashMap::new()),
+            poison: false,
+            sync_each_launch,
+        })
     }
 
     /// Fills every buffer from [`Exec::alloc`] with NaN bytes (0xFF) first, so an element a
@@ -167,7 +180,10 @@ impl Exec for CudaBackend {
     }
 
     fn download<T: Elem>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
-        self.stream.clone_dtoh(buf).map_err(|e| device_err("copy to the host", e))
+        let host = self.stream.clone_dtoh(buf).map_err(|e| device_err("copy to the host", e))?;
+        // The copy is ordered on the stream; the values are the host's once the stream is done.
+        self.synchronize()?;
+        Ok(host)
     }
 
     fn alloc<T: Elem>(&self, len: usize) -> Result<CudaSlice<T>> {
@@ -215,6 +231,9 @@ impl Exec for CudaBackend {
         // SAFETY: the caller guarantees that the parameters match the kernel and that the buffers
         // are large enough.
         unsafe { builder.launch(cfg) }.map_err(|e| device_err(kernel, e))?;
+        if self.sync_each_launch {
+            self.stream.synchronize().map_err(|e| device_err(&format!("{kernel} faulted"), e))?;
+        }
         Ok(())
     }
 }
