@@ -37,7 +37,10 @@ mod tests {
     #[test]
     fn every_file_is_listed_with_unique_kernels() {
         let names: Vec<&str> = MODULES.iter().map(|m| m.name).collect();
-        assert_eq!(names, ["batchnorm", "conv2d", "elementwise", "gemm", "losses", "optim", "pool"]);
+        assert_eq!(
+            names,
+            ["batchnorm", "conv2d", "elementwise", "gemm", "losses", "optim", "overhaul", "pool"]
+        );
         let mut kernels: Vec<&str> = kernel_names().collect();
         let count = kernels.len();
         kernels.sort_unstable();

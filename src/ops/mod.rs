@@ -13,6 +13,7 @@ pub mod check;
 pub mod conv2d;
 pub mod linear;
 pub mod loss;
+pub mod margin;
 pub mod pool;
 pub mod shape;
 
@@ -22,6 +23,7 @@ pub use batchnorm::{BatchStats, batch_norm_eval, batch_norm_train, update_runnin
 pub use channels::{gather_channels, shortcut_a, slice_channels};
 pub use conv2d::{conv_transpose2d, conv2d};
 pub use linear::linear;
+pub use margin::{bn_margin, margin_relu};
 pub use pool::global_avg_pool;
 pub use shape::{flatten, reshape};
 

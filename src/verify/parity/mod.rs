@@ -59,6 +59,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::channels::parity::run(&mut cx)?;
     sgd::run(&mut cx)?;
     ops::loss::parity::run(&mut cx)?;
+    ops::margin::parity::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 

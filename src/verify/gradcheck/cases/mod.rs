@@ -1,4 +1,5 @@
-//! Every checked configuration: each op folder's cases, then the small network's.
+//! Every checked configuration: each op folder's cases, then the small network's, then the cases
+//! added later (appended, so that every earlier case keeps its seed).
 
 mod network;
 
@@ -18,6 +19,7 @@ pub fn all() -> Vec<Case> {
         ops::shape::gradcheck::cases(),
         ops::loss::gradcheck::cases(),
         network::cases(),
+        ops::margin::gradcheck::cases(),
     ]
     .into_iter()
     .flatten()
