@@ -60,6 +60,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     sgd::run(&mut cx)?;
     ops::loss::parity::run(&mut cx)?;
     ops::margin::parity::run(&mut cx)?;
+    ops::loss::parity::partial_l2(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 

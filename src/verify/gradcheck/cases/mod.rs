@@ -20,6 +20,7 @@ pub fn all() -> Vec<Case> {
         ops::loss::gradcheck::cases(),
         network::cases(),
         ops::margin::gradcheck::cases(),
+        ops::loss::gradcheck::partial_l2_cases(),
     ]
     .into_iter()
     .flatten()
