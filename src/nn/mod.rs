@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod coder;
+pub mod connector;
 pub mod layers;
 pub mod paraphraser;
 pub mod resnet;
@@ -11,6 +12,7 @@ use crate::tensor::Tensor;
 
 pub use arch::Arch;
 pub use coder::{AutoEncoder, Coder};
+pub use connector::Connector;
 pub use layers::{BatchNorm2d, Conv2d, Linear};
 pub use paraphraser::{ConvTranspose2d, Paraphraser, Translator};
 pub use resnet::{Output, ResNet, Shortcut};
