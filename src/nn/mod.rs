@@ -113,8 +113,7 @@ pub trait Network: Module + Send {
     /// distillation's features), each the output of the batch norm [`Network::pre_relu_bns`]
     /// names (plus the residual, in a post-activation block) before its ReLU. The default: an
     /// error naming the network.
-    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> crate::Result<(Output, [Tensor; 3])> {
-        let _ = (x, train);
+    fn forward_pre_relu(&mut self, _x: &Tensor, _train: bool) -> crate::Result<(Output, [Tensor; 3])> {
         Err(no_pre_relu(&self.name()))
     }
 
