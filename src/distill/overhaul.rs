@@ -7,11 +7,12 @@
 //! pre-ReLU output goes through a connector `C_i` (1x1 conv + BN); the term is `sum_i
 //! partial_l2(C_i(P_S,i), T_i) / 2^(2 - i)` (the code's `/ 2 ** (feat_num - i - 1)`), batch-mean.
 //!
-//! IE-OD is iekd's formulation (the IE-KD paper names it without a formula): each student stage
-//! output is split into channel halves ([`ChannelSplit`]), each half with its own connector; the
-//! inheritance half minimises OD's term; the exploration half's term is the negated normalized
-//! partial L2 (each sample's connector output and target divided by their L2 norms), bounded by 4
-//! per stage, so pushing away cannot grow without limit (as IE-FT's `L_exp`).
+//! IE-OD is iekd's formulation (the IE-KD paper compares an IE-OD, but its formula is not
+//! available): each student stage output is split into channel halves ([`ChannelSplit`]), each
+//! half with its own connector; the inheritance half minimises OD's term; the exploration half's
+//! term is the negated normalized partial L2 (each sample's connector output and target divided
+//! by their L2 norms), bounded by 4 per stage, so pushing away cannot grow without limit (as
+//! IE-FT's `L_exp`).
 
 use rand::Rng;
 
@@ -73,7 +74,7 @@ impl Overhaul {
     }
 
     /// Moves the connectors and margins to `device`.
-    pub(crate) fn to_device(&mut self, device: &crate::Device) -> Result<()> {
+    pub(crate) fn move_to(&mut self, device: &crate::Device) -> Result<()> {
         use crate::nn::Module;
         self.connectors.iter_mut().try_for_each(|c| c.to_device(device))?;
         self.margins.iter_mut().try_for_each(|m| m.move_to(device))

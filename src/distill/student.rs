@@ -299,7 +299,7 @@ impl Trainee for Distiller {
             module.to_device(device)?;
         }
         if let Some(o) = &mut self.overhaul {
-            o.to_device(device)?;
+            o.move_to(device)?;
         }
         self.teacher.as_mut().map_or(Ok(()), |t| t.to_device(device))
     }

@@ -99,8 +99,9 @@ fn recon_case(squared: bool, shape: &[usize]) -> Case {
 }
 
 fn partial_l2_case(shape: [usize; 4], normalized: bool, target_grad: bool) -> Case {
+    type Loss = fn(&Tensor, &Tensor) -> Result<Tensor>;
     type Reference = fn(&[f64], &[f64], usize) -> Vec<f64>;
-    let (op, fast, reference): (_, fn(&Tensor, &Tensor) -> Result<Tensor>, Reference) = if normalized {
+    let (op, fast, reference): (_, Loss, Reference) = if normalized {
         (
             "normalized_partial_l2_loss",
             loss::normalized_partial_l2_loss,

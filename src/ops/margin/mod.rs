@@ -94,13 +94,9 @@ pub fn margin_relu(x: &Tensor, margin: &Tensor) -> Result<Tensor> {
         ));
     }
     let dims = [x.numel() / c, c];
-    let y = map2_on(
-        OP,
-        [x, margin],
-        x.shape(),
-        |x, m| cpu::forward(x, m),
-        |g, x, m| launch::margin_relu_forward(g, dims, x, m),
-    )?
+    let y = map2_on(OP, [x, margin], x.shape(), cpu::forward, |g, x, m| {
+        launch::margin_relu_forward(g, dims, x, m)
+    })?
     .result_of(&[x]);
     let (x, margin) = (x.clone(), margin.clone());
     autograd::record(&y, move |dy, grads| {
