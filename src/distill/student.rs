@@ -88,7 +88,7 @@ pub struct Distiller {
     pub teacher: Option<FrozenTeacher>,
     /// IE-FT: the feature's split; IE-AT, IE-OD: one split per group output; else none.
     pub splits: Vec<ChannelSplit>,
-    /// The optimiser of the student and its encoders.
+    /// The optimiser of the student, its encoders and, for OD and IE-OD, its connectors.
     pub sgd: Sgd,
     /// OD, IE-OD: the connectors and the teacher's margins.
     overhaul: Option<Overhaul>,
