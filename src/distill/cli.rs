@@ -205,7 +205,7 @@ fn factor_norm(s: &str) -> std::result::Result<FactorNorm, String> {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct DistillArgs {
-    /// Recipe: ie-ft, ft, kd, at, ie-at, dml, ie-dml, none.
+    /// Recipe: ie-ft, ft, kd, at, ie-at, od, ie-od, dml, ie-dml, none.
     #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Method::IeFt))]
     pub method: Method,
     /// The teacher's model file (every recipe but none, dml and ie-dml).
@@ -239,15 +239,18 @@ pub struct DistillArgs {
     #[cfg_attr(feature = "cli", arg(long))]
     pub preset: Option<String>,
     /// Weight of the inheritance loss [default: 500 (Factor Transfer's beta on the same loss,
-    /// kept by the validation sweep in the README); ie-at: 1000 (AT's beta)].
+    /// kept by the validation sweep in the README); ie-at: 1000 (AT's beta); ie-od: 1e-3 (OD's
+    /// beta)].
     #[cfg_attr(feature = "cli", arg(long))]
     pub lambda_inh: Option<f32>,
     /// Weight of the exploration loss; 0 keeps the exploration encoder but drops its loss (the
-    /// control arm) [default: 10 (chosen on validation accuracy, see the README); ie-at: 1000].
+    /// control arm) [default: 10 (chosen on validation accuracy, see the README); ie-at: 1000;
+    /// ie-od: 0.1 (caps the bounded term's share of the loss at 0.7; not measured)].
     #[cfg_attr(feature = "cli", arg(long))]
     pub lambda_exp: Option<f32>,
-    /// Weight of the FT or AT loss [default: ft 500 (Factor Transfer paper and the authors'
-    /// FT configs), at 1000 (Zagoruyko and Komodakis's AT)].
+    /// Weight of the FT, AT or OD loss [default: ft 500 (Factor Transfer paper and the authors'
+    /// FT configs), at 1000 (Zagoruyko and Komodakis's AT), od 1e-3 (the Overhaul code's CIFAR
+    /// `loss_distill.sum() / batch_size / 1000`)].
     #[cfg_attr(feature = "cli", arg(long))]
     pub beta: Option<f32>,
     /// KD: weight of the distillation term [default: 0.9 with T 4, the authors' CIFAR-100 KD

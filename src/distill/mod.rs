@@ -12,7 +12,8 @@
 //!    factor and the exploration half pushed away from it:
 //!    `L = CE + lambda_inh * L_inh + lambda_exp * L_exp`.
 //!
-//! The same [`Distiller`] trains the single-network baselines (none, KD, FT, AT, IE-AT);
+//! The same [`Distiller`] trains the single-network baselines (none, KD, FT, AT, IE-AT, OD,
+//! IE-OD);
 //! [`Mutual`] trains two networks together (DML, IE-DML). Every recipe's formula is on its
 //! [`Method`] variant.
 //!
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod demo;
 mod encoder;
 mod mutual;
+mod overhaul;
 #[cfg(feature = "cli")]
 mod plot;
 mod preset;
@@ -72,6 +74,15 @@ pub enum Method {
     /// IE on attention maps: each group output split in channel halves, `CE + lambda_inh *
     /// sum_g at_loss(G_inh,g, G_T,g) - lambda_exp * sum_g at_loss(G_exp,g, G_T,g)`; no encoder.
     IeAt,
+    /// Overhaul of feature distillation (Heo et al., ICCV 2019): `CE + beta * sum_i
+    /// partial_l2(C_i(P_S,i), max(P_T,i, m_i)) / 2^(2 - i)` over the three stages' pre-ReLU
+    /// outputs `P`, `C_i` a 1x1 conv + BN connector, `m_i` the teacher's margin.
+    Od,
+    /// iekd's IE on OD (the paper gives no formula): each student stage split in channel halves,
+    /// each with its own connector, `CE + lambda_inh * sum_i partial_l2(C_inh,i(P_inh,i), T_i) /
+    /// 2^(2-i) - lambda_exp * sum_i partial_l2(phi(C_exp,i(P_exp,i)), phi(T_i)) / 2^(2-i)`, `phi`
+    /// the per-sample L2 normalization, `T_i = max(P_T,i, m_i)`.
+    IeOd,
     /// Deep mutual learning: two networks, each with `CE + KL(p_peer || p_self)`, updated in turn.
     Dml,
     /// DML plus inheritance from / exploration away from the peer's factor, the peer's
@@ -90,6 +101,8 @@ impl Method {
             Method::Kd => "kd",
             Method::At => "at",
             Method::IeAt => "ie-at",
+            Method::Od => "od",
+            Method::IeOd => "ie-od",
             Method::Dml => "dml",
             Method::IeDml => "ie-dml",
             Method::None => "none",
@@ -160,14 +173,25 @@ pub const DEFAULT_LAMBDA_EXP: f32 = 10.0;
 pub const DEFAULT_FT_BETA: f32 = 500.0;
 /// Attention transfer's `beta`.
 pub const DEFAULT_AT_BETA: f32 = 1000.0;
+/// OD's `beta`, the weight of the batch-mean partial L2 distance: the authors' CIFAR training
+/// script adds `loss_distill.sum() / batch_size / 1000` (their ImageNet script `/ 10000`).
+/// IE-OD's `lambda_inh` is the same.
+pub const DEFAULT_OD_BETA: f32 = 1e-3;
+/// IE-OD's `lambda_exp` (not measured): the bounded exploration term is at most 4 per stage, 7
+/// with the stage weights, so at 0.1 it moves the loss by at most 0.7, below the cross-entropy
+/// of an untrained 10-class network (ln 10 = 2.3) and of the order of IE-FT's
+/// `10 * 2 / sqrt(D)` (0.44 for D = 2048).
+pub const DEFAULT_IE_OD_LAMBDA_EXP: f32 = 0.1;
 
 impl Hyper {
     /// The defaults of `method`: IE weights [`DEFAULT_LAMBDA_INH`] and [`DEFAULT_LAMBDA_EXP`]
-    /// (IE-AT: AT's 1000 for both), FT beta 500, AT beta 1000, KD alpha 0.9 and T 4, L1
+    /// (IE-AT: AT's 1000 for both; IE-OD: [`DEFAULT_OD_BETA`] and [`DEFAULT_IE_OD_LAMBDA_EXP`]),
+    /// FT beta 500, AT beta 1000, OD beta 1e-3, KD alpha 0.9 and T 4, L1
     /// exploration, p = 1.
     pub fn defaults(method: Method) -> Hyper {
         let (lambda_inh, lambda_exp, beta) = match method {
             Method::IeAt | Method::At => (DEFAULT_AT_BETA, DEFAULT_AT_BETA, DEFAULT_AT_BETA),
+            Method::Od | Method::IeOd => (DEFAULT_OD_BETA, DEFAULT_IE_OD_LAMBDA_EXP, DEFAULT_OD_BETA),
             _ => (DEFAULT_LAMBDA_INH, DEFAULT_LAMBDA_EXP, DEFAULT_FT_BETA),
         };
         Hyper {

@@ -1,4 +1,5 @@
-//! Stage 2: one student trained from scratch against a frozen teacher (IE-FT, FT, KD, AT, IE-AT)
+//! Stage 2: one student trained from scratch against a frozen teacher (IE-FT, FT, KD, AT, IE-AT,
+//! OD, IE-OD)
 //! or alone (none). The formulas are those of [`Method`]; the student and its encoders share one
 //! SGD optimiser, the teacher and its auto-encoder are never in it.
 
@@ -6,6 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::encoder::{EncoderKind, FactorAutoEncoder, StudentEncoder};
+use super::overhaul::{Overhaul, stage_channels};
 use super::spatial::match_spatial;
 use super::split::{ChannelSplit, SplitKind};
 use super::teacher::FrozenTeacher;
@@ -16,7 +18,7 @@ use super::{
 use crate::checkpoint::Checkpoint;
 use crate::data::Loader;
 use crate::error::{Error, Result};
-use crate::nn::{Arch, Network};
+use crate::nn::{Arch, Module, Network};
 use crate::ops::accuracy;
 use crate::ops::arith::scale;
 use crate::ops::loss::{
@@ -72,7 +74,7 @@ pub struct Losses {
     pub total: Tensor,
     /// The student's logits.
     pub logits: Tensor,
-    /// Each term by name (`ce`, `kd`, `l_inh`, `l_exp`, `at`), unweighted, one element each.
+    /// Each term by name (`ce`, `kd`, `l_inh`, `l_exp`, `at`, `od`), unweighted, one element each.
     pub terms: Vec<(&'static str, Tensor)>,
 }
 
@@ -86,10 +88,29 @@ pub struct Distiller {
     pub encoders: Vec<StudentEncoder>,
     /// The frozen teacher (none for plain training).
     pub teacher: Option<FrozenTeacher>,
-    /// IE-FT: the feature's split; IE-AT: one split per group output; else none.
+    /// IE-FT: the feature's split; IE-AT, IE-OD: one split per group output; else none.
     pub splits: Vec<ChannelSplit>,
-    /// The optimiser of the student and its encoders.
+    /// The optimiser of the student, its encoders and, for OD and IE-OD, its connectors.
     pub sgd: Sgd,
+    /// OD, IE-OD: the connectors and the teacher's margins.
+    overhaul: Option<Overhaul>,
+}
+
+/// The checkpoint names of the OD connectors.
+const CONNECTORS: [&str; 6] =
+    ["connector0", "connector1", "connector2", "connector3", "connector4", "connector5"];
+
+/// The trained modules, in the optimiser's order: the student, its encoders, then the connectors.
+fn modules<'a>(
+    student: &'a mut dyn Network,
+    encoders: &'a mut [StudentEncoder],
+    overhaul: Option<&'a mut Overhaul>,
+) -> Vec<(&'static str, &'a mut dyn Module)> {
+    let mut modules = with_encoders("student", student, encoders);
+    if let Some(o) = overhaul {
+        modules.extend(CONNECTORS.into_iter().zip(o.connectors.iter_mut().map(|c| c as &mut dyn Module)));
+    }
+    modules
 }
 
 impl Distiller {
@@ -140,16 +161,37 @@ impl Distiller {
                     );
                 }
             }
+            Method::IeOd => {
+                for (g, channels) in stage_channels(student.as_ref())?.into_iter().enumerate() {
+                    let seed = config.seed.wrapping_add(g as u64);
+                    splits.push(
+                        ChannelSplit::new(config.split, channels, seed).with_ratio(config.split_ratio)?,
+                    );
+                }
+            }
             _ => {}
         }
-        Ok(Distiller { config, student, encoders, teacher, splits, sgd: Sgd::new(config.sgd)? })
+        let overhaul = match (method, &teacher) {
+            (Method::Od | Method::IeOd, Some(t)) => {
+                Some(Overhaul::new(student.as_ref(), t.net.as_ref(), &splits, &mut rng)?)
+            }
+            _ => None,
+        };
+        Ok(Distiller { config, student, encoders, teacher, splits, sgd: Sgd::new(config.sgd)?, overhaul })
     }
 
     /// The losses of one training-mode forward pass on a batch; the teacher runs once.
     pub fn losses(&mut self, images: &Tensor, labels: &[usize]) -> Result<Losses> {
         let images = &images.to_device(&self.student.device())?;
-        let out = self.student.forward(images, true)?;
+        let pre_relu = matches!(self.config.method, Method::Od | Method::IeOd);
+        let (out, student_pre) = if pre_relu {
+            let (out, pre) = self.student.forward_pre_relu(images, true)?;
+            (out, Some(pre))
+        } else {
+            (self.student.forward(images, true)?, None)
+        };
         let teacher = match &mut self.teacher {
+            Some(t) if pre_relu => Some(t.forward_pre_relu(images)?),
             Some(t) => Some(t.forward(images)?),
             None => None,
         };
@@ -211,6 +253,18 @@ impl Distiller {
                 terms.push("l_inh", h.lambda_inh, sum(inh)?);
                 terms.push("l_exp", h.lambda_exp, scale(&sum(exp)?, -1.0)?);
             }
+            Method::Od | Method::IeOd => {
+                terms.push("ce", 1.0, ce);
+                let missing = || Error::invalid("distill", "no pre-ReLU features");
+                let s = student_pre.as_ref().ok_or_else(missing)?;
+                let t = t()?.pre_relu.as_ref().ok_or_else(missing)?;
+                let od = self.overhaul.as_mut().ok_or_else(|| Error::invalid("distill", "no connectors"))?;
+                if self.config.method == Method::Od {
+                    od.push_od(s, t, h.beta, &mut terms)?;
+                } else {
+                    od.push_ie_od([s, t], &self.splits, [h.lambda_inh, h.lambda_exp], &mut terms)?;
+                }
+            }
         }
         let (total, terms) = terms.total()?;
         Ok(Losses { total, logits: out.logits, terms })
@@ -227,7 +281,7 @@ impl Trainee for Distiller {
         self.sgd.set_lr(lr)?;
         let losses = self.losses(images, labels)?;
         let grads = autograd::backward(&losses.total)?;
-        let modules = with_encoders("student", self.student.as_mut(), &mut self.encoders);
+        let modules = modules(self.student.as_mut(), &mut self.encoders, self.overhaul.as_mut());
         let mut params = params_of(modules.into_iter().map(|(_, m)| m).collect());
         self.sgd.step(&mut params, &grads)?;
         // One read back, after the update is queued.
@@ -250,11 +304,14 @@ impl Trainee for Distiller {
         for (_, module) in with_encoders("student", self.student.as_mut(), &mut self.encoders) {
             module.to_device(device)?;
         }
+        if let Some(o) = &mut self.overhaul {
+            o.move_to(device)?;
+        }
         self.teacher.as_mut().map_or(Ok(()), |t| t.to_device(device))
     }
 
     fn save_state(&mut self, ckpt: &mut Checkpoint) -> Result<()> {
-        let modules = with_encoders("student", self.student.as_mut(), &mut self.encoders);
+        let modules = modules(self.student.as_mut(), &mut self.encoders, self.overhaul.as_mut());
         save_modules(ckpt, "", modules, "momentum", &self.sgd)?;
         ChannelSplit::save(&self.splits, ckpt);
         Ok(())
@@ -262,7 +319,7 @@ impl Trainee for Distiller {
 
     fn load_state(&mut self, ckpt: &Checkpoint) -> Result<()> {
         self.splits = ChannelSplit::load(ckpt, &self.split_channels())?;
-        let modules = with_encoders("student", self.student.as_mut(), &mut self.encoders);
+        let modules = modules(self.student.as_mut(), &mut self.encoders, self.overhaul.as_mut());
         load_modules(ckpt, "", modules, "momentum", &mut self.sgd)
     }
 

@@ -21,6 +21,8 @@ pub struct TeacherOutput {
     pub groups: [Tensor; 3],
     /// The factor `R_T = encoder(F_T)`, when the teacher has an auto-encoder.
     pub factor: Option<Tensor>,
+    /// The three stages' pre-ReLU outputs, when asked for ([`FrozenTeacher::forward_pre_relu`]).
+    pub pre_relu: Option<[Tensor; 3]>,
 }
 
 /// A trained network (and auto-encoder) that is only ever run forward, in evaluation mode.
@@ -59,14 +61,28 @@ impl FrozenTeacher {
 
     /// Logits, group outputs and factor of `images` (copied to the teacher's device), computed in evaluation mode without recording.
     pub fn forward(&mut self, images: &Tensor) -> Result<TeacherOutput> {
+        self.run(images, false)
+    }
+
+    /// [`FrozenTeacher::forward`] with the pre-ReLU stage outputs (Overhaul distillation).
+    pub fn forward_pre_relu(&mut self, images: &Tensor) -> Result<TeacherOutput> {
+        self.run(images, true)
+    }
+
+    fn run(&mut self, images: &Tensor, pre_relu: bool) -> Result<TeacherOutput> {
         let _guard = autograd::no_grad();
         let images = images.to_device(&self.net.device())?;
-        let out = self.net.forward(&images, false)?;
+        let (out, pre_relu) = if pre_relu {
+            let (out, pre) = self.net.forward_pre_relu(&images, false)?;
+            (out, Some(pre))
+        } else {
+            (self.net.forward(&images, false)?, None)
+        };
         let factor = match &mut self.autoencoder {
             Some(ae) => Some(ae.encode(&out.groups[2], false)?),
             None => None,
         };
-        Ok(TeacherOutput { logits: out.logits, groups: out.groups, factor })
+        Ok(TeacherOutput { logits: out.logits, groups: out.groups, factor, pre_relu })
     }
 
     /// The factor's channels, or an error naming `method` when there is no auto-encoder.

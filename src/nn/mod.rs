@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod coder;
+pub mod connector;
 pub mod layers;
 pub mod mobilenet;
 pub mod paraphraser;
@@ -13,6 +14,7 @@ use crate::tensor::Tensor;
 
 pub use arch::Arch;
 pub use coder::{AutoEncoder, Coder};
+pub use connector::Connector;
 pub use layers::{BatchNorm2d, Conv2d, Linear};
 pub use mobilenet::MobileNetV2;
 pub use paraphraser::{ConvTranspose2d, Paraphraser, Translator};
@@ -113,6 +115,25 @@ pub trait Network: Module + Send {
 
     /// The architecture's name as the command line spells it (`resnet20`, `wrn-16-2`).
     fn name(&self) -> String;
+
+    /// [`Network::forward`] that also returns the three stages' pre-ReLU outputs (Overhaul
+    /// distillation's features), each the output of the batch norm [`Network::pre_relu_bns`]
+    /// names (plus the residual, in a post-activation block) before its ReLU. The default: an
+    /// error naming the network.
+    fn forward_pre_relu(&mut self, _x: &Tensor, _train: bool) -> crate::Result<(Output, [Tensor; 3])> {
+        Err(no_pre_relu(&self.name()))
+    }
+
+    /// The batch norms whose outputs are the pre-ReLU stage features (their scale and shift give
+    /// the teacher's margins). The default: an error naming the network.
+    fn pre_relu_bns(&self) -> crate::Result<[&BatchNorm2d; 3]> {
+        Err(no_pre_relu(&self.name()))
+    }
+}
+
+/// The error of a network without pre-ReLU stage outputs.
+fn no_pre_relu(name: &str) -> crate::Error {
+    crate::Error::invalid("od", format!("{name} does not expose its pre-ReLU stage outputs"))
 }
 
 /// Asserts that back-propagating a random seed (drawn from `rng`) from `output` gives every

@@ -65,6 +65,20 @@ impl BasicBlock {
     }
 
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (out, residual) = self.body(x, train)?;
+        self.bn2.forward(&out, train, After::AddRelu(&residual))
+    }
+
+    /// The block's output and its pre-ReLU value `bn2(conv2(...)) + residual` (batch norm and sum
+    /// unfused, the ReLU applied to their result).
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        let (out, residual) = self.body(x, train)?;
+        let pre = ops::add(&self.bn2.forward(&out, train, After::Identity)?, &residual)?;
+        Ok((ops::relu(&pre)?, pre))
+    }
+
+    /// `conv2(relu(bn1(conv1(x))))` and the residual, what the block's last batch norm adds.
+    fn body(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let out = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
         let out = self.conv2.forward(&out)?;
         let residual = match &mut self.shortcut {
@@ -75,7 +89,7 @@ impl BasicBlock {
                 bn.forward(&conv.forward(x)?, train, After::Identity)?
             }
         };
-        self.bn2.forward(&out, train, After::AddRelu(&residual))
+        Ok((out, residual))
     }
 }
 
@@ -143,20 +157,50 @@ impl ResNet {
     }
 }
 
-impl Network for ResNet {
-    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+impl ResNet {
+    /// The forward pass; with `pre_relu`, the last block of each group runs unfused and its
+    /// pre-ReLU value is returned too.
+    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
         let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
-        let mut outs = Vec::with_capacity(3);
+        let (mut outs, mut pre) = (Vec::with_capacity(3), Vec::new());
         for group in &mut self.groups {
-            for block in group.iter_mut() {
-                h = block.forward(&h, train)?;
+            let last = group.len() - 1;
+            for (i, block) in group.iter_mut().enumerate() {
+                if pre_relu && i == last {
+                    let (out, p) = block.forward_pre_relu(&h, train)?;
+                    pre.push(p);
+                    h = out;
+                } else {
+                    h = block.forward(&h, train)?;
+                }
             }
             outs.push(h.clone());
         }
         let pooled = ops::pool::global_avg_pool(&h)?;
         let logits = self.fc.forward(&pooled)?;
         let groups = [outs[0].clone(), outs[1].clone(), outs[2].clone()];
-        Ok(Output { logits, groups })
+        Ok((Output { logits, groups }, pre))
+    }
+}
+
+impl Network for ResNet {
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+        Ok(self.run(x, train, false)?.0)
+    }
+
+    /// The pre-ReLU outputs are the last block's `bn2(...) + residual` of each group, as the
+    /// CIFAR ResNet of the Overhaul code (its blocks apply the ReLU at their input instead).
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
+        let (out, pre) = self.run(x, train, true)?;
+        let [a, b, c]: [Tensor; 3] = pre.try_into().map_err(|_| Error::invalid("resnet", "three groups"))?;
+        Ok((out, [a, b, c]))
+    }
+
+    fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
+        match self.groups.each_ref().map(|g| g.last().map(|b| &b.bn2)) {
+            [Some(a), Some(b), Some(c)] => Ok([a, b, c]),
+            _ => Err(Error::invalid("resnet", "a group without blocks")),
+        }
     }
 
     fn feature_channels(&self) -> usize {
@@ -222,6 +266,24 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == want), "missing {want}");
         }
+    }
+
+    #[test]
+    fn pre_relu_outputs_are_the_groups_before_their_relu() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut net = ResNet::new(14, 3, 10, Shortcut::B, &mut rng).unwrap();
+        let x = Tensor::randn(&[2, 8, 8, 3], 1.0, &mut rng);
+        let plain = net.forward(&x, false).unwrap();
+        let (out, pre) = net.forward_pre_relu(&x, false).unwrap();
+        for (g, p) in pre.iter().enumerate() {
+            let relu: Vec<f32> = p.to_vec().unwrap().iter().map(|v| v.max(0.0)).collect();
+            let want = out.groups[g].to_vec().unwrap();
+            assert!(relu.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-5), "group {g}");
+            assert!(p.to_vec().unwrap().iter().any(|v| *v < 0.0), "group {g} has no negative value");
+        }
+        let (a, b) = (plain.logits.to_vec().unwrap(), out.logits.to_vec().unwrap());
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= 1e-5));
+        assert_eq!(net.pre_relu_bns().unwrap().map(|bn| bn.weight.numel()), WIDTHS);
     }
 
     #[test]

@@ -45,10 +45,23 @@ impl Block {
 
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         let act = self.bn1.forward(x, train, After::Relu)?;
-        let out = self.bn2.forward(&self.conv1.forward(&act)?, train, After::Relu)?;
+        self.tail(x, &act, train)
+    }
+
+    /// The block's output and the output of its first batch norm before the ReLU (batch norm and
+    /// ReLU unfused).
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        let pre = self.bn1.forward(x, train, After::Identity)?;
+        let out = self.tail(x, &ops::relu(&pre)?, train)?;
+        Ok((out, pre))
+    }
+
+    /// Everything after the first BN-ReLU, whose output is `act`.
+    fn tail(&mut self, x: &Tensor, act: &Tensor, train: bool) -> Result<Tensor> {
+        let out = self.bn2.forward(&self.conv1.forward(act)?, train, After::Relu)?;
         let out = self.conv2.forward(&out)?;
         let residual = match &self.shortcut {
-            Some(shortcut) => shortcut.forward(&act)?,
+            Some(shortcut) => shortcut.forward(act)?,
             None => x.clone(),
         };
         ops::add(&residual, &out)
@@ -125,21 +138,60 @@ impl WideResNet {
     }
 }
 
+impl WideResNet {
+    /// The forward pass; with `pre_relu`, the BN-ReLU that follows each group (the first of the
+    /// next group's first block, or the final one) runs unfused and its batch norm's output is
+    /// returned too.
+    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
+        let mut h = self.conv1.forward(x)?;
+        let (mut outs, mut pre) = (Vec::with_capacity(2), Vec::new());
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            for (i, block) in group.iter_mut().enumerate() {
+                if pre_relu && g > 0 && i == 0 {
+                    let (out, p) = block.forward_pre_relu(&h, train)?;
+                    pre.push(p);
+                    h = out;
+                } else {
+                    h = block.forward(&h, train)?;
+                }
+            }
+            outs.push(h.clone());
+        }
+        let feature = if pre_relu {
+            let p = self.bn1.forward(&h, train, After::Identity)?;
+            let feature = ops::relu(&p)?;
+            pre.push(p);
+            feature
+        } else {
+            self.bn1.forward(&h, train, After::Relu)?
+        };
+        let logits = self.fc.forward(&ops::pool::global_avg_pool(&feature)?)?;
+        Ok((Output { logits, groups: [outs[0].clone(), outs[1].clone(), feature] }, pre))
+    }
+}
+
 impl Network for WideResNet {
     /// Group outputs 1 and 2 are the raw block sums (pre-activation); group 3's is taken after
     /// the final BN + ReLU, the distillation feature of the method.
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
-        let mut h = self.conv1.forward(x)?;
-        let mut outs = Vec::with_capacity(2);
-        for group in &mut self.groups {
-            for block in group.iter_mut() {
-                h = block.forward(&h, train)?;
-            }
-            outs.push(h.clone());
+        Ok(self.run(x, train, false)?.0)
+    }
+
+    /// The pre-ReLU features are the group outputs through the batch norm of the BN-ReLU that
+    /// follows them (`block2.layer.0.bn1`, `block3.layer.0.bn1`, `bn1`), as the WRN of the
+    /// Overhaul code; that code applies those batch norms a second time to get them, iekd keeps
+    /// the values of the forward pass.
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
+        let (out, pre) = self.run(x, train, true)?;
+        let [a, b, c]: [Tensor; 3] = pre.try_into().map_err(|_| Error::invalid("wrn", "three groups"))?;
+        Ok((out, [a, b, c]))
+    }
+
+    fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
+        match [self.groups[1].first(), self.groups[2].first()] {
+            [Some(a), Some(b)] => Ok([&a.bn1, &b.bn1, &self.bn1]),
+            _ => Err(Error::invalid("wrn", "a group without blocks")),
         }
-        let feature = self.bn1.forward(&h, train, After::Relu)?;
-        let logits = self.fc.forward(&ops::pool::global_avg_pool(&feature)?)?;
-        Ok(Output { logits, groups: [outs[0].clone(), outs[1].clone(), feature] })
     }
 
     fn feature_channels(&self) -> usize {
@@ -232,6 +284,21 @@ mod tests {
             assert!(out.logits.host().unwrap().iter().all(|v| v.is_finite()));
         }
         assert_eq!(net.feature_channels(), 128);
+    }
+
+    #[test]
+    fn pre_relu_outputs_are_the_batch_norms_after_each_group() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut net = WideResNet::new(10, 1, 3, 10, &mut rng).unwrap();
+        let x = Tensor::randn(&[2, 8, 8, 3], 1.0, &mut rng);
+        let plain = net.forward(&x, true).unwrap();
+        let (out, pre) = net.forward_pre_relu(&x, true).unwrap();
+        assert_eq!(pre.each_ref().map(|p| p.shape().to_vec()), [[2, 8, 8, 16], [2, 4, 4, 32], [2, 2, 2, 64]]);
+        let relu: Vec<f32> = pre[2].to_vec().unwrap().iter().map(|v| v.max(0.0)).collect();
+        assert_eq!(relu, out.groups[2].to_vec().unwrap());
+        let (a, b) = (plain.logits.to_vec().unwrap(), out.logits.to_vec().unwrap());
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= 1e-5));
+        assert_eq!(net.pre_relu_bns().unwrap().map(|bn| bn.weight.numel()), [16, 32, 64]);
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub(crate) mod cpu {
 }
 
 /// Checks that `a` and `b` have the same shape `[B, ...]` with `B, D > 0`; returns `(B, D)`.
-fn check(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
+pub(super) fn check(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
     if a.shape() != b.shape() || a.rank() < 2 || a.numel() == 0 {
         return Err(Error::shape(
             op,
@@ -137,14 +137,16 @@ fn check(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
 }
 
 /// Both factors normalized per sample, with their norms (kept for the backward).
-struct Normalized {
+pub(super) struct Normalized {
     rows_d: [usize; 2],
-    phi: [Tensor; 2],
+    /// Both factors normalized per sample.
+    pub(super) phi: [Tensor; 2],
     norms: [Tensor; 2],
 }
 
 impl Normalized {
-    fn new(rows_d: [usize; 2], a: &Tensor, b: &Tensor) -> Result<Normalized> {
+    /// `a` and `b`, `rows_d = [B, D]`, normalized per sample.
+    pub(super) fn new(rows_d: [usize; 2], a: &Tensor, b: &Tensor) -> Result<Normalized> {
         let [phi_a, norms_a] = place::normalize_rows(a, rows_d, a.shape())?;
         let [phi_b, norms_b] = place::normalize_rows(b, rows_d, b.shape())?;
         Ok(Normalized { rows_d, phi: [phi_a, phi_b], norms: [norms_a, norms_b] })
@@ -152,7 +154,7 @@ impl Normalized {
 
     /// Records the backward of `y`: `phi_grads(dL, phi)` gives the gradients reaching both
     /// normalized factors, which then go through the normalization to `a` and `b`.
-    fn record(
+    pub(super) fn record(
         self,
         y: &Tensor,
         [a, b]: [&Tensor; 2],

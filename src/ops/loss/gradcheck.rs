@@ -1,7 +1,7 @@
 //! Gradient-check cases of the losses: cross-entropy, KD, the normalized-factor losses, attention
-//! transfer, L1 and L2 reconstruction.
+//! transfer, L1 and L2 reconstruction, and OD's partial L2 distance (plain and normalized).
 
-use super::{self as loss, FactorNorm, attention, cross_entropy, factor, kd, recon};
+use super::{self as loss, FactorNorm, attention, cross_entropy, factor, kd, partial_l2, recon};
 use crate::error::Result;
 use crate::ops::check::gradcheck::{Case, Init, Input};
 use crate::tensor::Tensor;
@@ -98,6 +98,28 @@ fn recon_case(squared: bool, shape: &[usize]) -> Case {
     )
 }
 
+fn partial_l2_case(shape: [usize; 4], normalized: bool, target_grad: bool) -> Case {
+    type Loss = fn(&Tensor, &Tensor) -> Result<Tensor>;
+    type Reference = fn(&[f64], &[f64], usize) -> Vec<f64>;
+    let (op, fast, reference): (_, Loss, Reference) = if normalized {
+        (
+            "normalized_partial_l2_loss",
+            loss::normalized_partial_l2_loss,
+            partial_l2::reference::normalized_partial_l2,
+        )
+    } else {
+        ("partial_l2_loss", loss::partial_l2_loss, partial_l2::reference::partial_l2)
+    };
+    let target = Input::normal("target", &shape);
+    Case::new(
+        op,
+        format!("s,t{shape:?}{}", if target_grad { " +dt" } else { "" }),
+        vec![Input::normal("student", &shape), if target_grad { target } else { target.constant() }],
+        Box::new(move |t| fast(&t[0], &t[1])),
+        Box::new(move |v| reference(&v[0], &v[1], shape[0])),
+    )
+}
+
 /// Batch 1 and 3, odd class and channel counts, H != W, both temperatures and both signs.
 pub fn cases() -> Vec<Case> {
     vec![
@@ -121,5 +143,16 @@ pub fn cases() -> Vec<Case> {
         recon_case(false, &[1, 7]),
         recon_case(true, &[3, 5, 4, 3]),
         recon_case(true, &[2, 7, 3]),
+    ]
+}
+
+/// OD's partial L2 distance, plain and normalized: batch 1 and 3, odd channels, with and without
+/// the target's gradient (listed after the other cases, so their seeds stay the same).
+pub fn partial_l2_cases() -> Vec<Case> {
+    vec![
+        partial_l2_case([3, 5, 4, 3], false, true),
+        partial_l2_case([1, 3, 2, 7], false, false),
+        partial_l2_case([3, 4, 3, 5], true, true),
+        partial_l2_case([1, 2, 3, 3], true, false),
     ]
 }

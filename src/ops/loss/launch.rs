@@ -224,3 +224,34 @@ pub fn channel_mean_square<E: Exec>(
         }),
     }
 }
+
+/// `out[r] = sum_j mask * (s - t)^2` per row of `d`, `mask = (s > t) | (t > 0)`:
+/// `crate::ops::loss::partial_l2::cpu::rows`.
+pub fn partial_l2_rows<E: Exec>(
+    e: &E,
+    [rows, d]: [usize; 2],
+    s: &E::Buf<f32>,
+    t: &E::Buf<f32>,
+) -> Result<E::Buf<f32>> {
+    let p = row_params("cuda partial_l2_rows", rows, d, 0, 0.0)?;
+    output(e, rows, |out| kernels::partial_l2_rows(e, block_per_row(rows), &p, s, t, out))
+}
+
+/// The gradient at `s` of `scale * sum mask * (s - t)^2`, and its negation (the gradient at `t`)
+/// when `want_t`: `crate::ops::loss::partial_l2::cpu::backward`.
+pub fn partial_l2_backward<E: Exec>(
+    e: &E,
+    scale: f32,
+    s: &E::Buf<f32>,
+    t: &E::Buf<f32>,
+    want_t: bool,
+) -> Result<TwoGrads<E::Buf<f32>>> {
+    const OP: &str = "cuda partial_l2_backward";
+    let len = e.len(s);
+    non_empty(OP, "input", len)?;
+    fits(OP, &[("elements", len)])?;
+    let p = MapParams { len: len as i32, mode: 0, a: scale };
+    let mut gt = if want_t { Some(e.alloc(len)?) } else { None };
+    let gs = output(e, len, |gs| kernels::partial_l2_backward(e, flat(len), &p, s, t, gs, gt.as_mut()))?;
+    Ok(TwoGrads { first: gs, second: gt })
+}

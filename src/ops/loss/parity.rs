@@ -1,16 +1,18 @@
 //! Parity of the loss kernels with the CPU paths of [`cross_entropy`](mod@super::cross_entropy),
 //! [`kd`](super::kd), [`factor`](super::factor), [`attention`](super::attention) and
-//! [`recon`](super::recon).
+//! [`recon`](super::recon), and of OD's [`partial_l2`](mod@super::partial_l2).
 
 use rand::Rng;
 
 use super::factor::FactorNorm;
 use super::launch::{
     RowReduce, TwoGrads, channel_mean_square, diff_backward, dots_backward, kd_backward, kd_forward,
-    normalize_rows, normalize_rows_backward, row_reduce, softmax_ce, softmax_ce_backward,
+    normalize_rows, normalize_rows_backward, partial_l2_backward, partial_l2_rows, row_reduce, softmax_ce,
+    softmax_ce_backward,
 };
 use super::{
-    attention::cpu as at, cross_entropy::cpu as ce, factor::cpu as factor, kd::cpu as kd, recon::cpu as recon,
+    attention::cpu as at, cross_entropy::cpu as ce, factor::cpu as factor, kd::cpu as kd,
+    partial_l2::cpu as partial, recon::cpu as recon,
 };
 use crate::cuda::exec::Exec;
 use crate::error::Result;
@@ -148,6 +150,26 @@ fn factors<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             )?;
             cx.compare("row_distance (recon sum)", &case, &got, &[sum], REDUCTION)?;
         }
+    }
+    Ok(())
+}
+
+/// The partial L2 kernels of OD: per-row sums and the gradients, on rows of one element to a
+/// block + 1 and more; run after every other suite (appended to `run_all`).
+pub fn partial_l2<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+    // [rows, d]: sizes 1; a block + 1; 8x8 maps of 33 channels.
+    for [rows, d] in [[1, 1], [3, 257], [2, 64 * 33]] {
+        let case = format!("s,t[{rows},{d}]");
+        let (s, t) = (cx.normal(rows * d), cx.normal(rows * d));
+        let (sb, tb) = (cx.up(&s)?, cx.up(&t)?);
+        let want: Vec<f32> = partial::rows(d, &s, &t).into_iter().map(|v| v as f32).collect();
+        let got = partial_l2_rows(cx.e, [rows, d], &sb, &tb)?;
+        cx.compare("partial_l2_rows", &case, &got, &want, REDUCTION)?;
+        let TwoGrads { first, second } = partial_l2_backward(cx.e, 0.25, &sb, &tb, true)?;
+        let want = partial::backward(&s, &t, 0.25);
+        cx.compare("partial_l2_backward", &case, &first, &want, ROW)?;
+        let neg: Vec<f32> = want.iter().map(|g| -g).collect();
+        cx.compare_opt("partial_l2_backward", &format!("{case} target"), second.as_ref(), &neg, ROW)?;
     }
     Ok(())
 }

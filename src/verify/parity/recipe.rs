@@ -1,6 +1,7 @@
 //! Two training steps of every distillation recipe on a device against the same steps on the
 //! CPU: IE-FT (Coder encoders), FT (the paraphraser and translator, so the transposed
-//! convolution), KD, AT, IE-AT, DML and IE-DML (its online auto-encoder), each with ResNet-8
+//! convolution), KD, AT, IE-AT, DML, IE-DML (its online auto-encoder), OD and IE-OD (their
+//! connectors, margins and partial L2 distances), each with ResNet-8
 //! networks on four 8x8 images. Compared: each step's loss and loss terms, then every tensor of
 //! the resume state (networks, encoders, running statistics, momentum buffers).
 
@@ -27,7 +28,7 @@ const SGD: SgdConfig = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, n
 const FACTOR: usize = 8;
 
 /// The recipes checked, with the encoder family each uses.
-const RECIPES: [(Method, EncoderKind); 7] = [
+const RECIPES: [(Method, EncoderKind); 9] = [
     (Method::IeFt, EncoderKind::Coder),
     (Method::Ft, EncoderKind::Paraphraser),
     (Method::Kd, EncoderKind::Coder),
@@ -35,6 +36,8 @@ const RECIPES: [(Method, EncoderKind); 7] = [
     (Method::IeAt, EncoderKind::Coder),
     (Method::Dml, EncoderKind::Coder),
     (Method::IeDml, EncoderKind::Coder),
+    (Method::Od, EncoderKind::Coder),
+    (Method::IeOd, EncoderKind::Coder),
 ];
 
 fn net(seed: u64) -> Result<Box<dyn Network>> {

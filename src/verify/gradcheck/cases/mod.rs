@@ -1,4 +1,5 @@
-//! Every checked configuration: each op folder's cases, then the small network's.
+//! Every checked configuration: each op folder's cases, then the small network's, then the cases
+//! added later (appended, so that every earlier case keeps its seed).
 
 mod network;
 
@@ -21,6 +22,8 @@ pub fn all() -> Vec<Case> {
         ops::maxpool::gradcheck::cases(),
         ops::depthwise::gradcheck::cases(),
         ops::activation::gradcheck::relu6_cases(),
+        ops::margin::gradcheck::cases(),
+        ops::loss::gradcheck::partial_l2_cases(),
     ]
     .into_iter()
     .flatten()
