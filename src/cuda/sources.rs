@@ -39,7 +39,17 @@ mod tests {
         let names: Vec<&str> = MODULES.iter().map(|m| m.name).collect();
         assert_eq!(
             names,
-            ["batchnorm", "conv2d", "depthwise", "elementwise", "gemm", "losses", "optim", "overhaul", "pool"]
+            [
+                "batchnorm",
+                "conv2d",
+                "depthwise",
+                "elementwise",
+                "gemm",
+                "losses",
+                "optim",
+                "overhaul",
+                "pool"
+            ]
         );
         let mut kernels: Vec<&str> = kernel_names().collect();
         let count = kernels.len();
