@@ -13,7 +13,8 @@
 #    epoch's validation accuracy (sweep-<method>-<setting>/).
 # 2. Arms over paired seeds: a seed gives every arm the same student initialisation and the same
 #    data order; the arms are none, kd, ft, ie-ft and ie-ft with lambda_exp = 0 (the control: the
-#    exploration encoder kept, its loss dropped), <arm>-s<seed>/.
+#    exploration encoder kept, its loss dropped), <arm>-s<seed>/; then OD and IE-OD, swept and
+#    run the same way (2b).
 # 3. Larger student: the plain ResNet-8 of seed 0 teaches a ResNet-20 (big-<arm>-s<seed>/).
 #
 # Environment: IEKD (default target/release/iekd), TRAIN (default 6000), VAL (5000), EPOCHS (6),
@@ -83,6 +84,23 @@ echo "chosen on validation: ie-ft lambda_inh $inh lambda_exp $exp; kd alpha $alp
     echo "ie-ft-exp0-s$s distill --method ie-ft --lambda-inh $inh --lambda-exp 0 $student --seed $s"
   done
 } | parallel
+
+# 2b. OD and IE-OD (no auto-encoder): their weights swept on validation at seed 100 like the
+#     others, then the same paired seeds.
+od_student="--teacher $teacher --teacher-arch resnet20 --student-arch resnet8 $common $epochs"
+{
+  for b in 0.001 0.01; do echo "sweep-od-$b distill --method od --beta $b $od_student --seed 100"; done
+  for w in "0.001 0.1" "0.001 0.01"; do
+    set -- $w; echo "sweep-ie-od-$1-$2 distill --method ie-od --lambda-inh $1 --lambda-exp $2 $od_student --seed 100"
+  done
+} | parallel
+od_beta=$(best od)
+read -r od_inh od_exp <<< "$(best ie-od)"
+echo "chosen on validation: od beta $od_beta; ie-od lambda_inh $od_inh lambda_exp $od_exp" | tee -a "$out/chosen.txt"
+for s in $seeds; do
+  echo "od-s$s distill --method od --beta $od_beta $od_student --seed $s"
+  echo "ie-od-s$s distill --method ie-od --lambda-inh $od_inh --lambda-exp $od_exp $od_student --seed $s"
+done | parallel
 
 # 3. The larger student, taught by the plain ResNet-8 of seed 0.
 small=$out/none-s0/model.safetensors

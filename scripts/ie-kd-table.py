@@ -18,9 +18,9 @@ import subprocess
 from pathlib import Path
 
 ARCH = {"": ("resnet20", "resnet8"), "big-": ("resnet8", "resnet20")}  # (teacher, student)
-ARMS = ["none", "kd", "ft", "ie-ft-exp0", "ie-ft"]
+ARMS = ["none", "kd", "ft", "ie-ft-exp0", "ie-ft", "od", "ie-od"]
 PAIRS = [("ie-ft", "ft"), ("ie-ft", "none"), ("ie-ft", "ie-ft-exp0"), ("ie-ft", "kd"), ("ft", "none"),
-         ("kd", "none")]
+         ("kd", "none"), ("ie-od", "od"), ("od", "none"), ("ie-od", "none")]
 # Two-sided 97.5% quantiles of Student's t by degrees of freedom.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
         10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
