@@ -158,3 +158,48 @@ fn distill_od_and_ie_od_run_from_the_command_line() {
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].contains("needs --teacher"), "{err}");
 }
+
+/// One OD or IE-OD step of a `student` against a `teacher` on 16x16 images, whose pre-ReLU stages
+/// are `shapes` (teacher's, student's; `[H, W, C]`): every term finite, the student's weights moved.
+fn one_step(teacher: &str, student: &str, method: Method, shapes: [[[usize; 3]; 3]; 2]) {
+    let config = DistillConfig { split: SplitKind::Random, ..DistillConfig::new(method, SGD, 3) };
+    let mut d =
+        Distiller::new(net(student, 1), Some(FrozenTeacher::new(net(teacher, 4), None)), config).unwrap();
+    let x = Tensor::randn(&[2, 16, 16, 1], 1.0, &mut ChaCha8Rng::seed_from_u64(5));
+    {
+        let _guard = autograd::no_grad();
+        let (_, t_pre) = d.teacher.as_mut().unwrap().net.forward_pre_relu(&x, false).unwrap();
+        let (_, s_pre) = d.student.forward_pre_relu(&x, false).unwrap();
+        for (pre, want) in [(t_pre, shapes[0]), (s_pre, shapes[1])] {
+            assert_eq!(pre.each_ref().map(|p| p.shape()[1..].to_vec()), want.map(|s| s.to_vec()));
+        }
+    }
+    let losses = d.losses(&x, &[3, 8]).unwrap();
+    for (name, value) in &losses.terms {
+        assert!(
+            value.item().unwrap().is_finite() && value.item().unwrap() != 0.0,
+            "{student} {method}: {name}"
+        );
+    }
+    autograd::clear_tape();
+    let mut before = Vec::new();
+    d.student.visit("", &mut |_, t, _| before.push(t.to_vec().unwrap()));
+    assert!(d.train_step(&x, &[3, 8], 0.05).unwrap().loss.is_finite(), "{student} {method}");
+    let mut moved = Vec::new();
+    d.student.visit("", &mut |_, t, _| moved.push(t.to_vec().unwrap()));
+    assert_ne!(before, moved, "{student} {method}: no weight changed");
+}
+
+#[test]
+fn vgg13_and_mobilenetv2_take_od_and_ie_od_steps() {
+    // The larger of each stage's connector output and target is average-pooled to the other's size.
+    const RESNET: [[usize; 3]; 3] = [[16, 16, 16], [8, 8, 32], [4, 4, 64]];
+    const VGG: [[usize; 3]; 3] = [[8, 8, 128], [4, 4, 256], [2, 2, 512]];
+    const MOBILENET: [[usize; 3]; 3] = [[4, 4, 16], [2, 2, 48], [1, 1, 1280]];
+    for method in [Method::Od, Method::IeOd] {
+        one_step("resnet14", "vgg13", method, [RESNET, VGG]);
+        one_step("resnet14", "mobilenetv2", method, [RESNET, MOBILENET]);
+    }
+    one_step("vgg13", "resnet8", Method::Od, [VGG, RESNET]);
+    one_step("mobilenetv2", "vgg13", Method::IeOd, [MOBILENET, VGG]);
+}

@@ -13,10 +13,18 @@
 //! term is the negated normalized partial L2 (each sample's connector output and target divided
 //! by their L2 norms), bounded by 4 per stage, so pushing away cannot grow without limit (as
 //! IE-FT's `L_exp`).
+//!
+//! Teacher and student stages of different resolutions (a ResNet's 32x32, 16x16, 8x8 on CIFAR
+//! against VGG-13's 16x16, 8x8, 4x4 or MobileNetV2's 8x8, 4x4, 2x2) are made comparable as the
+//! AT and FT recipes do, with [`match_spatial`]: after the connector, the larger of the connector
+//! output and the margin target is average-pooled down to the other's resolution (a pooled target
+//! is the mean of margin-ReLU values, so still `>= m_i`), and the partial L2 is taken there; it
+//! sums over the smaller map's positions.
 
 use rand::Rng;
 
 use super::Terms;
+use super::spatial::match_spatial;
 use super::split::ChannelSplit;
 use crate::error::{Error, Result};
 use crate::nn::{Connector, Network};
@@ -97,8 +105,8 @@ impl Overhaul {
         let targets = self.targets(t)?;
         let mut parts = Vec::new();
         for i in 0..3 {
-            let c = self.connectors[i].forward(&s[i], true)?;
-            parts.push(scale(&partial_l2_loss(&c, &targets[i])?, stage_weight(i))?);
+            let (c, t) = match_spatial(&self.connectors[i].forward(&s[i], true)?, &targets[i])?;
+            parts.push(scale(&partial_l2_loss(&c, &t)?, stage_weight(i))?);
         }
         terms.push("od", beta, super::sum(parts)?);
         Ok(())
@@ -120,10 +128,10 @@ impl Overhaul {
         let (mut inh, mut exp) = (Vec::new(), Vec::new());
         for i in 0..3 {
             let (a, b) = splits[i].halves(&s[i])?;
-            let a = self.connectors[2 * i].forward(&a, true)?;
-            let b = self.connectors[2 * i + 1].forward(&b, true)?;
-            inh.push(scale(&partial_l2_loss(&a, &targets[i])?, stage_weight(i))?);
-            exp.push(scale(&normalized_partial_l2_loss(&b, &targets[i])?, -stage_weight(i))?);
+            let (a, ta) = match_spatial(&self.connectors[2 * i].forward(&a, true)?, &targets[i])?;
+            let (b, tb) = match_spatial(&self.connectors[2 * i + 1].forward(&b, true)?, &targets[i])?;
+            inh.push(scale(&partial_l2_loss(&a, &ta)?, stage_weight(i))?);
+            exp.push(scale(&normalized_partial_l2_loss(&b, &tb)?, -stage_weight(i))?);
         }
         terms.push("l_inh", lambda_inh, super::sum(inh)?);
         terms.push("l_exp", lambda_exp, super::sum(exp)?);

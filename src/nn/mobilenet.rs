@@ -19,6 +19,12 @@
 //! Distillation outputs: the groups are the outputs of stages 2 and 4 (RepDistiller's `f2` and `f3`:
 //! 16 and 48 channels at 8x8 and 4x4 on CIFAR; linear bottlenecks, so not post-ReLU) and of the
 //! final 1x1 convolution after its ReLU (1280 channels at 2x2), the feature before pooling.
+//! The pre-ReLU stage features ([`Network::forward_pre_relu`], Overhaul distillation) are, for
+//! stages 2 and 4, those outputs themselves (a linear bottleneck has no ReLU; the last block of
+//! stage 2 adds its input to its projection's batch norm), with the margins from the last block's
+//! projection batch norm (`blocks.2.2.conv.7`, `blocks.4.2.conv.7`, as RepDistiller's
+//! `get_bn_before_relu`); for the last, the output of the final batch norm `conv2.1` before its
+//! ReLU, with its margin from `conv2.1`.
 
 use rand::Rng;
 
@@ -146,8 +152,13 @@ impl MobileNetV2 {
     }
 }
 
-impl Network for MobileNetV2 {
-    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+/// The stages whose outputs are the first two distillation groups and pre-ReLU stages.
+const GROUP_STAGES: [usize; 2] = [2, 4];
+
+impl MobileNetV2 {
+    /// The forward pass and, with `pre_relu`, the final batch norm's output before its ReLU
+    /// (batch norm and ReLU unfused).
+    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Option<Tensor>)> {
         let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
         let mut outs = Vec::with_capacity(STAGES.len());
         for stage in &mut self.stages {
@@ -156,9 +167,38 @@ impl Network for MobileNetV2 {
             }
             outs.push(h.clone());
         }
-        let feature = self.bn2.forward(&self.conv2.forward(&h)?, train, After::Relu)?;
+        let h = self.conv2.forward(&h)?;
+        let (feature, pre) = if pre_relu {
+            let pre = self.bn2.forward(&h, train, After::Identity)?;
+            (ops::relu(&pre)?, Some(pre))
+        } else {
+            (self.bn2.forward(&h, train, After::Relu)?, None)
+        };
         let logits = self.classifier.forward(&ops::pool::global_avg_pool(&feature)?)?;
-        Ok(Output { logits, groups: [outs[2].clone(), outs[4].clone(), feature] })
+        let [a, b] = GROUP_STAGES.map(|s| outs[s].clone());
+        Ok((Output { logits, groups: [a, b, feature] }, pre))
+    }
+}
+
+impl Network for MobileNetV2 {
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+        Ok(self.run(x, train, false)?.0)
+    }
+
+    /// The pre-ReLU stages are groups 0 and 1 themselves and the final batch norm's output (see
+    /// the module doc).
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
+        let (out, pre) = self.run(x, train, true)?;
+        let last = pre.ok_or_else(|| Error::invalid("mobilenetv2", "no pre-ReLU output of conv2.1"))?;
+        let stages = [out.groups[0].clone(), out.groups[1].clone(), last];
+        Ok((out, stages))
+    }
+
+    fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
+        match GROUP_STAGES.map(|s| self.stages[s].last().map(|b| &b.bn3)) {
+            [Some(a), Some(b)] => Ok([a, b, &self.bn2]),
+            _ => Err(Error::invalid("mobilenetv2", "a stage without blocks")),
+        }
     }
 
     fn feature_channels(&self) -> usize {
@@ -237,5 +277,29 @@ mod tests {
         assert_eq!(out.groups[1].shape(), &[2, 4, 4, 48]);
         assert_eq!(out.groups[2].shape(), &[2, 2, 2, 1280]);
         crate::nn::assert_gradients_reach_every_param(&mut net, &out.logits, &mut rng);
+    }
+
+    #[test]
+    fn pre_relu_stages_are_the_bottlenecks_and_the_last_batch_norm() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut net = MobileNetV2::half(1, 10, &mut rng).unwrap();
+        let x = Tensor::randn(&[2, 16, 16, 1], 1.0, &mut rng);
+        let plain = net.forward(&x, true).unwrap();
+        let (out, pre) = net.forward_pre_relu(&x, true).unwrap();
+        assert_eq!(
+            pre.each_ref().map(|p| p.shape().to_vec()),
+            [[2, 4, 4, 16], [2, 2, 2, 48], [2, 1, 1, 1280]]
+        );
+        for (g, (p, group)) in pre.iter().zip(&out.groups).take(2).enumerate() {
+            assert_eq!(p.to_vec().unwrap(), group.to_vec().unwrap(), "group {g}");
+        }
+        let relu: Vec<f32> = pre[2].to_vec().unwrap().iter().map(|v| v.max(0.0)).collect();
+        assert_eq!(relu, out.groups[2].to_vec().unwrap());
+        for p in &pre {
+            assert!(p.to_vec().unwrap().iter().any(|v| *v < 0.0), "{:?} has no negative value", p.shape());
+        }
+        let (a, b) = (plain.logits.to_vec().unwrap(), out.logits.to_vec().unwrap());
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= 1e-5));
+        assert_eq!(net.pre_relu_bns().unwrap().map(|bn| bn.weight.numel()), net.group_channels());
     }
 }

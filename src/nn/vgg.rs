@@ -12,7 +12,11 @@
 //!
 //! Distillation outputs: the groups are the outputs of blocks 1, 2 and 4 after their ReLU
 //! (RepDistiller's `f1`, `f2`, `f4`: 128, 256 and 512 channels at 16x16, 8x8 and 4x4 on CIFAR),
-//! the last being the feature before pooling.
+//! the last being the feature before pooling. The pre-ReLU stage features
+//! ([`Network::forward_pre_relu`], Overhaul distillation) are the same three blocks' outputs
+//! before that ReLU: the output of their second batch norm (`block1.4`, `block2.4`, `block4.4`,
+//! RepDistiller's `preact` features and `get_bn_before_relu`), 128, 256 and 512 channels at 16x16,
+//! 8x8 and 4x4 on CIFAR; the margins come from those batch norms.
 
 use rand::Rng;
 
@@ -43,7 +47,16 @@ impl ConvBn {
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(x)?, train, After::Relu)
     }
+
+    /// The output and the batch norm's output before the ReLU (batch norm and ReLU unfused).
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        let pre = self.bn.forward(&self.conv.forward(x)?, train, After::Identity)?;
+        Ok((ops::relu(&pre)?, pre))
+    }
 }
+
+/// The blocks whose outputs are the distillation groups and pre-ReLU stages.
+const GROUP_BLOCKS: [usize; 3] = [1, 2, 4];
 
 /// VGG-13 with batch norm (RepDistiller's `vgg13`).
 pub struct Vgg {
@@ -78,14 +91,23 @@ impl Vgg {
     }
 }
 
-impl Network for Vgg {
-    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+impl Vgg {
+    /// The forward pass; with `pre_relu`, the last layer of each group's block runs unfused and
+    /// its batch norm's output is returned too.
+    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
         let pool3 = x.shape().get(1) == Some(&POOL3_HEIGHT);
         let mut h = x.clone();
-        let mut outs = Vec::with_capacity(5);
+        let (mut outs, mut pre) = (Vec::with_capacity(5), Vec::new());
         for (b, block) in self.blocks.iter_mut().enumerate() {
-            for layer in block.iter_mut() {
-                h = layer.forward(&h, train)?;
+            let last = block.len() - 1;
+            for (i, layer) in block.iter_mut().enumerate() {
+                if pre_relu && i == last && GROUP_BLOCKS.contains(&b) {
+                    let (out, p) = layer.forward_pre_relu(&h, train)?;
+                    pre.push(p);
+                    h = out;
+                } else {
+                    h = layer.forward(&h, train)?;
+                }
             }
             outs.push(h.clone());
             if b < 3 || (b == 3 && pool3) {
@@ -93,7 +115,30 @@ impl Network for Vgg {
             }
         }
         let logits = self.classifier.forward(&ops::pool::global_avg_pool(&outs[4])?)?;
-        Ok(Output { logits, groups: [outs[1].clone(), outs[2].clone(), outs[4].clone()] })
+        let groups = GROUP_BLOCKS.map(|b| outs[b].clone());
+        Ok((Output { logits, groups }, pre))
+    }
+}
+
+impl Network for Vgg {
+    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
+        Ok(self.run(x, train, false)?.0)
+    }
+
+    /// The pre-ReLU stages are blocks 1, 2 and 4's last batch norm outputs (see the module doc).
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
+        let (out, pre) = self.run(x, train, true)?;
+        let [a, b, c]: [Tensor; 3] = pre.try_into().map_err(|p: Vec<Tensor>| {
+            Error::invalid("vgg13", format!("{} pre-ReLU stages, not 3", p.len()))
+        })?;
+        Ok((out, [a, b, c]))
+    }
+
+    fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
+        match GROUP_BLOCKS.map(|b| self.blocks[b].last().map(|l| &l.bn)) {
+            [Some(a), Some(b), Some(c)] => Ok([a, b, c]),
+            _ => Err(Error::invalid("vgg13", "a block without layers")),
+        }
     }
 
     fn feature_channels(&self) -> usize {
@@ -166,5 +211,26 @@ mod tests {
         assert_eq!(out.groups[2].shape(), &[1, 4, 4, 512]);
         let out = net.forward(&Tensor::randn(&[1, 64, 64, 3], 1.0, &mut rng), false).unwrap();
         assert_eq!(out.groups[2].shape(), &[1, 4, 4, 512]);
+    }
+
+    #[test]
+    fn pre_relu_stages_are_the_groups_before_their_relu() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut net = Vgg::vgg13(1, 10, &mut rng).unwrap();
+        let x = Tensor::randn(&[2, 16, 16, 1], 1.0, &mut rng);
+        let plain = net.forward(&x, true).unwrap();
+        let (out, pre) = net.forward_pre_relu(&x, true).unwrap();
+        assert_eq!(
+            pre.each_ref().map(|p| p.shape().to_vec()),
+            [[2, 8, 8, 128], [2, 4, 4, 256], [2, 2, 2, 512]]
+        );
+        for (g, p) in pre.iter().enumerate() {
+            let relu: Vec<f32> = p.to_vec().unwrap().iter().map(|v| v.max(0.0)).collect();
+            assert_eq!(relu, out.groups[g].to_vec().unwrap(), "group {g}");
+            assert!(p.to_vec().unwrap().iter().any(|v| *v < 0.0), "group {g} has no negative value");
+        }
+        let (a, b) = (plain.logits.to_vec().unwrap(), out.logits.to_vec().unwrap());
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= 1e-5));
+        assert_eq!(net.pre_relu_bns().unwrap().map(|bn| bn.weight.numel()), net.group_channels());
     }
 }
