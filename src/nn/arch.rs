@@ -295,19 +295,73 @@ mod tests {
     #[test]
     fn built_networks_have_the_spec_parameter_counts_and_names() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for (s, want) in [
-            ("resnet20", 269_722),
-            ("resnet56b", 855_770),
-            ("wrn-16-1", 175_066),
-            ("wrn-40-2", 2_243_546),
-            ("vgg13", 9_416_010),
-            ("mobilenetv2", 697_546),
+        // The paper's table for the ResNets and WRNs, RepDistiller's networks for the others.
+        for (s, classes, want) in [
+            ("resnet20", 10, 269_722),
+            ("resnet20b", 10, 272_474),
+            ("resnet32", 10, 464_154),
+            ("resnet56", 10, 853_018),
+            ("resnet56b", 10, 855_770),
+            ("resnet110", 10, 1_727_962),
+            ("wrn-16-1", 10, 175_066),
+            ("wrn-16-2", 10, 691_674),
+            ("wrn-40-1", 10, 563_930),
+            ("wrn-40-2", 10, 2_243_546),
+            ("vgg13", 10, 9_416_010),
+            ("vgg13", 100, 9_462_180),
+            ("mobilenetv2", 10, 697_546),
+            ("mobilenetv2", 100, 812_836),
         ] {
             let arch: Arch = s.parse().unwrap();
-            let mut net = arch.build(3, 10, &mut rng).unwrap();
-            assert_eq!(net.num_params(), want, "{s}");
+            let mut net = arch.build(3, classes, &mut rng).unwrap();
+            assert_eq!(net.num_params(), want, "{s}, {classes} classes");
             assert_eq!(net.name(), s);
             assert_eq!(net.feature_channels(), arch.feature_channels());
+        }
+    }
+
+    #[test]
+    fn built_networks_use_the_reference_implementations_names() {
+        // PyTorch's CIFAR ResNet (option B shortcuts), RepDistiller's vgg13 and mobile_half.
+        let cases: [(&str, &[&str]); 3] = [
+            (
+                "resnet20b",
+                &[
+                    "conv1.weight",
+                    "bn1.running_mean",
+                    "layer1.0.conv1.weight",
+                    "layer2.0.shortcut.0.weight",
+                    "layer3.2.bn2.num_batches_tracked",
+                    "fc.bias",
+                ],
+            ),
+            (
+                "vgg13",
+                &[
+                    "block0.0.weight",
+                    "block0.0.bias",
+                    "block0.1.running_var",
+                    "block0.3.weight",
+                    "block4.4.num_batches_tracked",
+                    "classifier.weight",
+                ],
+            ),
+            (
+                "mobilenetv2",
+                &[
+                    "conv1.0.weight",
+                    "conv1.1.running_mean",
+                    "blocks.0.0.conv.0.weight",
+                    "blocks.3.3.conv.3.weight",
+                    "blocks.6.0.conv.7.bias",
+                    "conv2.0.weight",
+                    "classifier.0.bias",
+                ],
+            ),
+        ];
+        for (s, names) in cases {
+            let mut net = s.parse::<Arch>().unwrap().build(3, 10, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+            crate::nn::assert_has_names(net.as_mut(), names);
         }
     }
 

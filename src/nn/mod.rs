@@ -136,6 +136,29 @@ fn no_pre_relu(name: &str) -> crate::Error {
     crate::Error::invalid("od", format!("{name} does not expose its pre-ReLU stage outputs"))
 }
 
+/// The three pre-ReLU stage outputs of `net` as an array, or an error naming it.
+pub(crate) fn three_stages(net: &'static str, pre: Vec<Tensor>) -> crate::Result<[Tensor; 3]> {
+    pre.try_into()
+        .map_err(|p: Vec<Tensor>| crate::Error::invalid(net, format!("{} pre-ReLU stages, not 3", p.len())))
+}
+
+/// The names of every tensor of `module`, in visiting order.
+#[cfg(test)]
+pub(crate) fn tensor_names(module: &mut dyn Module) -> Vec<String> {
+    let mut names = Vec::new();
+    module.visit("", &mut |name, _, _| names.push(name.to_string()));
+    names
+}
+
+/// Asserts that `module` has a tensor of each name of `want`.
+#[cfg(test)]
+pub(crate) fn assert_has_names(module: &mut dyn Module, want: &[&str]) {
+    let names = tensor_names(module);
+    for want in want {
+        assert!(names.iter().any(|n| n == want), "missing {want}");
+    }
+}
+
 /// Asserts that back-propagating a random seed (drawn from `rng`) from `output` gives every
 /// parameter of `module` a gradient that is not all zero.
 #[cfg(test)]

@@ -192,8 +192,7 @@ impl Network for ResNet {
     /// CIFAR ResNet of the Overhaul code (its blocks apply the ReLU at their input instead).
     fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
         let (out, pre) = self.run(x, train, true)?;
-        let [a, b, c]: [Tensor; 3] = pre.try_into().map_err(|_| Error::invalid("resnet", "three groups"))?;
-        Ok((out, [a, b, c]))
+        Ok((out, crate::nn::three_stages("resnet", pre)?))
     }
 
     fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
@@ -234,39 +233,6 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-
-    #[test]
-    fn parameter_counts_match_the_paper_table() {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for (depth, shortcut, want) in [
-            (20, Shortcut::A, 269_722),
-            (20, Shortcut::B, 272_474),
-            (32, Shortcut::A, 464_154),
-            (56, Shortcut::A, 853_018),
-            (56, Shortcut::B, 855_770),
-            (110, Shortcut::A, 1_727_962),
-        ] {
-            let mut net = ResNet::new(depth, 3, 10, shortcut, &mut rng).unwrap();
-            assert_eq!(net.num_params(), want, "{}", net.name());
-        }
-    }
-
-    #[test]
-    fn names_follow_pytorch() {
-        let mut net = ResNet::new(20, 3, 10, Shortcut::B, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-        let mut names = Vec::new();
-        net.visit("", &mut |name, _, _| names.push(name.to_string()));
-        for want in [
-            "conv1.weight",
-            "bn1.running_mean",
-            "layer1.0.conv1.weight",
-            "layer2.0.shortcut.0.weight",
-            "layer3.2.bn2.num_batches_tracked",
-            "fc.bias",
-        ] {
-            assert!(names.iter().any(|n| n == want), "missing {want}");
-        }
-    }
 
     #[test]
     fn pre_relu_outputs_are_the_groups_before_their_relu() {

@@ -128,10 +128,7 @@ impl Network for Vgg {
     /// The pre-ReLU stages are blocks 1, 2 and 4's last batch norm outputs (see the module doc).
     fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
         let (out, pre) = self.run(x, train, true)?;
-        let [a, b, c]: [Tensor; 3] = pre.try_into().map_err(|p: Vec<Tensor>| {
-            Error::invalid("vgg13", format!("{} pre-ReLU stages, not 3", p.len()))
-        })?;
-        Ok((out, [a, b, c]))
+        Ok((out, crate::nn::three_stages("vgg13", pre)?))
     }
 
     fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
@@ -173,31 +170,6 @@ mod tests {
 
     use super::*;
     use crate::tensor::autograd;
-
-    #[test]
-    fn parameter_counts_match_repdistiller() {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for (classes, want) in [(10, 9_416_010), (100, 9_462_180)] {
-            assert_eq!(Vgg::vgg13(3, classes, &mut rng).unwrap().num_params(), want, "{classes} classes");
-        }
-    }
-
-    #[test]
-    fn names_follow_repdistiller() {
-        let mut net = Vgg::vgg13(3, 10, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-        let mut names = Vec::new();
-        net.visit("", &mut |name, _, _| names.push(name.to_string()));
-        for want in [
-            "block0.0.weight",
-            "block0.0.bias",
-            "block0.1.running_var",
-            "block0.3.weight",
-            "block4.4.num_batches_tracked",
-            "classifier.weight",
-        ] {
-            assert!(names.iter().any(|n| n == want), "missing {want}");
-        }
-    }
 
     #[test]
     fn cifar_shapes_and_the_pool3_rule() {

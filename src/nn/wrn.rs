@@ -183,8 +183,7 @@ impl Network for WideResNet {
     /// the values of the forward pass.
     fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
         let (out, pre) = self.run(x, train, true)?;
-        let [a, b, c]: [Tensor; 3] = pre.try_into().map_err(|_| Error::invalid("wrn", "three groups"))?;
-        Ok((out, [a, b, c]))
+        Ok((out, crate::nn::three_stages("wrn", pre)?))
     }
 
     fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
@@ -228,33 +227,23 @@ mod tests {
     use crate::tensor::autograd;
 
     #[test]
-    fn parameter_counts_match_the_spec_table() {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for (depth, width, want) in [(16, 1, 175_066), (16, 2, 691_674), (40, 1, 563_930), (40, 2, 2_243_546)]
-        {
-            let mut net = WideResNet::new(depth, width, 3, 10, &mut rng).unwrap();
-            assert_eq!(net.num_params(), want, "{}", net.name());
-        }
-    }
-
-    #[test]
     fn names_follow_pytorch() {
         let mut net = WideResNet::new(16, 2, 3, 10, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-        let mut names = Vec::new();
-        net.visit("", &mut |name, _, _| names.push(name.to_string()));
-        for want in [
-            "conv1.weight",
-            "block1.layer.0.bn1.weight",
-            "block1.layer.0.conv1.weight",
-            "block1.layer.0.convShortcut.weight",
-            "block2.layer.1.bn2.running_var",
-            "block3.layer.0.convShortcut.weight",
-            "bn1.num_batches_tracked",
-            "fc.weight",
-            "fc.bias",
-        ] {
-            assert!(names.iter().any(|n| n == want), "missing {want}");
-        }
+        crate::nn::assert_has_names(
+            &mut net,
+            &[
+                "conv1.weight",
+                "block1.layer.0.bn1.weight",
+                "block1.layer.0.conv1.weight",
+                "block1.layer.0.convShortcut.weight",
+                "block2.layer.1.bn2.running_var",
+                "block3.layer.0.convShortcut.weight",
+                "bn1.num_batches_tracked",
+                "fc.weight",
+                "fc.bias",
+            ],
+        );
+        let names = crate::nn::tensor_names(&mut net);
         assert!(!names.iter().any(|n| n.starts_with("block2.layer.1.convShortcut")));
         assert!(!names.iter().any(|n| n.starts_with("conv1.bias")));
     }
@@ -262,8 +251,7 @@ mod tests {
     #[test]
     fn wrn_d_1_has_no_shortcut_conv_in_the_first_group() {
         let mut net = WideResNet::new(16, 1, 3, 10, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-        let mut names = Vec::new();
-        net.visit("", &mut |name, _, _| names.push(name.to_string()));
+        let names = crate::nn::tensor_names(&mut net);
         assert!(!names.iter().any(|n| n.starts_with("block1.layer.0.convShortcut")));
         assert!(names.iter().any(|n| n.starts_with("block2.layer.0.convShortcut")));
     }
