@@ -86,6 +86,22 @@ __device__ __forceinline__ int global_thread() { return blockIdx.x * blockDim.x 
 
 __device__ __forceinline__ int grid_stride() { return gridDim.x * blockDim.x; }
 
+// The coordinates of element i of a channels-last [n, h, w, c] tensor.
+struct Pixel {
+    int n, row, col, ch;
+};
+__device__ __forceinline__ Pixel pixel_at(int i, int h, int w, int c) {
+    const int pixel = i / c;
+    return {pixel / (w * h), (pixel / w) % h, pixel % w, i % c};
+}
+
+// out[i] = f(pixel_at(i, h, w, c)) for every element i of a channels-last [n, h, w, c] output, a
+// grid-stride loop.
+template <class F>
+__device__ __forceinline__ void map_pixels(int n, int h, int w, int c, float* __restrict__ out, F f) {
+    for (int i = global_thread(); i < n * h * w * c; i += grid_stride()) out[i] = f(pixel_at(i, h, w, c));
+}
+
 __device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
 
 // 1, -1 or 0 (the subgradient of |v| that PyTorch uses).
