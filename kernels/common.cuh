@@ -182,4 +182,18 @@ __device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, i
     }
 }
 
+// The block's tile of out[m, n] (+ bias[col]) = sum_{k < k_len} load_a(row, k) load_b(k, col) for
+// grid (ceil(m / TILE_M), ceil(n / TILE_N)): tile_product then store_tile, load_a and load_b
+// given the global row and column (zero outside the matrices).
+template <class LoadA, class LoadB>
+__device__ __forceinline__ void gemm_tile(int m, int n, int k_len, LoadA load_a, LoadB load_b,
+                                          const float* __restrict__ bias, float* __restrict__ out) {
+    const int row0 = blockIdx.x * TILE_M, col0 = blockIdx.y * TILE_N;
+    float acc[4][4] = {};
+    tile_product(
+        acc, k_len, [&](int row, int k) { return load_a(row0 + row, k); },
+        [&](int k, int col) { return load_b(k, col0 + col); });
+    store_tile(acc, row0, col0, m, n, n, bias, out);
+}
+
 #endif
