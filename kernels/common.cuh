@@ -130,6 +130,19 @@ __device__ __forceinline__ float block_sum(float v) {
     return total;
 }
 
+// out[row] = the sum that add(sum, a[row, j], b[row, j]) accumulates over the columns j of rows x
+// cols a and b, for row = blockIdx.x (one block per row; the additions run in a fixed order).
+template <class Add>
+__device__ __forceinline__ void row_pair_sums(const RowParams& p, const float* __restrict__ a,
+                                              const float* __restrict__ b, float* __restrict__ out, Add add) {
+    if ((int)blockIdx.x >= p.rows) return;  // the whole block
+    const int o = blockIdx.x * p.cols;
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < p.cols; j += BLOCK) add(sum, a[o + j], b[o + j]);
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) out[blockIdx.x] = sum;
+}
+
 // acc[i][j] += sum_{k < k_len} a(ty + 16 i, k) * b(k, tx + 16 j) over the block's tile, where
 // load_a(row, k) and load_b(k, col) return the operands (zero outside the matrices), row and col
 // local to the tile. The loads walk k fastest for a and col fastest for b.
