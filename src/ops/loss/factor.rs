@@ -122,15 +122,20 @@ pub(crate) mod cpu {
 
 /// Checks that `a` and `b` have the same shape `[B, ...]` with `B, D > 0`; returns `(B, D)`.
 pub(super) fn check(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
+    check_pair(op, a, b, |a, b| format!("factors {a:?} and {b:?}"))
+}
+
+/// `(B, D)` of two same-shaped non-empty `[B, ...]` tensors `a` and `b`, else an error of `op`
+/// naming them by `names(a.shape(), b.shape())`.
+pub(super) fn check_pair(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    names: impl FnOnce(&[usize], &[usize]) -> String,
+) -> Result<(usize, usize)> {
     if a.shape() != b.shape() || a.rank() < 2 || a.numel() == 0 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "factors {:?} and {:?} must have the same non-empty shape [B, ...]",
-                a.shape(),
-                b.shape()
-            ),
-        ));
+        let names = names(a.shape(), b.shape());
+        return Err(Error::shape(op, format!("{names} must have the same non-empty shape [B, ...]")));
     }
     let batch = a.shape()[0];
     Ok((batch, a.numel() / batch))
