@@ -36,7 +36,7 @@ pub(crate) mod cpu {
     use rayon::prelude::*;
 
     use super::{FactorNorm, NORM_EPS};
-    use crate::ops::loss::recon::cpu::sign;
+    use crate::ops::loss::recon::cpu::{diff_sum, sign};
 
     /// Fills `phi` with `x / max(||x||, NORM_EPS)` row-wise and returns the norms `||x||`.
     pub(crate) fn normalize_rows(d: usize, x: &[f32], phi: &mut [f32]) -> Vec<f32> {
@@ -73,21 +73,8 @@ pub(crate) mod cpu {
 
     /// `sum_i |pa_i - pb_i|^p` per row, in f64.
     pub(crate) fn distance(d: usize, pa: &[f32], pb: &[f32], norm: FactorNorm) -> Vec<f64> {
-        pa.par_chunks(d)
-            .zip(pb.par_chunks(d))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(&a, &b)| {
-                        let v = (a - b) as f64;
-                        match norm {
-                            FactorNorm::L1 => v.abs(),
-                            FactorNorm::L2 => v * v,
-                        }
-                    })
-                    .sum()
-            })
-            .collect()
+        let squared = matches!(norm, FactorNorm::L2);
+        pa.par_chunks(d).zip(pb.par_chunks(d)).map(|(a, b)| diff_sum(a, b, squared)).collect()
     }
 
     /// The gradient reaching `pa` of `scale * sum |pa - pb|^p` (that of `pb` is its negation).
