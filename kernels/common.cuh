@@ -86,6 +86,22 @@ __device__ __forceinline__ int global_thread() { return blockIdx.x * blockDim.x 
 
 __device__ __forceinline__ int grid_stride() { return gridDim.x * blockDim.x; }
 
+// The coordinates of element i of a channels-last [n, h, w, c] tensor.
+struct Pixel {
+    int n, row, col, ch;
+};
+__device__ __forceinline__ Pixel pixel_at(int i, int h, int w, int c) {
+    const int pixel = i / c;
+    return {pixel / (w * h), (pixel / w) % h, pixel % w, i % c};
+}
+
+// out[i] = f(pixel_at(i, h, w, c)) for every element i of a channels-last [n, h, w, c] output, a
+// grid-stride loop.
+template <class F>
+__device__ __forceinline__ void map_pixels(int n, int h, int w, int c, float* __restrict__ out, F f) {
+    for (int i = global_thread(); i < n * h * w * c; i += grid_stride()) out[i] = f(pixel_at(i, h, w, c));
+}
+
 __device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
 
 // 1, -1 or 0 (the subgradient of |v| that PyTorch uses).
@@ -112,6 +128,19 @@ __device__ __forceinline__ float block_sum(float v) {
     float total = 0.f;
     for (int i = 0; i < BLOCK / WARP; ++i) total += warp_totals[i];
     return total;
+}
+
+// out[row] = the sum that add(sum, a[row, j], b[row, j]) accumulates over the columns j of rows x
+// cols a and b, for row = blockIdx.x (one block per row; the additions run in a fixed order).
+template <class Add>
+__device__ __forceinline__ void row_pair_sums(const RowParams& p, const float* __restrict__ a,
+                                              const float* __restrict__ b, float* __restrict__ out, Add add) {
+    if ((int)blockIdx.x >= p.rows) return;  // the whole block
+    const int o = blockIdx.x * p.cols;
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < p.cols; j += BLOCK) add(sum, a[o + j], b[o + j]);
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) out[blockIdx.x] = sum;
 }
 
 // acc[i][j] += sum_{k < k_len} a(ty + 16 i, k) * b(k, tx + 16 j) over the block's tile, where
@@ -164,6 +193,20 @@ __device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, i
             if (row < m && col < n) out[row * ld + col] = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
         }
     }
+}
+
+// The block's tile of out[m, n] (+ bias[col]) = sum_{k < k_len} load_a(row, k) load_b(k, col) for
+// grid (ceil(m / TILE_M), ceil(n / TILE_N)): tile_product then store_tile, load_a and load_b
+// given the global row and column (zero outside the matrices).
+template <class LoadA, class LoadB>
+__device__ __forceinline__ void gemm_tile(int m, int n, int k_len, LoadA load_a, LoadB load_b,
+                                          const float* __restrict__ bias, float* __restrict__ out) {
+    const int row0 = blockIdx.x * TILE_M, col0 = blockIdx.y * TILE_N;
+    float acc[4][4] = {};
+    tile_product(
+        acc, k_len, [&](int row, int k) { return load_a(row0 + row, k); },
+        [&](int k, int col) { return load_b(k, col0 + col); });
+    store_tile(acc, row0, col0, m, n, n, bias, out);
 }
 
 #endif

@@ -26,12 +26,9 @@ __device__ __forceinline__ float weight_at(const ConvParams& p, const float* __r
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_forward(const ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
                    NULLABLE const float* __restrict__ bias, float* __restrict__ y) {
-    const int m0 = blockIdx.x * TILE_M, co0 = blockIdx.y * TILE_N;
-    float acc[4][4] = {};
-    tile_product(
-        acc, p.kh * p.kw * p.c_in, [&](int row, int k) { return im2col(p, x, m0 + row, k); },
-        [&](int k, int col) { return weight_at(p, w, co0 + col, k % p.c_in, k / p.c_in); });
-    store_tile(acc, m0, co0, p.n * p.h_out * p.w_out, p.c_out, p.c_out, bias, y);
+    gemm_tile(
+        p.n * p.h_out * p.w_out, p.c_out, p.kh * p.kw * p.c_in, [&](int m, int k) { return im2col(p, x, m, k); },
+        [&](int k, int co) { return weight_at(p, w, co, k % p.c_in, k / p.c_in); }, bias, y);
 }
 
 // dx = sum over (kh, kw, co) of dy[n, oh, ow, co] w[co, ci, kh, kw] where ih = oh*s - p + kh: a
@@ -54,12 +51,9 @@ __device__ __forceinline__ float dy_gather(const ConvParams& p, const float* __r
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_backward_data(const ConvParams p, const float* __restrict__ dy, const float* __restrict__ w,
                          float* __restrict__ dx) {
-    const int m0 = blockIdx.x * TILE_M, ci0 = blockIdx.y * TILE_N;
-    float acc[4][4] = {};
-    tile_product(
-        acc, p.kh * p.kw * p.c_out, [&](int row, int k) { return dy_gather(p, dy, m0 + row, k); },
-        [&](int k, int col) { return weight_at(p, w, k % p.c_out, ci0 + col, k / p.c_out); });
-    store_tile(acc, m0, ci0, p.n * p.h * p.w, p.c_in, p.c_in, nullptr, dx);
+    gemm_tile(
+        p.n * p.h * p.w, p.c_in, p.kh * p.kw * p.c_out, [&](int m, int k) { return dy_gather(p, dy, m, k); },
+        [&](int k, int ci) { return weight_at(p, w, k % p.c_out, ci, k / p.c_out); }, nullptr, dx);
 }
 
 // One slice of dw in the packed [C_out][K] layout: partial[z][co][k] = sum over the output pixels
@@ -70,17 +64,13 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_backward_weight(const ConvParams p, const float* __restrict__ x, const float* __restrict__ dy,
                            float* __restrict__ partial) {
-    const int co0 = blockIdx.x * TILE_M, k0 = blockIdx.y * TILE_N;
     const int taps_k = p.kh * p.kw * p.c_in, pixels = p.n * p.h_out * p.w_out;
     const int first = blockIdx.z * p.split_rows;
     if (first >= pixels) return;  // the whole block: past the last split
-    const int rows = min(p.split_rows, pixels - first);
-    float acc[4][4] = {};
-    tile_product(
-        acc, rows,
-        [&](int row, int r) { return co0 + row < p.c_out ? __ldg(&dy[(first + r) * p.c_out + co0 + row]) : 0.f; },
-        [&](int r, int col) { return im2col(p, x, first + r, k0 + col); });
-    store_tile(acc, co0, k0, p.c_out, taps_k, taps_k, nullptr, partial + blockIdx.z * p.c_out * taps_k);
+    gemm_tile(
+        p.c_out, taps_k, min(p.split_rows, pixels - first),
+        [&](int co, int r) { return co < p.c_out ? __ldg(&dy[(first + r) * p.c_out + co]) : 0.f; },
+        [&](int r, int k) { return im2col(p, x, first + r, k); }, nullptr, partial + blockIdx.z * p.c_out * taps_k);
 }
 
 // dw[co, ci, kh, kw] = sum over the splits of partial[z][co][(kh * KW + kw) * C_in + ci], the

@@ -2,23 +2,31 @@
 // k x k filter w[ch, 0, kh, kw], stride and zero padding pad. Mirrors src/ops/depthwise/cpu.rs.
 #include "common.cuh"
 
+// sum_t a[at(t)] * w[ch, t] over the k x k taps t = kh * k + kw of channel ch, added in order,
+// leaving out the taps where at(t) is negative (outside the image).
+template <class At>
+__device__ __forceinline__ float tap_sum(const WindowParams& p, const float* __restrict__ a,
+                                         const float* __restrict__ w, int ch, At at) {
+    float acc = 0.f;
+    for (int t = 0; t < p.k * p.k; ++t) {
+        const int j = at(t);
+        if (j >= 0) acc += a[j] * w[ch * p.k * p.k + t];
+    }
+    return acc;
+}
+
 // y[n, oh, ow, ch] = sum over the taps (kh, kw) inside the image of
 // x[n, oh*s - pad + kh, ow*s - pad + kw, ch] * w[ch, kh, kw], the taps added in order.
 // contract: x[p.n * p.h * p.w * p.c]; w[p.c * p.k * p.k]; y[p.n * p.h_out * p.w_out * p.c]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     depthwise_forward(const WindowParams p, const float* __restrict__ x, const float* __restrict__ w,
                       float* __restrict__ y) {
-    for (int i = global_thread(); i < p.n * p.h_out * p.w_out * p.c; i += grid_stride()) {
-        const int ch = i % p.c, pixel = i / p.c;
-        const int ow = pixel % p.w_out, oh = (pixel / p.w_out) % p.h_out, n = pixel / (p.w_out * p.h_out);
-        float acc = 0.f;
-        for (int t = 0; t < p.k * p.k; ++t) {
-            const int ih = oh * p.stride - p.pad + t / p.k, iw = ow * p.stride - p.pad + t % p.k;
-            if (ih >= 0 && iw >= 0 && ih < p.h && iw < p.w)
-                acc += x[((n * p.h + ih) * p.w + iw) * p.c + ch] * w[ch * p.k * p.k + t];
-        }
-        y[i] = acc;
-    }
+    map_pixels(p.n, p.h_out, p.w_out, p.c, y, [&](const Pixel o) {
+        return tap_sum(p, x, w, o.ch, [&](int t) {
+            const int ih = o.row * p.stride - p.pad + t / p.k, iw = o.col * p.stride - p.pad + t % p.k;
+            return ih >= 0 && iw >= 0 && ih < p.h && iw < p.w ? ((o.n * p.h + ih) * p.w + iw) * p.c + o.ch : -1;
+        });
+    });
 }
 
 // dx[n, ih, iw, ch] = sum over the taps t and output pixels (oh, ow) that read this input pixel of
@@ -27,19 +35,14 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 extern "C" __global__ void __launch_bounds__(BLOCK)
     depthwise_backward_data(const WindowParams p, const float* __restrict__ dy, const float* __restrict__ w,
                             float* __restrict__ dx) {
-    for (int i = global_thread(); i < p.n * p.h * p.w * p.c; i += grid_stride()) {
-        const int ch = i % p.c, pixel = i / p.c;
-        const int iw = pixel % p.w, ih = (pixel / p.w) % p.h, n = pixel / (p.w * p.h);
-        float acc = 0.f;
-        for (int t = 0; t < p.k * p.k; ++t) {
-            const int sh = ih + p.pad - t / p.k, sw = iw + p.pad - t % p.k;
-            if (sh < 0 || sw < 0 || sh % p.stride != 0 || sw % p.stride != 0) continue;
+    map_pixels(p.n, p.h, p.w, p.c, dx, [&](const Pixel q) {
+        return tap_sum(p, dy, w, q.ch, [&](int t) {
+            const int sh = q.row + p.pad - t / p.k, sw = q.col + p.pad - t % p.k;
+            if (sh < 0 || sw < 0 || sh % p.stride != 0 || sw % p.stride != 0) return -1;
             const int oh = sh / p.stride, ow = sw / p.stride;
-            if (oh < p.h_out && ow < p.w_out)
-                acc += dy[((n * p.h_out + oh) * p.w_out + ow) * p.c + ch] * w[ch * p.k * p.k + t];
-        }
-        dx[i] = acc;
-    }
+            return oh < p.h_out && ow < p.w_out ? ((q.n * p.h_out + oh) * p.w_out + ow) * p.c + q.ch : -1;
+        });
+    });
 }
 
 // dw[ch, t] = sum over the output pixels m = (n, oh, ow) of dy[m, ch] * x[n, ih, iw, ch] at tap t.

@@ -11,13 +11,9 @@
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     gemm(const GemmParams p, const float* __restrict__ a, const float* __restrict__ b,
          NULLABLE const float* __restrict__ bias, float* __restrict__ c) {
-    const int i0 = blockIdx.x * TILE_M, j0 = blockIdx.y * TILE_N;
-    float acc[4][4] = {};
-    tile_product(
-        acc, p.k,
-        [&](int row, int k) { return i0 + row < p.m ? __ldg(&a[(i0 + row) * p.a_row + k * p.a_col]) : 0.f; },
-        [&](int k, int col) { return j0 + col < p.n ? __ldg(&b[k * p.b_row + (j0 + col) * p.b_col]) : 0.f; });
-    store_tile(acc, i0, j0, p.m, p.n, p.n, bias, c);
+    gemm_tile(
+        p.m, p.n, p.k, [&](int i, int k) { return i < p.m ? __ldg(&a[i * p.a_row + k * p.a_col]) : 0.f; },
+        [&](int k, int j) { return j < p.n ? __ldg(&b[k * p.b_row + j * p.b_col]) : 0.f; }, bias, c);
 }
 
 // out[j] = a * sum_i x[i, j] for x [rows, cols] (mode unused). Block (RED_C, RED_R): 32 columns,

@@ -136,15 +136,9 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 // contract: a[p.rows * p.cols]; b[p.rows * p.cols]; out[p.rows]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     row_distance(const RowParams p, const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out) {
-    if ((int)blockIdx.x >= p.rows) return;  // the whole block
-    const int d = p.cols, o = blockIdx.x * d;
-    float sum = 0.f;
-    for (int j = threadIdx.x; j < d; j += BLOCK) {
-        const float u = a[o + j], v = b[o + j];
+    row_pair_sums(p, a, b, out, [&](float& sum, float u, float v) {
         sum += p.mode == 0 ? fabsf(u - v) : (p.mode == 1 ? (u - v) * (u - v) : u * v);
-    }
-    sum = block_sum(sum);
-    if (threadIdx.x == 0) out[blockIdx.x] = sum;
+    });
 }
 
 // ga = a * sign(x - y) (mode 0) or 2 a (x - y) (mode 1), gb = -ga when gb is given: the gradient

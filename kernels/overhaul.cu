@@ -27,15 +27,9 @@ __device__ __forceinline__ bool partial_l2_counts(float s, float t) { return s >
 // contract: s[p.rows * p.cols]; t[p.rows * p.cols]; out[p.rows]
 extern "C" __global__ void __launch_bounds__(BLOCK)
     partial_l2_rows(const RowParams p, const float* __restrict__ s, const float* __restrict__ t, float* __restrict__ out) {
-    if ((int)blockIdx.x >= p.rows) return;  // the whole block
-    const int d = p.cols, o = blockIdx.x * d;
-    float sum = 0.f;
-    for (int j = threadIdx.x; j < d; j += BLOCK) {
-        const float u = s[o + j], v = t[o + j];
+    row_pair_sums(p, s, t, out, [](float& sum, float u, float v) {
         if (partial_l2_counts(u, v)) sum += (u - v) * (u - v);
-    }
-    sum = block_sum(sum);
-    if (threadIdx.x == 0) out[blockIdx.x] = sum;
+    });
 }
 
 // gs = 2 a (s - t) where partial_l2_counts, else 0; gt = -gs when gt is given: the gradient of

@@ -55,11 +55,8 @@ __device__ __forceinline__ int window_argmax(const WindowParams& p, const float*
 // (p.h_out - 1) * p.stride + p.k <= p.h; (p.w_out - 1) * p.stride + p.k <= p.w
 extern "C" __global__ void __launch_bounds__(BLOCK)
     max_pool_forward(const WindowParams p, const float* __restrict__ x, float* __restrict__ y) {
-    for (int i = global_thread(); i < p.n * p.h_out * p.w_out * p.c; i += grid_stride()) {
-        const int ch = i % p.c, pixel = i / p.c;
-        const int ow = pixel % p.w_out, oh = (pixel / p.w_out) % p.h_out, n = pixel / (p.w_out * p.h_out);
-        y[i] = x[window_argmax(p, x, n, oh, ow, ch)];
-    }
+    map_pixels(p.n, p.h_out, p.w_out, p.c, y,
+               [&](const Pixel o) { return x[window_argmax(p, x, o.n, o.row, o.col, o.ch)]; });
 }
 
 // dx[n, ih, iw, ch] = dy of the window whose first maximum is this element, zero elsewhere; the
@@ -70,12 +67,11 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
     max_pool_backward(const WindowParams p, const float* __restrict__ x, const float* __restrict__ dy,
                       float* __restrict__ dx) {
     for (int i = global_thread(); i < p.n * p.h * p.w * p.c; i += grid_stride()) {
-        const int ch = i % p.c, pixel = i / p.c;
-        const int iw = pixel % p.w, ih = (pixel / p.w) % p.h, n = pixel / (p.w * p.h);
-        const int oh = ih / p.k, ow = iw / p.k;
+        const Pixel q = pixel_at(i, p.h, p.w, p.c);
+        const int oh = q.row / p.k, ow = q.col / p.k;
         float g = 0.f;
-        if (oh < p.h_out && ow < p.w_out && window_argmax(p, x, n, oh, ow, ch) == i)
-            g = dy[((n * p.h_out + oh) * p.w_out + ow) * p.c + ch];
+        if (oh < p.h_out && ow < p.w_out && window_argmax(p, x, q.n, oh, ow, q.ch) == i)
+            g = dy[((q.n * p.h_out + oh) * p.w_out + ow) * p.c + q.ch];
         dx[i] = g;
     }
 }

@@ -205,28 +205,29 @@ pub fn fma_peak_gflops() -> f64 {
 #[cfg(target_arch = "x86_64")]
 fn fma_loop(iters: usize) -> f64 {
     use std::arch::x86_64::*;
+    /// The 12 accumulators after `iters` rounds of `v = v * 0.9999 + 1e-7`, with the vector
+    /// intrinsics `set1` and `fmadd` (expanded inside each `#[target_feature]` function).
+    macro_rules! fma_rounds {
+        ($set1:ident, $fmadd:ident, $iters:expr) => {{
+            let (a, b) = ($set1(0.999_9), $set1(1e-7));
+            let mut acc = [$set1(1.0); 12];
+            for _ in 0..$iters {
+                for v in &mut acc {
+                    *v = $fmadd(*v, a, b);
+                }
+            }
+            acc
+        }};
+    }
     /// # Safety: needs AVX-512F.
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512(iters: usize) -> f32 {
-        let (a, b) = (_mm512_set1_ps(0.999_9), _mm512_set1_ps(1e-7));
-        let mut acc = [_mm512_set1_ps(1.0); 12];
-        for _ in 0..iters {
-            for v in &mut acc {
-                *v = _mm512_fmadd_ps(*v, a, b);
-            }
-        }
-        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+        fma_rounds!(_mm512_set1_ps, _mm512_fmadd_ps, iters).iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
     }
     /// # Safety: needs AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn avx2(iters: usize) -> f32 {
-        let (a, b) = (_mm256_set1_ps(0.999_9), _mm256_set1_ps(1e-7));
-        let mut acc = [_mm256_set1_ps(1.0); 12];
-        for _ in 0..iters {
-            for v in &mut acc {
-                *v = _mm256_fmadd_ps(*v, a, b);
-            }
-        }
+        let acc = fma_rounds!(_mm256_set1_ps, _mm256_fmadd_ps, iters);
         let mut lanes = [0.0f32; 8];
         acc.iter()
             .map(|&v| {

@@ -32,7 +32,7 @@ pub use maxpool::max_pool2d;
 pub use pool::global_avg_pool;
 pub use shape::{flatten, reshape};
 
-pub(crate) use crate::tensor::dispatch::{gpu_of, map_on, map_on_tracked, map2_on};
+pub(crate) use crate::tensor::dispatch::{gpu_of, map_on, map_on_tracked, map_on_tracked_x, map2_on};
 
 #[cfg(all(test, feature = "cuda-emulation"))]
 mod tests {

@@ -57,6 +57,27 @@ pub(crate) fn map_on_tracked(
     Ok(y)
 }
 
+/// [`map_on_tracked`] for an op whose backward also reads its input: `y = forward(x)` of `shape`
+/// (`cpu` or `gpu`), then `dx = backward(x, dy)` of `x`'s shape (`cpu_backward` or
+/// `gpu_backward`, through [`map2_on`] under the name `op`).
+pub(crate) fn map_on_tracked_x(
+    x: &Tensor,
+    shape: &[usize],
+    cpu: impl FnOnce(&[f32]) -> Vec<f32>,
+    gpu: impl FnOnce(&Gpu, &GpuBuf<f32>) -> Result<GpuBuf<f32>>,
+    op: &'static str,
+    cpu_backward: impl FnOnce(&[f32], &[f32]) -> Vec<f32> + 'static,
+    gpu_backward: impl FnOnce(&Gpu, &GpuBuf<f32>, &GpuBuf<f32>) -> Result<GpuBuf<f32>> + 'static,
+) -> Result<Tensor> {
+    let y = map_on(x, shape, cpu, gpu)?.result_of(&[x]);
+    let x = x.clone();
+    autograd::record(&y, move |dy, grads| {
+        let dx = map2_on(op, [&x, dy], x.shape(), cpu_backward, gpu_backward)?;
+        grads.accumulate(&x, dx)
+    });
+    Ok(y)
+}
+
 /// [`map_on`] for two operands, which must be on the same device (`op` names it in the error).
 pub(crate) fn map2_on(
     op: &'static str,

@@ -11,9 +11,8 @@ pub mod parity;
 pub mod reference;
 
 use crate::error::{Error, Result};
-use crate::ops::{map_on, map2_on};
+use crate::ops::map_on_tracked_x;
 use crate::tensor::Tensor;
-use crate::tensor::autograd;
 
 /// `max(x, 0)` elementwise (NaN stays NaN).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
@@ -30,37 +29,27 @@ pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
 
 /// `min(max(x, 0), 6)` elementwise (NaN stays NaN), MobileNetV2's activation in torchvision.
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    let y = map_on(x, x.shape(), |x| cpu::clamp_forward(x, 6.0), |g, x| launch::clamp_forward(g, 6.0, x))?
-        .result_of(&[x]);
-    let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        let dx = map2_on(
-            "relu6 backward",
-            [&x, dy],
-            x.shape(),
-            |x, dy| cpu::clamp_backward(x, dy, 6.0),
-            |g, x, dy| launch::clamp_backward(g, 6.0, x, dy),
-        )?;
-        grads.accumulate(&x, dx)
-    });
-    Ok(y)
+    map_on_tracked_x(
+        x,
+        x.shape(),
+        |x| cpu::clamp_forward(x, 6.0),
+        |g, x| launch::clamp_forward(g, 6.0, x),
+        "relu6 backward",
+        move |x, dy| cpu::clamp_backward(x, dy, 6.0),
+        move |g, x, dy| launch::clamp_backward(g, 6.0, x, dy),
+    )
 }
 
 fn activate(x: &Tensor, slope: f32) -> Result<Tensor> {
-    let y = map_on(x, x.shape(), |x| cpu::forward(x, slope), |g, x| launch::leaky_relu_forward(g, slope, x))?
-        .result_of(&[x]);
-    let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        let dx = map2_on(
-            "leaky_relu backward",
-            [&x, dy],
-            x.shape(),
-            |x, dy| cpu::backward(x, dy, slope),
-            |g, x, dy| launch::leaky_relu_backward(g, slope, x, dy),
-        )?;
-        grads.accumulate(&x, dx)
-    });
-    Ok(y)
+    map_on_tracked_x(
+        x,
+        x.shape(),
+        |x| cpu::forward(x, slope),
+        |g, x| launch::leaky_relu_forward(g, slope, x),
+        "leaky_relu backward",
+        move |x, dy| cpu::backward(x, dy, slope),
+        move |g, x, dy| launch::leaky_relu_backward(g, slope, x, dy),
+    )
 }
 
 /// The CPU kernels, rayon over fixed-size chunks of elements.
@@ -70,64 +59,58 @@ pub(crate) mod cpu {
     /// Elements per rayon task.
     const CHUNK: usize = 1 << 14;
 
-    /// `y = x` where `x > 0`, `slope * x` elsewhere.
-    pub(crate) fn forward(x: &[f32], slope: f32) -> Vec<f32> {
+    /// `f(x)` of every element, rayon over chunks.
+    fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
         let mut y = vec![0.0; x.len()];
         y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-            y.iter_mut().zip(x).for_each(|(y, &v)| *y = if v > 0.0 { v } else { slope * v });
+            y.iter_mut().zip(x).for_each(|(y, &v)| *y = f(v));
         });
         y
+    }
+
+    /// `f(x, dy)` of every pair of elements, rayon over chunks.
+    fn map2(x: &[f32], dy: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+        let mut dx = vec![0.0; x.len()];
+        dx.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .zip(dy.par_chunks(CHUNK))
+            .for_each(|((dx, x), dy)| dx.iter_mut().zip(x).zip(dy).for_each(|((d, &v), &g)| *d = f(v, g)));
+        dx
+    }
+
+    /// `y = x` where `x > 0`, `slope * x` elsewhere.
+    pub(crate) fn forward(x: &[f32], slope: f32) -> Vec<f32> {
+        map(x, |v| if v > 0.0 { v } else { slope * v })
     }
 
     /// `dx = dy` where `x > 0`, `slope * dy` elsewhere.
     pub(crate) fn backward(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
-        let mut dx = vec![0.0; x.len()];
-        dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(
-            |((dx, x), dy)| {
-                dx.iter_mut()
-                    .zip(x)
-                    .zip(dy)
-                    .for_each(|((d, &v), &g)| *d = if v > 0.0 { g } else { slope * g });
-            },
-        );
-        dx
+        map2(x, dy, |v, g| if v > 0.0 { g } else { slope * g })
     }
 
     /// `y = min(max(x, 0), top)`; NaN stays NaN.
     pub(crate) fn clamp_forward(x: &[f32], top: f32) -> Vec<f32> {
-        let mut y = vec![0.0; x.len()];
-        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-            y.iter_mut().zip(x).for_each(|(y, &v)| {
-                *y = if v < 0.0 {
-                    0.0
-                } else if v > top {
-                    top
-                } else {
-                    v
-                }
-            });
-        });
-        y
+        map(x, |v| {
+            if v < 0.0 {
+                0.0
+            } else if v > top {
+                top
+            } else {
+                v
+            }
+        })
     }
 
     /// `dx = dy` where `0 < x < top`, zero elsewhere.
     pub(crate) fn clamp_backward(x: &[f32], dy: &[f32], top: f32) -> Vec<f32> {
-        let mut dx = vec![0.0; x.len()];
-        dx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(
-            |((dx, x), dy)| {
-                dx.iter_mut()
-                    .zip(x)
-                    .zip(dy)
-                    .for_each(|((d, &v), &g)| *d = if v > 0.0 && v < top { g } else { 0.0 });
-            },
-        );
-        dx
+        map2(x, dy, |v, g| if v > 0.0 && v < top { g } else { 0.0 })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::autograd;
 
     #[test]
     fn leaky_relu_rejects_non_finite_slope() {

@@ -15,31 +15,48 @@ pub fn conv2d(
 ) -> Vec<f64> {
     let [n, h, wd, ci] = xs;
     let [co, _, kh, kw] = ws;
-    let (ho, wo) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
-    let mut y = vec![0.0; n * ho * wo * co];
-    for b_ in 0..n {
+    per_output([n, (h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1, co], |b_, oh, ow, o| {
+        let mut acc = b.map_or(0.0, |b| b[o]);
+        for c in 0..ci {
+            for (t, ih, iw) in window([h, wd], [kh, kw], s, p, (oh, ow)) {
+                acc += x[((b_ * h + ih) * wd + iw) * ci + c] * w[(o * ci + c) * kh * kw + t];
+            }
+        }
+        acc
+    })
+}
+
+/// The values `f(n, oh, ow, o)` of an `[N, H_out, W_out, C]` output, computed in that order.
+pub(crate) fn per_output(
+    [n, ho, wo, c]: [usize; 4],
+    mut f: impl FnMut(usize, usize, usize, usize) -> f64,
+) -> Vec<f64> {
+    let mut y = Vec::with_capacity(n * ho * wo * c);
+    for b in 0..n {
         for oh in 0..ho {
             for ow in 0..wo {
-                for o in 0..co {
-                    let mut acc = b.map_or(0.0, |b| b[o]);
-                    for c in 0..ci {
-                        for i in 0..kh {
-                            for j in 0..kw {
-                                let (ih, iw) =
-                                    ((oh * s + i) as isize - p as isize, (ow * s + j) as isize - p as isize);
-                                if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < wd {
-                                    let xv = x[((b_ * h + ih as usize) * wd + iw as usize) * ci + c];
-                                    acc += xv * w[((o * ci + c) * kh + i) * kw + j];
-                                }
-                            }
-                        }
-                    }
-                    y[((b_ * ho + oh) * wo + ow) * co + o] = acc;
-                }
+                y.extend((0..c).map(|o| f(b, oh, ow, o)));
             }
         }
     }
     y
+}
+
+/// The taps `t = i * kw + j` of the `[kh, kw]` window of output pixel `(oh, ow)` (stride `s`,
+/// zero padding `p`) that fall inside an `[h, w]` image, in order, with their input pixel
+/// `(ih, iw) = (oh*s-p+i, ow*s-p+j)`.
+pub(crate) fn window(
+    [h, w]: [usize; 2],
+    [kh, kw]: [usize; 2],
+    s: usize,
+    p: usize,
+    (oh, ow): (usize, usize),
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..kh * kw).filter_map(move |t| {
+        let ih = (oh * s + t / kw).checked_sub(p).filter(|&ih| ih < h)?;
+        let iw = (ow * s + t % kw).checked_sub(p).filter(|&iw| iw < w)?;
+        Some((t, ih, iw))
+    })
 }
 
 /// Transposed convolution: each input pixel scatters `x[n, ih, iw, ci] * w[ci, co, kh, kw]` to

@@ -36,7 +36,7 @@ pub(crate) mod cpu {
     use rayon::prelude::*;
 
     use super::{FactorNorm, NORM_EPS};
-    use crate::ops::loss::recon::cpu::sign;
+    use crate::ops::loss::recon::cpu::{diff_sum, sign};
 
     /// Fills `phi` with `x / max(||x||, NORM_EPS)` row-wise and returns the norms `||x||`.
     pub(crate) fn normalize_rows(d: usize, x: &[f32], phi: &mut [f32]) -> Vec<f32> {
@@ -73,21 +73,8 @@ pub(crate) mod cpu {
 
     /// `sum_i |pa_i - pb_i|^p` per row, in f64.
     pub(crate) fn distance(d: usize, pa: &[f32], pb: &[f32], norm: FactorNorm) -> Vec<f64> {
-        pa.par_chunks(d)
-            .zip(pb.par_chunks(d))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(&a, &b)| {
-                        let v = (a - b) as f64;
-                        match norm {
-                            FactorNorm::L1 => v.abs(),
-                            FactorNorm::L2 => v * v,
-                        }
-                    })
-                    .sum()
-            })
-            .collect()
+        let squared = matches!(norm, FactorNorm::L2);
+        pa.par_chunks(d).zip(pb.par_chunks(d)).map(|(a, b)| diff_sum(a, b, squared)).collect()
     }
 
     /// The gradient reaching `pa` of `scale * sum |pa - pb|^p` (that of `pb` is its negation).
@@ -122,15 +109,20 @@ pub(crate) mod cpu {
 
 /// Checks that `a` and `b` have the same shape `[B, ...]` with `B, D > 0`; returns `(B, D)`.
 pub(super) fn check(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
+    check_pair(op, a, b, |a, b| format!("factors {a:?} and {b:?}"))
+}
+
+/// `(B, D)` of two same-shaped non-empty `[B, ...]` tensors `a` and `b`, else an error of `op`
+/// naming them by `names(a.shape(), b.shape())`.
+pub(super) fn check_pair(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    names: impl FnOnce(&[usize], &[usize]) -> String,
+) -> Result<(usize, usize)> {
     if a.shape() != b.shape() || a.rank() < 2 || a.numel() == 0 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "factors {:?} and {:?} must have the same non-empty shape [B, ...]",
-                a.shape(),
-                b.shape()
-            ),
-        ));
+        let names = names(a.shape(), b.shape());
+        return Err(Error::shape(op, format!("{names} must have the same non-empty shape [B, ...]")));
     }
     let batch = a.shape()[0];
     Ok((batch, a.numel() / batch))

@@ -118,11 +118,30 @@ pub fn kd_backward<E: Exec>(
     want_teacher: bool,
 ) -> Result<TwoGrads<E::Buf<f32>>> {
     let p = row_params("cuda kd_backward", rows, k, 0, scale)?;
-    let mut dt = if want_teacher { Some(e.alloc(rows * k)?) } else { None };
-    let ds = output(e, rows * k, |ds| {
-        kernels::kd_backward(e, warp_per_row(rows), &p, ls, lt, Some(ds), dt.as_mut())
-    })?;
-    Ok(TwoGrads { first: ds, second: dt })
+    two_grads(e, rows * k, want_teacher, |ds, dt| {
+        kernels::kd_backward(e, warp_per_row(rows), &p, ls, lt, Some(ds), dt)
+    })
+}
+
+/// Fresh gradients of `len` elements at the first input and, when `want_second`, the second,
+/// written by `fill` (one launch).
+fn two_grads<E: Exec>(
+    e: &E,
+    len: usize,
+    want_second: bool,
+    fill: impl FnOnce(&mut E::Buf<f32>, Option<&mut E::Buf<f32>>) -> Result<()>,
+) -> Result<TwoGrads<E::Buf<f32>>> {
+    let mut second = if want_second { Some(e.alloc(len)?) } else { None };
+    let first = output(e, len, |first| fill(first, second.as_mut()))?;
+    Ok(TwoGrads { first, second })
+}
+
+/// The parameters of an elementwise kernel over the elements of `x`, which must not be empty.
+fn map_params<E: Exec>(e: &E, op: &'static str, x: &E::Buf<f32>, mode: i32, a: f32) -> Result<MapParams> {
+    let len = e.len(x);
+    non_empty(op, "input", len)?;
+    fits(op, &[("elements", len)])?;
+    Ok(MapParams { len: len as i32, mode, a })
 }
 
 /// `phi = x / max(||x||, NORM_EPS)` per row of `d` and the norms:
@@ -185,14 +204,9 @@ pub fn diff_backward<E: Exec>(
     b: &E::Buf<f32>,
     want_b: bool,
 ) -> Result<TwoGrads<E::Buf<f32>>> {
-    const OP: &str = "cuda diff_backward";
+    let p = map_params(e, "cuda diff_backward", a, squared as i32, scale)?;
     let len = e.len(a);
-    non_empty(OP, "input", len)?;
-    fits(OP, &[("elements", len)])?;
-    let p = MapParams { len: len as i32, mode: squared as i32, a: scale };
-    let mut gb = if want_b { Some(e.alloc(len)?) } else { None };
-    let ga = output(e, len, |ga| kernels::diff_backward(e, flat(len), &p, a, b, ga, gb.as_mut()))?;
-    Ok(TwoGrads { first: ga, second: gb })
+    two_grads(e, len, want_b, |ga, gb| kernels::diff_backward(e, flat(len), &p, a, b, ga, gb))
 }
 
 /// `g = scale * sign(dots[r]) * other[r, :]`: `crate::ops::loss::factor::cpu::dots_backward`.
@@ -246,12 +260,7 @@ pub fn partial_l2_backward<E: Exec>(
     t: &E::Buf<f32>,
     want_t: bool,
 ) -> Result<TwoGrads<E::Buf<f32>>> {
-    const OP: &str = "cuda partial_l2_backward";
+    let p = map_params(e, "cuda partial_l2_backward", s, 0, scale)?;
     let len = e.len(s);
-    non_empty(OP, "input", len)?;
-    fits(OP, &[("elements", len)])?;
-    let p = MapParams { len: len as i32, mode: 0, a: scale };
-    let mut gt = if want_t { Some(e.alloc(len)?) } else { None };
-    let gs = output(e, len, |gs| kernels::partial_l2_backward(e, flat(len), &p, s, t, gs, gt.as_mut()))?;
-    Ok(TwoGrads { first: gs, second: gt })
+    two_grads(e, len, want_t, |gs, gt| kernels::partial_l2_backward(e, flat(len), &p, s, t, gs, gt))
 }

@@ -15,7 +15,7 @@
 //! everywhere; where it switches with `s < t` as `t` crosses 0, the loss jumps and has no
 //! derivative, as in the original); the normalized form then goes through the normalization.
 
-use super::factor::Normalized;
+use super::factor::{Normalized, check_pair};
 use super::launch::{self as kernels, TwoGrads};
 use super::place::upstream;
 use crate::cuda::launch::builtin::column_sums;
@@ -55,17 +55,7 @@ pub(crate) mod cpu {
 
 /// `(B, D)` of two same-shaped non-empty `[B, ...]` tensors.
 fn check(op: &'static str, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
-    if s.shape() != t.shape() || s.rank() < 2 || s.numel() == 0 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "student {:?} and target {:?} must have the same non-empty shape [B, ...]",
-                s.shape(),
-                t.shape()
-            ),
-        ));
-    }
-    Ok((s.shape()[0], s.numel() / s.shape()[0]))
+    check_pair(op, s, t, |s, t| format!("student {s:?} and target {t:?}"))
 }
 
 /// `1/rows * sum mask * (s - t)^2`, one element, where `s` and `t` are.

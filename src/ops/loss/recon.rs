@@ -28,20 +28,20 @@ pub(crate) mod cpu {
 
     /// `sum |a - b|` (`squared = false`) or `sum (a - b)^2`, in f64 with a fixed summation order.
     pub(crate) fn forward(a: &[f32], b: &[f32], squared: bool) -> f64 {
-        let per_task: Vec<f64> = a
-            .par_chunks(CHUNK)
-            .zip(b.par_chunks(CHUNK))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(&a, &b)| {
-                        let v = (a - b) as f64;
-                        if squared { v * v } else { v.abs() }
-                    })
-                    .sum::<f64>()
-            })
-            .collect();
+        let per_task: Vec<f64> =
+            a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).map(|(a, b)| diff_sum(a, b, squared)).collect();
         per_task.iter().sum()
+    }
+
+    /// `sum |a - b|` (`squared = false`) or `sum (a - b)^2` in f64, added in order.
+    pub(crate) fn diff_sum(a: &[f32], b: &[f32], squared: bool) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(&a, &b)| {
+                let v = (a - b) as f64;
+                if squared { v * v } else { v.abs() }
+            })
+            .sum()
     }
 
     /// The gradient reaching `a`: `scale * sign(a - b)` or `2 * scale * (a - b)`.

@@ -11,9 +11,8 @@ pub mod parity;
 pub mod reference;
 
 use crate::error::{Error, Result};
-use crate::ops::{map_on, map2_on};
+use crate::ops::map_on_tracked_x;
 use crate::tensor::Tensor;
-use crate::tensor::autograd;
 
 /// The window size and stride.
 pub const WINDOW: usize = 2;
@@ -28,20 +27,15 @@ pub fn max_pool2d(x: &Tensor) -> Result<Tensor> {
         return Err(Error::shape(OP, format!("input {:?} needs a batch, channels and H, W >= 2", x.shape())));
     }
     let out = [n, h / WINDOW, w / WINDOW, c];
-    let y = map_on(x, &out, |x| cpu::forward(x, dims), |g, x| launch::max_pool_forward(g, dims, x))?
-        .result_of(&[x]);
-    let x = x.clone();
-    autograd::record(&y, move |dy, grads| {
-        let dx = map2_on(
-            "max_pool2d backward",
-            [&x, dy],
-            x.shape(),
-            |x, dy| cpu::backward(x, dy, dims),
-            |g, x, dy| launch::max_pool_backward(g, dims, x, dy),
-        )?;
-        grads.accumulate(&x, dx)
-    });
-    Ok(y)
+    map_on_tracked_x(
+        x,
+        &out,
+        |x| cpu::forward(x, dims),
+        |g, x| launch::max_pool_forward(g, dims, x),
+        "max_pool2d backward",
+        move |x, dy| cpu::backward(x, dy, dims),
+        move |g, x, dy| launch::max_pool_backward(g, dims, x, dy),
+    )
 }
 
 /// The CPU kernels, rayon over images.
@@ -96,6 +90,7 @@ pub(crate) mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::autograd;
 
     #[test]
     fn rejects_wrong_rank_and_too_small_maps() {
