@@ -20,6 +20,7 @@ mod shifted;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
+use place::Product;
 
 /// The sizes of one convolution, in the orientation of the forward convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,10 +121,10 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads.accumulate(&x, place::backward_data(&g, dy, &w, x.shape())?)?;
+            grads.accumulate(&x, place::backward(&g, Product::Data, [dy, &w], x.shape())?)?;
         }
         if w.requires_grad() {
-            grads.accumulate(&w, place::backward_weight(&g, &x, dy, w.shape())?)?;
+            grads.accumulate(&w, place::backward(&g, Product::Weight, [&x, dy], w.shape())?)?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             grads.accumulate(&b, place::bias_grad(g.c_out, dy)?)?;
@@ -176,7 +177,7 @@ pub fn conv_transpose2d(
     }
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let mut y = place::backward_data(&g, x, w, &out_shape)?;
+    let mut y = place::backward(&g, Product::Data, [x, w], &out_shape)?;
     if let Some(b) = bias {
         y = place::add_bias(y, b)?;
     }
@@ -187,7 +188,7 @@ pub fn conv_transpose2d(
             grads.accumulate(&x, place::forward(&g, dy, &w, None, x.shape())?)?;
         }
         if w.requires_grad() {
-            grads.accumulate(&w, place::backward_weight(&g, dy, &x, w.shape())?)?;
+            grads.accumulate(&w, place::backward(&g, Product::Weight, [dy, &x], w.shape())?)?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             grads.accumulate(&b, place::bias_grad(g.c_in, dy)?)?;

@@ -31,25 +31,34 @@ pub(super) fn forward(
     }
 }
 
-/// The transposed convolution of `dy` with `w` (backward-data), shaped `shape`.
-pub(super) fn backward_data(g: &ConvGeometry, dy: &Tensor, w: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    map2_on(
-        "conv2d backward",
-        [dy, w],
-        shape,
-        |dy, w| cpu::backward_data(g, dy, w),
-        |gpu, dy, w| kernels::conv2d_backward_data(gpu, g, dy, w),
-    )
+/// A backward product of the convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Product {
+    /// The transposed convolution of `dy` with `w` (backward-data), operands `[dy, w]`.
+    Data,
+    /// The correlation of `x` with `dy` (backward-weight), operands `[x, dy]`.
+    Weight,
 }
 
-/// The correlation of `x` with `dy` (backward-weight), shaped `shape`.
-pub(super) fn backward_weight(g: &ConvGeometry, x: &Tensor, dy: &Tensor, shape: &[usize]) -> Result<Tensor> {
+/// `product` of the convolution of geometry `g` on its two operands, shaped `shape`.
+pub(super) fn backward(
+    g: &ConvGeometry,
+    product: Product,
+    [a, b]: [&Tensor; 2],
+    shape: &[usize],
+) -> Result<Tensor> {
     map2_on(
         "conv2d backward",
-        [x, dy],
+        [a, b],
         shape,
-        |x, dy| cpu::backward_weight(g, x, dy),
-        |gpu, x, dy| kernels::conv2d_backward_weight(gpu, g, x, dy),
+        |a, b| match product {
+            Product::Data => cpu::backward_data(g, a, b),
+            Product::Weight => cpu::backward_weight(g, a, b),
+        },
+        |gpu, a, b| match product {
+            Product::Data => kernels::conv2d_backward_data(gpu, g, a, b),
+            Product::Weight => kernels::conv2d_backward_weight(gpu, g, a, b),
+        },
     )
 }
 
