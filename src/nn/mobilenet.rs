@@ -155,10 +155,10 @@ impl MobileNetV2 {
 /// The stages whose outputs are the first two distillation groups and pre-ReLU stages.
 const GROUP_STAGES: [usize; 2] = [2, 4];
 
-impl MobileNetV2 {
-    /// The forward pass and, with `pre_relu`, the final batch norm's output before its ReLU
-    /// (batch norm and ReLU unfused).
-    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Option<Tensor>)> {
+impl Network for MobileNetV2 {
+    /// The pre-ReLU stages are groups 0 and 1 themselves and the final batch norm's output (see
+    /// the module doc).
+    fn forward_with(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
         let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
         let mut outs = Vec::with_capacity(STAGES.len());
         for stage in &mut self.stages {
@@ -176,22 +176,8 @@ impl MobileNetV2 {
         };
         let logits = self.classifier.forward(&ops::pool::global_avg_pool(&feature)?)?;
         let [a, b] = GROUP_STAGES.map(|s| outs[s].clone());
-        Ok((Output { logits, groups: [a, b, feature] }, pre))
-    }
-}
-
-impl Network for MobileNetV2 {
-    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
-        Ok(self.run(x, train, false)?.0)
-    }
-
-    /// The pre-ReLU stages are groups 0 and 1 themselves and the final batch norm's output (see
-    /// the module doc).
-    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
-        let (out, pre) = self.run(x, train, true)?;
-        let last = pre.ok_or_else(|| Error::invalid("mobilenetv2", "no pre-ReLU output of conv2.1"))?;
-        let stages = [out.groups[0].clone(), out.groups[1].clone(), last];
-        Ok((out, stages))
+        let stages = pre.map(|last| vec![a.clone(), b.clone(), last]).unwrap_or_default();
+        Ok((Output { logits, groups: [a, b, feature] }, stages))
     }
 
     fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {

@@ -104,8 +104,20 @@ pub(crate) fn visit_numbered<'a, M: Module + 'a>(
 /// A classification network that exposes its distillation features.
 pub trait Network: Module + Send {
     /// Logits and group outputs for channels-last images `x: [N, H, W, C]`; batch norm uses (and
-    /// updates) batch statistics when `train`.
-    fn forward(&mut self, x: &Tensor, train: bool) -> crate::Result<Output>;
+    /// updates) batch statistics when `train`. With `pre_relu`, also the three stages'
+    /// pre-ReLU outputs (see [`Network::forward_pre_relu`]; empty for a network without them),
+    /// computed unfused where needed; without, those layers run fused and the list is empty.
+    fn forward_with(
+        &mut self,
+        x: &Tensor,
+        train: bool,
+        pre_relu: bool,
+    ) -> crate::Result<(Output, Vec<Tensor>)>;
+
+    /// Logits and group outputs ([`Network::forward_with`] without the pre-ReLU outputs).
+    fn forward(&mut self, x: &Tensor, train: bool) -> crate::Result<Output> {
+        Ok(self.forward_with(x, train, false)?.0)
+    }
 
     /// Channels of the distillation feature (the last group's output).
     fn feature_channels(&self) -> usize;
@@ -118,10 +130,12 @@ pub trait Network: Module + Send {
 
     /// [`Network::forward`] that also returns the three stages' pre-ReLU outputs (Overhaul
     /// distillation's features), each the output of the batch norm [`Network::pre_relu_bns`]
-    /// names (plus the residual, in a post-activation block) before its ReLU. The default: an
-    /// error naming the network.
-    fn forward_pre_relu(&mut self, _x: &Tensor, _train: bool) -> crate::Result<(Output, [Tensor; 3])> {
-        Err(no_pre_relu(&self.name()))
+    /// names (plus the residual, in a post-activation block) before its ReLU; an error naming a
+    /// network without them.
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> crate::Result<(Output, [Tensor; 3])> {
+        let (out, pre) = self.forward_with(x, train, true)?;
+        let stages: [Tensor; 3] = pre.try_into().map_err(|_| no_pre_relu(&self.name()))?;
+        Ok((out, stages))
     }
 
     /// The batch norms whose outputs are the pre-ReLU stage features (their scale and shift give
@@ -131,15 +145,41 @@ pub trait Network: Module + Send {
     }
 }
 
+/// A layer of a network stage that can also run with its last batch norm and ReLU unfused,
+/// giving the pre-ReLU value too (Overhaul distillation's feature).
+pub(crate) trait PreRelu {
+    /// The output.
+    fn forward(&mut self, x: &Tensor, train: bool) -> crate::Result<Tensor>;
+
+    /// The output and its value before the ReLU.
+    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> crate::Result<(Tensor, Tensor)>;
+}
+
+/// Runs the `layers` of a stage on `x`; the layer at index `unfused`, if any, runs unfused and its
+/// pre-ReLU value is pushed to `pre`.
+pub(crate) fn run_stage<L: PreRelu>(
+    layers: &mut [L],
+    x: &Tensor,
+    train: bool,
+    unfused: Option<usize>,
+    pre: &mut Vec<Tensor>,
+) -> crate::Result<Tensor> {
+    let mut h = x.clone();
+    for (i, layer) in layers.iter_mut().enumerate() {
+        if Some(i) == unfused {
+            let (out, p) = layer.forward_pre_relu(&h, train)?;
+            pre.push(p);
+            h = out;
+        } else {
+            h = layer.forward(&h, train)?;
+        }
+    }
+    Ok(h)
+}
+
 /// The error of a network without pre-ReLU stage outputs.
 fn no_pre_relu(name: &str) -> crate::Error {
     crate::Error::invalid("od", format!("{name} does not expose its pre-ReLU stage outputs"))
-}
-
-/// The three pre-ReLU stage outputs of `net` as an array, or an error naming it.
-pub(crate) fn three_stages(net: &'static str, pre: Vec<Tensor>) -> crate::Result<[Tensor; 3]> {
-    pre.try_into()
-        .map_err(|p: Vec<Tensor>| crate::Error::invalid(net, format!("{} pre-ReLU stages, not 3", p.len())))
 }
 
 /// The names of every tensor of `module`, in visiting order.

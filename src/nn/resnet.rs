@@ -6,7 +6,7 @@
 use rand::Rng;
 
 use super::layers::{After, BatchNorm2d, Conv2d, Linear};
-use super::{Module, Network, TensorKind, join, visit_numbered};
+use super::{Module, Network, PreRelu, TensorKind, join, run_stage, visit_numbered};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -63,7 +63,9 @@ impl BasicBlock {
             shortcut,
         }
     }
+}
 
+impl PreRelu for BasicBlock {
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (out, residual) = self.body(x, train)?;
         self.bn2.forward(&out, train, After::AddRelu(&residual))
@@ -76,7 +78,9 @@ impl BasicBlock {
         let pre = ops::add(&self.bn2.forward(&out, train, After::Identity)?, &residual)?;
         Ok((ops::relu(&pre)?, pre))
     }
+}
 
+impl BasicBlock {
     /// `conv2(relu(bn1(conv1(x))))` and the residual, what the block's last batch norm adds.
     fn body(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let out = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
@@ -157,42 +161,21 @@ impl ResNet {
     }
 }
 
-impl ResNet {
-    /// The forward pass; with `pre_relu`, the last block of each group runs unfused and its
-    /// pre-ReLU value is returned too.
-    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
+impl Network for ResNet {
+    /// The pre-ReLU outputs are the last block's `bn2(...) + residual` of each group, as the
+    /// CIFAR ResNet of the Overhaul code (its blocks apply the ReLU at their input instead).
+    fn forward_with(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
         let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
         let (mut outs, mut pre) = (Vec::with_capacity(3), Vec::new());
         for group in &mut self.groups {
-            let last = group.len() - 1;
-            for (i, block) in group.iter_mut().enumerate() {
-                if pre_relu && i == last {
-                    let (out, p) = block.forward_pre_relu(&h, train)?;
-                    pre.push(p);
-                    h = out;
-                } else {
-                    h = block.forward(&h, train)?;
-                }
-            }
+            let unfused = pre_relu.then(|| group.len() - 1);
+            h = run_stage(group, &h, train, unfused, &mut pre)?;
             outs.push(h.clone());
         }
         let pooled = ops::pool::global_avg_pool(&h)?;
         let logits = self.fc.forward(&pooled)?;
         let groups = [outs[0].clone(), outs[1].clone(), outs[2].clone()];
         Ok((Output { logits, groups }, pre))
-    }
-}
-
-impl Network for ResNet {
-    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
-        Ok(self.run(x, train, false)?.0)
-    }
-
-    /// The pre-ReLU outputs are the last block's `bn2(...) + residual` of each group, as the
-    /// CIFAR ResNet of the Overhaul code (its blocks apply the ReLU at their input instead).
-    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
-        let (out, pre) = self.run(x, train, true)?;
-        Ok((out, crate::nn::three_stages("resnet", pre)?))
     }
 
     fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {

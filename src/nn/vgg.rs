@@ -21,7 +21,7 @@
 use rand::Rng;
 
 use super::layers::{After, BatchNorm2d, Conv2d, Linear};
-use super::{Module, Network, Output, TensorKind, join};
+use super::{Module, Network, Output, PreRelu, TensorKind, join, run_stage};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -43,7 +43,9 @@ impl ConvBn {
         conv.bias = Some(Tensor::zeros(&[c_out]).into_param());
         ConvBn { conv, bn: BatchNorm2d::new(c_out) }
     }
+}
 
+impl PreRelu for ConvBn {
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(x)?, train, After::Relu)
     }
@@ -91,24 +93,15 @@ impl Vgg {
     }
 }
 
-impl Vgg {
-    /// The forward pass; with `pre_relu`, the last layer of each group's block runs unfused and
-    /// its batch norm's output is returned too.
-    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
+impl Network for Vgg {
+    /// The pre-ReLU stages are blocks 1, 2 and 4's last batch norm outputs (see the module doc).
+    fn forward_with(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
         let pool3 = x.shape().get(1) == Some(&POOL3_HEIGHT);
         let mut h = x.clone();
         let (mut outs, mut pre) = (Vec::with_capacity(5), Vec::new());
         for (b, block) in self.blocks.iter_mut().enumerate() {
-            let last = block.len() - 1;
-            for (i, layer) in block.iter_mut().enumerate() {
-                if pre_relu && i == last && GROUP_BLOCKS.contains(&b) {
-                    let (out, p) = layer.forward_pre_relu(&h, train)?;
-                    pre.push(p);
-                    h = out;
-                } else {
-                    h = layer.forward(&h, train)?;
-                }
-            }
+            let unfused = (pre_relu && GROUP_BLOCKS.contains(&b)).then(|| block.len() - 1);
+            h = run_stage(block, &h, train, unfused, &mut pre)?;
             outs.push(h.clone());
             if b < 3 || (b == 3 && pool3) {
                 h = ops::max_pool2d(&h)?;
@@ -117,18 +110,6 @@ impl Vgg {
         let logits = self.classifier.forward(&ops::pool::global_avg_pool(&outs[4])?)?;
         let groups = GROUP_BLOCKS.map(|b| outs[b].clone());
         Ok((Output { logits, groups }, pre))
-    }
-}
-
-impl Network for Vgg {
-    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
-        Ok(self.run(x, train, false)?.0)
-    }
-
-    /// The pre-ReLU stages are blocks 1, 2 and 4's last batch norm outputs (see the module doc).
-    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
-        let (out, pre) = self.run(x, train, true)?;
-        Ok((out, crate::nn::three_stages("vgg13", pre)?))
     }
 
     fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {

@@ -13,7 +13,7 @@
 use rand::Rng;
 
 use super::layers::{After, BatchNorm2d, Conv2d, Linear};
-use super::{Module, Network, Output, TensorKind, join, visit_numbered};
+use super::{Module, Network, Output, PreRelu, TensorKind, join, run_stage, visit_numbered};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -42,7 +42,9 @@ impl Block {
             shortcut: (c_in != c_out).then(|| conv(c_in, c_out, 1, stride, rng)),
         }
     }
+}
 
+impl PreRelu for Block {
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         let act = self.bn1.forward(x, train, After::Relu)?;
         self.tail(x, &act, train)
@@ -55,7 +57,9 @@ impl Block {
         let out = self.tail(x, &ops::relu(&pre)?, train)?;
         Ok((out, pre))
     }
+}
 
+impl Block {
     /// Everything after the first BN-ReLU, whose output is `act`.
     fn tail(&mut self, x: &Tensor, act: &Tensor, train: bool) -> Result<Tensor> {
         let out = self.bn2.forward(&self.conv1.forward(act)?, train, After::Relu)?;
@@ -138,23 +142,18 @@ impl WideResNet {
     }
 }
 
-impl WideResNet {
-    /// The forward pass; with `pre_relu`, the BN-ReLU that follows each group (the first of the
-    /// next group's first block, or the final one) runs unfused and its batch norm's output is
-    /// returned too.
-    fn run(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
+impl Network for WideResNet {
+    /// Group outputs 1 and 2 are the raw block sums (pre-activation); group 3's is taken after
+    /// the final BN + ReLU, the distillation feature of the method.
+    /// The pre-ReLU features are the group outputs through the batch norm of the BN-ReLU that
+    /// follows them (`block2.layer.0.bn1`, `block3.layer.0.bn1`, `bn1`), as the WRN of the
+    /// Overhaul code; that code applies those batch norms a second time to get them, iekd keeps
+    /// the values of the forward pass.
+    fn forward_with(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
         let mut h = self.conv1.forward(x)?;
         let (mut outs, mut pre) = (Vec::with_capacity(2), Vec::new());
         for (g, group) in self.groups.iter_mut().enumerate() {
-            for (i, block) in group.iter_mut().enumerate() {
-                if pre_relu && g > 0 && i == 0 {
-                    let (out, p) = block.forward_pre_relu(&h, train)?;
-                    pre.push(p);
-                    h = out;
-                } else {
-                    h = block.forward(&h, train)?;
-                }
-            }
+            h = run_stage(group, &h, train, (pre_relu && g > 0).then_some(0), &mut pre)?;
             outs.push(h.clone());
         }
         let feature = if pre_relu {
@@ -167,23 +166,6 @@ impl WideResNet {
         };
         let logits = self.fc.forward(&ops::pool::global_avg_pool(&feature)?)?;
         Ok((Output { logits, groups: [outs[0].clone(), outs[1].clone(), feature] }, pre))
-    }
-}
-
-impl Network for WideResNet {
-    /// Group outputs 1 and 2 are the raw block sums (pre-activation); group 3's is taken after
-    /// the final BN + ReLU, the distillation feature of the method.
-    fn forward(&mut self, x: &Tensor, train: bool) -> Result<Output> {
-        Ok(self.run(x, train, false)?.0)
-    }
-
-    /// The pre-ReLU features are the group outputs through the batch norm of the BN-ReLU that
-    /// follows them (`block2.layer.0.bn1`, `block3.layer.0.bn1`, `bn1`), as the WRN of the
-    /// Overhaul code; that code applies those batch norms a second time to get them, iekd keeps
-    /// the values of the forward pass.
-    fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Output, [Tensor; 3])> {
-        let (out, pre) = self.run(x, train, true)?;
-        Ok((out, crate::nn::three_stages("wrn", pre)?))
     }
 
     fn pre_relu_bns(&self) -> Result<[&BatchNorm2d; 3]> {
