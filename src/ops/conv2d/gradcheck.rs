@@ -1,6 +1,6 @@
 //! Gradient-check cases of `conv2d` and `conv_transpose2d`.
 
-use super::reference;
+use super::reference::{self, Operands};
 use crate::ops;
 use crate::ops::check::gradcheck::{Case, Input};
 
@@ -18,7 +18,13 @@ fn conv_case(x: [usize; 4], w: [usize; 4], stride: usize, pad: usize, bias: bool
         format!("x{x:?} w{w:?} s{stride} p{pad}{}", if bias { " +b" } else { "" }),
         inputs,
         Box::new(move |t| ops::conv2d(&t[0], &t[1], t.get(2), stride, pad)),
-        Box::new(move |v| reference::conv2d(&v[0], x, &v[1], w, v.get(2).map(Vec::as_slice), stride, pad)),
+        Box::new(move |v| {
+            reference::conv2d(
+                Operands { x: &v[0], xs: x, w: &v[1], ws: w, b: v.get(2).map(Vec::as_slice) },
+                stride,
+                pad,
+            )
+        }),
     )
 }
 
@@ -28,7 +34,13 @@ fn conv_transpose_case(x: [usize; 4], w: [usize; 4], stride: usize, pad: usize) 
         format!("x{x:?} w{w:?} s{stride} p{pad} +b"),
         vec![Input::normal("x", &x), Input::normal("weight", &w), Input::normal("bias", &[w[1]])],
         Box::new(move |t| ops::conv_transpose2d(&t[0], &t[1], Some(&t[2]), stride, pad)),
-        Box::new(move |v| reference::conv_transpose2d(&v[0], arr4(&x), &v[1], w, Some(&v[2]), stride, pad)),
+        Box::new(move |v| {
+            reference::conv_transpose2d(
+                Operands { x: &v[0], xs: arr4(&x), w: &v[1], ws: w, b: Some(&v[2]) },
+                stride,
+                pad,
+            )
+        }),
     )
 }
 

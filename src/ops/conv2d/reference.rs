@@ -2,17 +2,26 @@
 //! written for clarity, not speed. The gradient checks differentiate it numerically; the CPU
 //! path's tests compare with it.
 
-/// `y[n, oh, ow, co] = b[co] + sum x[n, oh*s-p+kh, ow*s-p+kw, ci] * w[co, ci, kh, kw]`;
-/// `xs = [N, H, W, C_in]`, `ws = [C_out, C_in, KH, KW]`.
-pub fn conv2d(
-    x: &[f64],
-    xs: [usize; 4],
-    w: &[f64],
-    ws: [usize; 4],
-    b: Option<&[f64]>,
-    s: usize,
-    p: usize,
-) -> Vec<f64> {
+/// The operands of a reference convolution: the input `x` of shape `xs = [N, H, W, C_in]`, the
+/// weight `w` of shape `ws` (`[C_out, C_in, KH, KW]` for [`conv2d`], `[C_in, C_out, KH, KW]` for
+/// [`conv_transpose2d`]) and the optional bias `b`.
+#[derive(Clone, Copy, Debug)]
+pub struct Operands<'a> {
+    /// The input.
+    pub x: &'a [f64],
+    /// Its shape.
+    pub xs: [usize; 4],
+    /// The weight.
+    pub w: &'a [f64],
+    /// Its shape.
+    pub ws: [usize; 4],
+    /// The bias, one value per output channel.
+    pub b: Option<&'a [f64]>,
+}
+
+/// `y[n, oh, ow, co] = b[co] + sum x[n, oh*s-p+kh, ow*s-p+kw, ci] * w[co, ci, kh, kw]`, stride `s`,
+/// zero padding `p`.
+pub fn conv2d(Operands { x, xs, w, ws, b }: Operands<'_>, s: usize, p: usize) -> Vec<f64> {
     let [n, h, wd, ci] = xs;
     let [co, _, kh, kw] = ws;
     per_output([n, (h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1, co], |b_, oh, ow, o| {
@@ -60,16 +69,8 @@ pub(crate) fn window(
 }
 
 /// Transposed convolution: each input pixel scatters `x[n, ih, iw, ci] * w[ci, co, kh, kw]` to
-/// `y[n, ih*s-p+kh, iw*s-p+kw, co]`; `xs = [N, H, W, C_in]`, `ws = [C_in, C_out, KH, KW]`.
-pub fn conv_transpose2d(
-    x: &[f64],
-    xs: [usize; 4],
-    w: &[f64],
-    ws: [usize; 4],
-    b: Option<&[f64]>,
-    s: usize,
-    p: usize,
-) -> Vec<f64> {
+/// `y[n, ih*s-p+kh, iw*s-p+kw, co]`, stride `s`, padding `p`.
+pub fn conv_transpose2d(Operands { x, xs, w, ws, b }: Operands<'_>, s: usize, p: usize) -> Vec<f64> {
     let [n, h, wd, ci] = xs;
     let [_, co, kh, kw] = ws;
     let (ho, wo) = ((h - 1) * s + kh - 2 * p, (wd - 1) * s + kw - 2 * p);

@@ -5,7 +5,8 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{ConvGeometry, cpu, reference};
+use super::reference::{self, Operands};
+use super::{ConvGeometry, cpu};
 use crate::tensor::Tensor;
 
 /// Naive f64 `dx` and `dw` of `y = conv(x, w)` for the upstream gradient `dy`.
@@ -55,7 +56,11 @@ fn check(x_shape: [usize; 4], w_shape: [usize; 4], stride: usize, pad: usize, bi
     let dy = Tensor::randn(&[g.n, g.h_out, g.w_out, g.c_out], 1.0, &mut rng).to_vec().unwrap();
     let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
     let (x64, w64, b64, dy64) = (f64s(&x), f64s(&w), f64s(&b), f64s(&dy));
-    let want_y = reference::conv2d(&x64, x_shape, &w64, w_shape, bias.then_some(&b64[..]), stride, pad);
+    let want_y = reference::conv2d(
+        Operands { x: &x64, xs: x_shape, w: &w64, ws: w_shape, b: bias.then_some(&b64[..]) },
+        stride,
+        pad,
+    );
     let (want_dx, want_dw) = reference_grads(&g, &x64, &w64, &dy64);
     let label = format!("x{x_shape:?} w{w_shape:?} s{stride} p{pad}");
     assert_close(&format!("{label} forward"), &cpu::forward(&g, &x, &w, bias.then_some(&b[..])), &want_y);

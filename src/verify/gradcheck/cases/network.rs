@@ -2,6 +2,7 @@
 //! gradient is checked against finite differences of the whole f64 loss.
 
 use crate::ops;
+use crate::ops::conv2d::reference::{self, Operands};
 use crate::verify::gradcheck::{Case, Input};
 
 const X: [usize; 4] = [3, 6, 5, 3];
@@ -35,11 +36,15 @@ pub fn cases() -> Vec<Case> {
             ops::loss::cross_entropy(&logits, &LABELS)
         }),
         Box::new(|v| {
-            let h = ops::conv2d::reference::conv2d(&v[0], X, &v[1], W1, None, 1, 1);
+            let h = reference::conv2d(Operands { x: &v[0], xs: X, w: &v[1], ws: W1, b: None }, 1, 1);
             let h = ops::activation::reference::relu(&ops::batchnorm::reference::batch_norm_train(
                 &h, W1[0], &v[2], &v[3], EPS as f64,
             ));
-            let h = ops::conv2d::reference::conv2d(&h, [X[0], X[1], X[2], W1[0]], &v[4], W2, None, 2, 1);
+            let h = reference::conv2d(
+                Operands { x: &h, xs: [X[0], X[1], X[2], W1[0]], w: &v[4], ws: W2, b: None },
+                2,
+                1,
+            );
             let h = ops::pool::reference::global_avg_pool(&h, [X[0], 3, 3, W2[0]]);
             let logits = ops::linear::reference::linear(&h, X[0], &v[5], CLASSES, Some(&v[6]));
             ops::loss::cross_entropy::reference::cross_entropy(&logits, CLASSES, &LABELS)
