@@ -22,38 +22,38 @@ fn window_params(op: &'static str, g: &DepthwiseGeometry) -> Result<WindowParams
     })
 }
 
-/// `y = depthwise(x, w)`: [`crate::ops::depthwise::cpu::forward`].
-pub fn depthwise_forward<E: Exec>(
-    e: &E,
-    g: &DepthwiseGeometry,
-    x: &E::Buf<f32>,
-    w: &E::Buf<f32>,
-) -> Result<E::Buf<f32>> {
-    let p = window_params("cuda depthwise_forward", g)?;
-    output(e, g.out_len(), |y| kernels::depthwise_forward(e, flat(g.out_len()), &p, x, w, y))
+/// Which product of the depthwise convolution `y = depthwise(x, w)` to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepthwiseProduct {
+    /// `y` from `[x, w]`: [`crate::ops::depthwise::cpu::forward`].
+    Forward,
+    /// `dx` from `[dy, w]`: [`crate::ops::depthwise::cpu::backward_data`].
+    BackwardData,
+    /// `dw` from `[x, dy]`: [`crate::ops::depthwise::cpu::backward_weight`], blocks of 32
+    /// channels by taps, each summing all output pixels in a fixed order.
+    BackwardWeight,
 }
 
-/// `dx` for `y = depthwise(x, w)`: [`crate::ops::depthwise::cpu::backward_data`].
-pub fn depthwise_backward_data<E: Exec>(
+/// One product of the depthwise convolution of geometry `g` on its operands `[a, b]`.
+pub fn depthwise<E: Exec>(
     e: &E,
     g: &DepthwiseGeometry,
-    dy: &E::Buf<f32>,
-    w: &E::Buf<f32>,
+    product: DepthwiseProduct,
+    [a, b]: [&E::Buf<f32>; 2],
 ) -> Result<E::Buf<f32>> {
-    let p = window_params("cuda depthwise_backward_data", g)?;
-    let len = g.n * g.h * g.w * g.c;
-    output(e, len, |dx| kernels::depthwise_backward_data(e, flat(len), &p, dy, w, dx))
-}
-
-/// `dw` for `y = depthwise(x, w)`: [`crate::ops::depthwise::cpu::backward_weight`].
-pub fn depthwise_backward_weight<E: Exec>(
-    e: &E,
-    g: &DepthwiseGeometry,
-    x: &E::Buf<f32>,
-    dy: &E::Buf<f32>,
-) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda depthwise_backward_weight";
+    const OP: &str = "cuda depthwise";
     let p = window_params(OP, g)?;
-    let grid = channel_blocks(OP, g.c, g.k * g.k)?;
-    output(e, g.c * g.k * g.k, |dw| kernels::depthwise_backward_weight(e, grid, &p, x, dy, dw))
+    match product {
+        DepthwiseProduct::Forward => {
+            output(e, g.out_len(), |y| kernels::depthwise_forward(e, flat(g.out_len()), &p, a, b, y))
+        }
+        DepthwiseProduct::BackwardData => {
+            let len = g.n * g.h * g.w * g.c;
+            output(e, len, |dx| kernels::depthwise_backward_data(e, flat(len), &p, a, b, dx))
+        }
+        DepthwiseProduct::BackwardWeight => {
+            let grid = channel_blocks(OP, g.c, g.k * g.k)?;
+            output(e, g.c * g.k * g.k, |dw| kernels::depthwise_backward_weight(e, grid, &p, a, b, dw))
+        }
+    }
 }

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::ops::map2_on;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
+use launch::DepthwiseProduct;
 
 /// The sizes of one depthwise convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,26 @@ impl DepthwiseGeometry {
     }
 }
 
+/// `which` product of the depthwise convolution on its operands, shaped `shape`, where they are.
+fn product(
+    g: &DepthwiseGeometry,
+    which: DepthwiseProduct,
+    [a, b]: [&Tensor; 2],
+    shape: &[usize],
+) -> Result<Tensor> {
+    map2_on(
+        "depthwise_conv2d",
+        [a, b],
+        shape,
+        |a, b| match which {
+            DepthwiseProduct::Forward => cpu::forward(g, a, b),
+            DepthwiseProduct::BackwardData => cpu::backward_data(g, a, b),
+            DepthwiseProduct::BackwardWeight => cpu::backward_weight(g, a, b),
+        },
+        |e, a, b| launch::depthwise(e, g, which, [a, b]),
+    )
+}
+
 /// Depthwise convolution of `x: [N, H, W, C]` with `w: [C, 1, K, K]` (square kernel), no bias.
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
     const OP: &str = "depthwise_conv2d";
@@ -83,35 +104,14 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Re
             format!("input {:?} has {} channels but weight {ws:?} has {}", x.shape(), g.c, ws[0]),
         ));
     }
-    let y = map2_on(
-        OP,
-        [x, w],
-        &[g.n, g.h_out, g.w_out, g.c],
-        |x, w| cpu::forward(&g, x, w),
-        |e, x, w| launch::depthwise_forward(e, &g, x, w),
-    )?
-    .result_of(&[x, w]);
+    let y = product(&g, DepthwiseProduct::Forward, [x, w], &[g.n, g.h_out, g.w_out, g.c])?.result_of(&[x, w]);
     let (x, w) = (x.clone(), w.clone());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            let dx = map2_on(
-                "depthwise_conv2d backward",
-                [dy, &w],
-                x.shape(),
-                |dy, w| cpu::backward_data(&g, dy, w),
-                |e, dy, w| launch::depthwise_backward_data(e, &g, dy, w),
-            )?;
-            grads.accumulate(&x, dx)?;
+            grads.accumulate(&x, product(&g, DepthwiseProduct::BackwardData, [dy, &w], x.shape())?)?;
         }
         if w.requires_grad() {
-            let dw = map2_on(
-                "depthwise_conv2d backward",
-                [&x, dy],
-                w.shape(),
-                |x, dy| cpu::backward_weight(&g, x, dy),
-                |e, x, dy| launch::depthwise_backward_weight(e, &g, x, dy),
-            )?;
-            grads.accumulate(&w, dw)?;
+            grads.accumulate(&w, product(&g, DepthwiseProduct::BackwardWeight, [&x, dy], w.shape())?)?;
         }
         Ok(())
     });

@@ -1,6 +1,7 @@
 //! Parity of the depthwise-convolution kernels with [`cpu`].
 
-use super::launch::{depthwise_backward_data, depthwise_backward_weight, depthwise_forward};
+use super::launch::DepthwiseProduct::{BackwardData, BackwardWeight, Forward};
+use super::launch::depthwise;
 use super::{DepthwiseGeometry, cpu};
 use crate::cuda::exec::Exec;
 use crate::error::Result;
@@ -25,25 +26,21 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let case = format!("x[{n},{h},{w},{c}] k{k} s{stride} p{pad}");
         let (x, wt, dy) = (cx.normal(n * h * w * c), cx.normal(c * k * k), cx.normal(g.out_len()));
         let (xb, wb, dyb) = (cx.up(&x)?, cx.up(&wt)?, cx.up(&dy)?);
-        let y = depthwise_forward(cx.e, &g, &xb, &wb)?;
-        cx.compare("depthwise_forward", &case, &y, &cpu::forward(&g, &x, &wt), Tol::dot(k * k))?;
-        let dx = depthwise_backward_data(cx.e, &g, &dyb, &wb)?;
-        cx.compare(
-            "depthwise_backward_data",
-            &case,
-            &dx,
-            &cpu::backward_data(&g, &dy, &wt),
-            Tol::dot(k * k),
-        )?;
-        let dw = depthwise_backward_weight(cx.e, &g, &xb, &dyb)?;
-        let rows = n * g.h_out * g.w_out;
-        cx.compare(
-            "depthwise_backward_weight",
-            &case,
-            &dw,
-            &cpu::backward_weight(&g, &x, &dy),
-            Tol::dot(rows),
-        )?;
+        let products = [
+            (Forward, "depthwise_forward", [&xb, &wb], cpu::forward(&g, &x, &wt), k * k),
+            (BackwardData, "depthwise_backward_data", [&dyb, &wb], cpu::backward_data(&g, &dy, &wt), k * k),
+            (
+                BackwardWeight,
+                "depthwise_backward_weight",
+                [&xb, &dyb],
+                cpu::backward_weight(&g, &x, &dy),
+                n * g.h_out * g.w_out,
+            ),
+        ];
+        for (product, kernel, operands, want, terms) in products {
+            let got = depthwise(cx.e, &g, product, operands)?;
+            cx.compare(kernel, &case, &got, &want, Tol::dot(terms))?;
+        }
     }
     Ok(())
 }
