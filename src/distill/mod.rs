@@ -177,10 +177,10 @@ pub const DEFAULT_AT_BETA: f32 = 1000.0;
 /// script adds `loss_distill.sum() / batch_size / 1000` (their ImageNet script `/ 10000`).
 /// IE-OD's `lambda_inh` is the same.
 pub const DEFAULT_OD_BETA: f32 = 1e-3;
-/// IE-OD's `lambda_exp` (not measured): the bounded exploration term is at most 4 per stage, 7
-/// with the stage weights, so at 0.1 it moves the loss by at most 0.7, below the cross-entropy
-/// of an untrained 10-class network (ln 10 = 2.3) and of the order of IE-FT's
-/// `10 * 2 / sqrt(D)` (0.44 for D = 2048).
+/// IE-OD's `lambda_exp`: the bounded exploration term is at most 4 per stage, 7 with the stage
+/// weights, so at 0.1 it moves the loss by at most 0.7, below the cross-entropy of an untrained
+/// 10-class network (ln 10 = 2.3) and of the order of IE-FT's `10 * 2 / sqrt(D)` (0.44 for
+/// D = 2048); it beat 0.01 on validation accuracy in the Fashion-MNIST protocol (README).
 pub const DEFAULT_IE_OD_LAMBDA_EXP: f32 = 0.1;
 
 impl Hyper {
