@@ -15,7 +15,7 @@ use iekd::cuda::params;
 use iekd::cuda::params::{ChannelParams, MapParams};
 use iekd::ops::activation::launch::leaky_relu_forward;
 use iekd::ops::conv2d::ConvGeometry;
-use iekd::ops::conv2d::launch::conv2d_forward;
+use iekd::ops::conv2d::launch::{ConvProduct, conv2d};
 use iekd::verify::parity;
 
 #[test]
@@ -50,7 +50,9 @@ fn launch_errors_name_the_kernel_and_sizes() {
     let g = ConvGeometry::new("test", &[1, 4, 4, 3], &[2, 3, 3, 3], 1, 1).expect("valid geometry");
     let x = e.upload(&[0.0f32; 47]).expect("upload");
     let w = e.upload(&[0.0f32; 54]).expect("upload");
-    let err = conv2d_forward(&e, &g, &x, &w, None).expect_err("a short input is rejected").to_string();
+    let err = conv2d(&e, &g, ConvProduct::Forward, [&x, &w], None)
+        .expect_err("a short input is rejected")
+        .to_string();
     assert!(err.contains("conv2d_forward") && err.contains("47") && err.contains("48"), "{err}");
     let empty = e.upload::<f32>(&[]).expect("upload");
     assert!(leaky_relu_forward(&e, 0.0, &empty).is_err());

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::nn::{ResNet, Shortcut};
 use crate::ops::batchnorm::launch::{self as norm, Affine, BnBackward};
 use crate::ops::conv2d::launch as kernels;
+use crate::ops::conv2d::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
 use crate::tensor::device::Device;
@@ -91,10 +92,12 @@ fn conv_table(gpu: &Arc<Gpu>, batch: usize, figures: &mut Vec<Figure>) -> Result
         let dy = random(gpu, g.n * g.out_image_len(), &mut rng)?;
         let e = &**gpu;
         let flop = 2.0 * g.macs() as f64 * 1e-9;
-        let f = flop / median_on(e, KERNEL_RUNS, || kernels::conv2d_forward(e, g, &x, &w, None).map(drop))?;
-        let d = flop / median_on(e, KERNEL_RUNS, || kernels::conv2d_backward_data(e, g, &dy, &w).map(drop))?;
-        let wg =
-            flop / median_on(e, KERNEL_RUNS, || kernels::conv2d_backward_weight(e, g, &x, &dy).map(drop))?;
+        let f =
+            flop / median_on(e, KERNEL_RUNS, || kernels::conv2d(e, g, Forward, [&x, &w], None).map(drop))?;
+        let d = flop
+            / median_on(e, KERNEL_RUNS, || kernels::conv2d(e, g, BackwardData, [&dy, &w], None).map(drop))?;
+        let wg = flop
+            / median_on(e, KERNEL_RUNS, || kernels::conv2d(e, g, BackwardWeight, [&x, &dy], None).map(drop))?;
         println!("{:<22} {f:>9.0} {d:>9.0} {wg:>9.0}", shape.name);
         let key = shape.name.split_whitespace().next().unwrap_or(shape.name);
         figures.push((format!("gpu_conv_{key}_fwd"), f, "GFLOP/s"));

@@ -5,7 +5,7 @@ use crate::cuda::exec::Exec;
 use crate::cuda::kernels;
 use crate::cuda::launch::{fits, flat, int, output, tiles};
 use crate::cuda::params::ConvParams;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Output pixels one block of the weight gradient sums, at least; the pixels are split into at
 /// most [`MAX_WEIGHT_SPLITS`] slices.
@@ -37,52 +37,55 @@ fn conv_params(op: &'static str, g: &ConvGeometry, split_rows: usize) -> Result<
     })
 }
 
-/// `y = conv(x, w) + bias`: [`crate::ops::conv2d::cpu::forward`].
-pub fn conv2d_forward<E: Exec>(
+/// Which product of the convolution `y = conv(x, w) + bias` to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvProduct {
+    /// `y` from `[x, w]` and the optional bias: [`crate::ops::conv2d::cpu::forward`].
+    Forward,
+    /// `dx` from `[dy, w]`: [`crate::ops::conv2d::cpu::backward_data`].
+    BackwardData,
+    /// `dw` in `[C_out, C_in, KH, KW]` from `[x, dy]`: [`crate::ops::conv2d::cpu::backward_weight`].
+    /// The output pixels are split into slices summed by separate blocks, then the slices are
+    /// added in order (no atomics: the result is the same on every run).
+    BackwardWeight,
+}
+
+/// One product of the convolution of geometry `g` on its operands `[a, b]`; `bias` only with
+/// [`ConvProduct::Forward`].
+pub fn conv2d<E: Exec>(
     e: &E,
     g: &ConvGeometry,
-    x: &E::Buf<f32>,
-    w: &E::Buf<f32>,
+    product: ConvProduct,
+    [a, b]: [&E::Buf<f32>; 2],
     bias: Option<&E::Buf<f32>>,
 ) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda conv2d_forward";
-    let p = conv_params(OP, g, 1)?;
-    let rows = g.n * g.h_out * g.w_out;
-    output(e, rows * g.c_out, |y| kernels::conv2d_forward(e, tiles(OP, rows, g.c_out, 1)?, &p, x, w, bias, y))
-}
-
-/// `dx` for `y = conv(x, w)`: [`crate::ops::conv2d::cpu::backward_data`].
-pub fn conv2d_backward_data<E: Exec>(
-    e: &E,
-    g: &ConvGeometry,
-    dy: &E::Buf<f32>,
-    w: &E::Buf<f32>,
-) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda conv2d_backward_data";
-    let p = conv_params(OP, g, 1)?;
-    let rows = g.n * g.h * g.w;
-    output(e, rows * g.c_in, |dx| {
-        kernels::conv2d_backward_data(e, tiles(OP, rows, g.c_in, 1)?, &p, dy, w, dx)
-    })
-}
-
-/// `dw` in `[C_out, C_in, KH, KW]` for `y = conv(x, w)`: [`crate::ops::conv2d::cpu::backward_weight`].
-/// The output pixels are split into slices summed by separate blocks, then the slices are added
-/// in order (no atomics: the result is the same on every run).
-pub fn conv2d_backward_weight<E: Exec>(
-    e: &E,
-    g: &ConvGeometry,
-    x: &E::Buf<f32>,
-    dy: &E::Buf<f32>,
-) -> Result<E::Buf<f32>> {
-    const OP: &str = "cuda conv2d_backward_weight";
-    let rows = g.n * g.h_out * g.w_out;
-    let split_rows = rows.div_ceil(rows.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
-    let splits = rows.div_ceil(split_rows);
-    let p = conv_params(OP, g, split_rows)?;
-    let weights = g.c_out * g.k();
-    let partial = output(e, splits * weights, |partial| {
-        kernels::conv2d_backward_weight(e, tiles(OP, g.c_out, g.k(), splits)?, &p, x, dy, partial)
-    })?;
-    output(e, weights, |dw| kernels::conv2d_reduce_weight(e, flat(weights), &p, &partial, dw))
+    const OP: &str = "cuda conv2d";
+    if bias.is_some() && product != ConvProduct::Forward {
+        return Err(Error::invalid(OP, format!("{product:?} takes no bias")));
+    }
+    match product {
+        ConvProduct::Forward => {
+            let p = conv_params(OP, g, 1)?;
+            let rows = g.n * g.h_out * g.w_out;
+            let grid = tiles(OP, rows, g.c_out, 1)?;
+            output(e, rows * g.c_out, |y| kernels::conv2d_forward(e, grid, &p, a, b, bias, y))
+        }
+        ConvProduct::BackwardData => {
+            let p = conv_params(OP, g, 1)?;
+            let rows = g.n * g.h * g.w;
+            let grid = tiles(OP, rows, g.c_in, 1)?;
+            output(e, rows * g.c_in, |dx| kernels::conv2d_backward_data(e, grid, &p, a, b, dx))
+        }
+        ConvProduct::BackwardWeight => {
+            let rows = g.n * g.h_out * g.w_out;
+            let split_rows = rows.div_ceil(rows.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
+            let splits = rows.div_ceil(split_rows);
+            let p = conv_params(OP, g, split_rows)?;
+            let weights = g.c_out * g.k();
+            let grid = tiles(OP, g.c_out, g.k(), splits)?;
+            let partial =
+                output(e, splits * weights, |part| kernels::conv2d_backward_weight(e, grid, &p, a, b, part))?;
+            output(e, weights, |dw| kernels::conv2d_reduce_weight(e, flat(weights), &p, &partial, dw))
+        }
+    }
 }

@@ -20,7 +20,7 @@ mod shifted;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
-use place::Product;
+use launch::ConvProduct;
 
 /// The sizes of one convolution, in the orientation of the forward convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,14 +117,19 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
     check_bias("conv2d", bias, g.c_out)?;
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let y = place::forward(&g, x, w, bias, &[g.n, g.h_out, g.w_out, g.c_out])?.result_of(&inputs);
+    let y = place::product(&g, ConvProduct::Forward, [x, w], bias, &[g.n, g.h_out, g.w_out, g.c_out])?
+        .result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads.accumulate(&x, place::backward(&g, Product::Data, [dy, &w], x.shape())?)?;
+            grads
+                .accumulate(&x, place::product(&g, ConvProduct::BackwardData, [dy, &w], None, x.shape())?)?;
         }
         if w.requires_grad() {
-            grads.accumulate(&w, place::backward(&g, Product::Weight, [&x, dy], w.shape())?)?;
+            grads.accumulate(
+                &w,
+                place::product(&g, ConvProduct::BackwardWeight, [&x, dy], None, w.shape())?,
+            )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             grads.accumulate(&b, place::bias_grad(g.c_out, dy)?)?;
@@ -177,7 +182,7 @@ pub fn conv_transpose2d(
     }
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let mut y = place::backward(&g, Product::Data, [x, w], &out_shape)?;
+    let mut y = place::product(&g, ConvProduct::BackwardData, [x, w], None, &out_shape)?;
     if let Some(b) = bias {
         y = place::add_bias(y, b)?;
     }
@@ -185,10 +190,13 @@ pub fn conv_transpose2d(
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads.accumulate(&x, place::forward(&g, dy, &w, None, x.shape())?)?;
+            grads.accumulate(&x, place::product(&g, ConvProduct::Forward, [dy, &w], None, x.shape())?)?;
         }
         if w.requires_grad() {
-            grads.accumulate(&w, place::backward(&g, Product::Weight, [dy, &x], w.shape())?)?;
+            grads.accumulate(
+                &w,
+                place::product(&g, ConvProduct::BackwardWeight, [dy, &x], None, w.shape())?,
+            )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             grads.accumulate(&b, place::bias_grad(g.c_in, dy)?)?;

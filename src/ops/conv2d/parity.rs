@@ -1,7 +1,8 @@
 //! Parity of the convolution kernels, and of the column sums that give the bias gradient, with
 //! [`cpu`].
 
-use super::launch::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+use super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
+use super::launch::conv2d;
 use super::{ConvGeometry, cpu};
 use crate::cuda::exec::Exec;
 use crate::cuda::launch::builtin::column_sums;
@@ -33,9 +34,9 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let (xb, wb, bb, dyb) = (cx.up(&x)?, cx.up(&wt)?, cx.up(&b)?, cx.up(&dy)?);
         let rows = n * g.h_out * g.w_out;
 
-        let y = conv2d_forward(cx.e, &g, &xb, &wb, Some(&bb))?;
+        let y = conv2d(cx.e, &g, Forward, [&xb, &wb], Some(&bb))?;
         cx.compare("conv2d_forward", &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), Tol::dot(g.k()))?;
-        let y = conv2d_forward(cx.e, &g, &xb, &wb, None)?;
+        let y = conv2d(cx.e, &g, Forward, [&xb, &wb], None)?;
         cx.compare(
             "conv2d_forward",
             &format!("{case} no bias"),
@@ -43,7 +44,7 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             &cpu::forward(&g, &x, &wt, None),
             Tol::dot(g.k()),
         )?;
-        let dx = conv2d_backward_data(cx.e, &g, &dyb, &wb)?;
+        let dx = conv2d(cx.e, &g, BackwardData, [&dyb, &wb], None)?;
         cx.compare(
             "conv2d_backward_data",
             &case,
@@ -51,7 +52,7 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             &cpu::backward_data(&g, &dy, &wt),
             Tol::dot(k * k * co),
         )?;
-        let dw = conv2d_backward_weight(cx.e, &g, &xb, &dyb)?;
+        let dw = conv2d(cx.e, &g, BackwardWeight, [&xb, &dyb], None)?;
         let want = cpu::backward_weight(&g, &x, &dy);
         cx.compare("conv2d_backward_weight+reduce", &case, &dw, &want, Tol::dot(rows))?;
         let db = column_sums(cx.e, rows, co, 1.0, &dyb)?;

@@ -2,64 +2,39 @@
 //! rayon path ([`super::cpu`]) for host tensors, the kernels of `kernels/conv2d.cu` through
 //! [`super::launch`] for tensors on a device. Results carry no gradient.
 
-use super::launch as kernels;
+use super::launch::{self as kernels, ConvProduct};
 use super::{ConvGeometry, cpu};
 use crate::cpu::reduce::column_sums;
 use crate::error::Result;
 use crate::ops::batchnorm::launch::{Affine, bn_forward};
-use crate::ops::{gpu_of, map2_on};
+use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 
-/// `conv(x, w) + bias`, shaped `shape`.
-pub(super) fn forward(
+/// `product` of the convolution of geometry `g` on its two operands (and the bias, forward only),
+/// shaped `shape`.
+pub(super) fn product(
     g: &ConvGeometry,
-    x: &Tensor,
-    w: &Tensor,
+    product: ConvProduct,
+    [a, b]: [&Tensor; 2],
     bias: Option<&Tensor>,
     shape: &[usize],
 ) -> Result<Tensor> {
-    match gpu_of("conv2d", &[x, w])? {
+    match gpu_of("conv2d", &[a, b])? {
         Some(gpu) => {
             let bias = bias.map(Tensor::gpu_buf).transpose()?;
-            let y = kernels::conv2d_forward(&*gpu, g, x.gpu_buf()?, w.gpu_buf()?, bias)?;
+            let y = kernels::conv2d(&*gpu, g, product, [a.gpu_buf()?, b.gpu_buf()?], bias)?;
             Ok(Tensor::new_gpu(y, &gpu, shape, false))
         }
         None => {
-            let y = cpu::forward(g, x.host()?, w.host()?, bias.map(Tensor::host).transpose()?);
+            let (a, b) = (a.host()?, b.host()?);
+            let y = match product {
+                ConvProduct::Forward => cpu::forward(g, a, b, bias.map(Tensor::host).transpose()?),
+                ConvProduct::BackwardData => cpu::backward_data(g, a, b),
+                ConvProduct::BackwardWeight => cpu::backward_weight(g, a, b),
+            };
             Ok(Tensor::new_cpu(y, shape, false))
         }
     }
-}
-
-/// A backward product of the convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Product {
-    /// The transposed convolution of `dy` with `w` (backward-data), operands `[dy, w]`.
-    Data,
-    /// The correlation of `x` with `dy` (backward-weight), operands `[x, dy]`.
-    Weight,
-}
-
-/// `product` of the convolution of geometry `g` on its two operands, shaped `shape`.
-pub(super) fn backward(
-    g: &ConvGeometry,
-    product: Product,
-    [a, b]: [&Tensor; 2],
-    shape: &[usize],
-) -> Result<Tensor> {
-    map2_on(
-        "conv2d backward",
-        [a, b],
-        shape,
-        |a, b| match product {
-            Product::Data => cpu::backward_data(g, a, b),
-            Product::Weight => cpu::backward_weight(g, a, b),
-        },
-        |gpu, a, b| match product {
-            Product::Data => kernels::conv2d_backward_data(gpu, g, a, b),
-            Product::Weight => kernels::conv2d_backward_weight(gpu, g, a, b),
-        },
-    )
 }
 
 /// The bias gradient: `dy` summed over everything but its last dimension of `channels`.
