@@ -57,9 +57,20 @@ struct RowParams {
 };
 // One SGD update of len parameters.
 struct SgdParams {
-    int len, nesterov, first;
+    int tensors, nesterov, first;
     float lr, momentum, weight_decay;
 };
+
+// A device address held in a buffer (a table of buffers that one launch updates).
+typedef unsigned long long addr_t;
+
+// `T* name`: the launch's dynamic shared memory, whose size in bytes the kernel's contract states
+// as `shared(bytes)` (the emulation defines its own version in kernels/emu/cuda_emu.h).
+#ifndef DYNAMIC_SHARED
+#define DYNAMIC_SHARED(T, name)                                        \
+    extern __shared__ __align__(16) unsigned char iekd_dynamic_shared[]; \
+    T* name = reinterpret_cast<T*>(iekd_dynamic_shared)
+#endif
 
 // Marks a buffer argument that may be a null pointer (an absent optional buffer).
 #define NULLABLE

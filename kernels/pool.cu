@@ -3,11 +3,12 @@
 #include "common.cuh"
 
 // y[n, c] = sum_q x[n, q, c] / pixels. Grid (ceil(c / RED_C), n), block (RED_C, RED_R); the
-// additions run in a fixed order.
-// contract: x[p.n * p.pixels * p.c]; y[p.n * p.c]
+// additions run in a fixed order. The partial sums live in dynamic shared memory (lanes[RED_R][RED_C + 1]).
+// contract: x[p.n * p.pixels * p.c]; y[p.n * p.c]; shared(RED_R * (RED_C + 1) * 4)
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     avg_pool_forward(const PoolParams p, const float* __restrict__ x, float* __restrict__ y) {
-    __shared__ float lanes[RED_R][RED_C + 1];
+    DYNAMIC_SHARED(float, shared);
+    float(*lanes)[RED_C + 1] = reinterpret_cast<float(*)[RED_C + 1]>(shared);
     const int c = blockIdx.x * RED_C + threadIdx.x, n = blockIdx.y;
     if (n >= p.n) return;  // the whole block
     float sum = 0.f;

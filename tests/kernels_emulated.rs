@@ -59,7 +59,7 @@ fn launch_errors_name_the_kernel_and_sizes() {
     let grid = Grid { blocks: [1, 1, 1], threads: [32, 1, 1] };
     let mut y = e.alloc::<f32>(1).expect("alloc");
     // SAFETY: no kernel has this name, so nothing runs.
-    let call = Call { kernel: "no_such_kernel", grid };
+    let call = Call { kernel: "no_such_kernel", grid, shared_bytes: 0 };
     let err = unsafe { e.launch(call, &MapParams::default(), &mut [Arg::Out(&mut y)]) };
     assert!(err.is_err_and(|e| e.to_string().contains("no_such_kernel")));
 }

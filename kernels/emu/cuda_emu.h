@@ -5,7 +5,7 @@
 // stays alive for the whole launch; __syncthreads() is a std::barrier over them, and the end of a
 // block is one more barrier. Warp shuffles exchange values through one slot per thread between two
 // barriers of the warp. __shared__ variables are static: one block runs at a time and launches are
-// serialised, so the block being run owns them. ThreadSanitizer sees every synchronisation.
+// serialised, so the block being run owns them; so is the dynamic shared memory, one buffer per launch. ThreadSanitizer sees every synchronisation.
 #ifndef IEKD_CUDA_EMU_H
 #define IEKD_CUDA_EMU_H
 
@@ -38,6 +38,8 @@ inline dim3 gridDim;
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(...)
+// The launch's dynamic shared memory (see kernels/common.cuh).
+#define DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(emu::dynamic_memory)
 
 namespace emu {
 
@@ -55,6 +57,8 @@ struct Block {
 
 inline Block* current = nullptr;
 inline std::mutex one_launch;
+// The dynamic shared memory of the launch being run (its shared_bytes, 16-byte aligned).
+inline unsigned char* dynamic_memory = nullptr;
 
 inline unsigned linear_thread() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
 
@@ -81,10 +85,12 @@ void call(void (*k)(A...), void** args, std::index_sequence<I...>) {
 
 // Runs kernel k over grid x block, one block at a time.
 template <class... A>
-void run(void (*k)(A...), dim3 grid, dim3 block, void** args) {
+void run(void (*k)(A...), dim3 grid, dim3 block, unsigned shared_bytes, void** args) {
     std::lock_guard<std::mutex> guard(one_launch);
     gridDim = grid;
     blockDim = block;
+    std::vector<std::max_align_t> dynamic((shared_bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
+    dynamic_memory = reinterpret_cast<unsigned char*>(dynamic.data());
     const unsigned threads = block.x * block.y * block.z, blocks = grid.x * grid.y * grid.z;
     Block state(threads);
     current = &state;
@@ -101,6 +107,7 @@ void run(void (*k)(A...), dim3 grid, dim3 block, void** args) {
         });
     for (std::thread& th : pool) th.join();
     current = nullptr;
+    dynamic_memory = nullptr;
 }
 
 }  // namespace emu

@@ -6,17 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtrMut, PushKernelArg, result, sys,
+    CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, result, sys,
 };
 use cudarc::nvrtc::Ptx;
 
-use super::exec::{Arg, Call, Elem, Exec, check_copy};
+use super::exec::{Arg, Call, Elem, Exec, Grid, check_copy};
 use super::params::KernelParams;
+use super::raw::RawOp;
+use super::staging::{PINNED_FROM_BYTES, Staging};
 use super::{nvrtc, sources};
 use crate::error::{Error, Result};
-
-/// The value of a null pointer parameter.
-static NULL: u64 = 0;
 
 fn device_err(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Device(format!("cuda: {what}: {e:?}"))
@@ -31,6 +30,10 @@ pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// The dynamic shared memory each kernel was allowed beyond the default.
+    shared_allowed: Mutex<HashMap<&'static str, u32>>,
+    /// Pinned buffers that batches are uploaded through.
+    staging: Staging,
     poison: bool,
     sync_each_launch: bool,
 }
@@ -77,9 +80,11 @@ impl CudaBackend {
         let stream = ctx.new_stream().map_err(|e| device_err("creating a stream", e))?;
         let sync_each_launch = std::env::var(SYNC_EACH_LAUNCH).is_ok_and(|v| v == "1");
         Ok(CudaBackend {
+            staging: Staging::new(&ctx),
             ctx,
             stream,
             functions: Mutex::new(HashMap::new()),
+            shared_allowed: Mutex::new(HashMap::new()),
             poison: false,
             sync_each_launch,
         })
@@ -168,6 +173,133 @@ fn keep_freed_memory(ctx: &CudaContext) -> Result<()> {
     }
 }
 
+/// The thin unsafe core that [`super::gpu::Gpu`] drives: work by address.
+impl CudaBackend {
+    /// Fresh device memory of `bytes` bytes (at least one), unset, with its address.
+    pub(crate) fn alloc_raw(&self, bytes: usize) -> Result<(CudaSlice<u8>, u64)> {
+        // SAFETY: the contents are left unset, as `Exec::alloc` specifies for every buffer.
+        let slice =
+            unsafe { self.stream.alloc::<u8>(bytes.max(1)) }.map_err(|e| device_err("allocation", e))?;
+        let addr = slice.device_ptr(&self.stream).0;
+        Ok((slice, addr))
+    }
+
+    /// Runs `op` on the stream (a launch, or a copy between addresses).
+    ///
+    /// # Safety
+    /// A launch's parameters must match its kernel, and every address must point at live device
+    /// memory holding what the kernel or copy touches.
+    pub(crate) unsafe fn execute(&self, op: &RawOp) -> Result<()> {
+        let (call, sync) = match op {
+            RawOp::Copy { src, dst, bytes } => {
+                // SAFETY: the caller guarantees both ranges are live device memory.
+                unsafe { result::memcpy_dtod_async(*dst, *src, *bytes, self.stream.cu_stream()) }
+                    .map_err(|e| device_err("copy on the device", e))?;
+                return Ok(());
+            }
+            RawOp::Launch { call, .. } => (*call, self.sync_each_launch && !self.capturing()),
+        };
+        let f = self.function(call.kernel)?;
+        self.allow_shared(call, &f)?;
+        let Grid { blocks, threads } = call.grid;
+        let launched = op.with_kernel_params(|params| {
+            // SAFETY: the caller guarantees the parameters and addresses match the kernel.
+            unsafe {
+                result::launch_kernel(
+                    f.cu_function(),
+                    (blocks[0], blocks[1], blocks[2]),
+                    (threads[0], threads[1], threads[2]),
+                    call.shared_bytes,
+                    self.stream.cu_stream(),
+                    params,
+                )
+            }
+        });
+        launched.unwrap_or(Ok(())).map_err(|e| device_err(call.kernel, e))?;
+        if sync {
+            self.stream.synchronize().map_err(|e| device_err(&format!("{} faulted", call.kernel), e))?;
+        }
+        Ok(())
+    }
+
+    /// Copies `host` to address `dst`, ordered on the stream; the host slice may be dropped on
+    /// return (large copies go through pinned staging buffers, small ones are staged by the
+    /// driver before the call returns).
+    ///
+    /// # Safety
+    /// `dst` must point at live device memory of at least `size_of_val(host)` bytes.
+    pub(crate) unsafe fn write_raw<T: Elem>(&self, dst: u64, host: &[T]) -> Result<()> {
+        let bytes: &[u8] = bytemuck::cast_slice(host);
+        if bytes.len() >= PINNED_FROM_BYTES {
+            // SAFETY: as the caller guarantees.
+            return unsafe { self.staging.upload(&self.stream, dst, bytes) };
+        }
+        // SAFETY: as the caller guarantees.
+        unsafe { result::memcpy_htod_async(dst, bytes, self.stream.cu_stream()) }
+            .map_err(|e| device_err("copy to the device", e))
+    }
+
+    /// Copies from address `src` into `host` after the work queued before, and waits for it.
+    ///
+    /// # Safety
+    /// `src` must point at live device memory of at least `size_of_val(host)` bytes.
+    pub(crate) unsafe fn read_raw<T: Elem>(&self, src: u64, host: &mut [T]) -> Result<()> {
+        // SAFETY: as the caller guarantees; `host` outlives the copy, which the synchronisation
+        // below completes.
+        unsafe { result::memcpy_dtoh_async(host, src, self.stream.cu_stream()) }
+            .map_err(|e| device_err("copy to the host", e))?;
+        self.synchronize()
+    }
+
+    /// Lets `f` take `call.shared_bytes` of dynamic shared memory: above the default 48 KiB a
+    /// kernel must opt in (a function attribute, set once per kernel and size).
+    fn allow_shared(&self, call: Call, f: &CudaFunction) -> Result<()> {
+        const DEFAULT_LIMIT: u32 = 48 * 1024;
+        if call.shared_bytes <= DEFAULT_LIMIT {
+            return Ok(());
+        }
+        let mut allowed =
+            self.shared_allowed.lock().map_err(|_| Error::Device("kernel cache poisoned".into()))?;
+        if allowed.get(call.kernel).is_some_and(|&b| b >= call.shared_bytes) {
+            return Ok(());
+        }
+        let attribute = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+        f.set_attribute(attribute, call.shared_bytes as i32).map_err(|e| device_err(call.kernel, e))?;
+        allowed.insert(call.kernel, call.shared_bytes);
+        Ok(())
+    }
+
+    fn capturing(&self) -> bool {
+        self.stream
+            .capture_status()
+            .is_ok_and(|s| s != sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE)
+    }
+
+    /// `ops` captured into a CUDA graph (nothing runs until it is launched).
+    ///
+    /// # Safety
+    /// As for [`CudaBackend::execute`], for every op, whenever the graph is launched.
+    pub(crate) unsafe fn capture(&self, ops: &[RawOp]) -> Result<CudaGraph> {
+        let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
+        self.stream.begin_capture(mode).map_err(|e| device_err("beginning a graph capture", e))?;
+        // SAFETY: as the caller guarantees.
+        let recorded = ops.iter().try_for_each(|op| unsafe { self.execute(op) });
+        let flags = sys::CUgraphInstantiate_flags(0);
+        let graph = self.stream.end_capture(flags).map_err(|e| device_err("capturing a graph", e));
+        recorded?;
+        graph?.ok_or_else(|| Error::Device("cuda: the captured graph is empty".into()))
+    }
+
+    /// Launches a captured graph on the stream.
+    pub(crate) fn replay(&self, graph: &CudaGraph) -> Result<()> {
+        graph.launch().map_err(|e| device_err("launching a graph", e))?;
+        if self.sync_each_launch {
+            self.synchronize()?;
+        }
+        Ok(())
+    }
+}
+
 impl Exec for CudaBackend {
     type Buf<T: Elem> = CudaSlice<T>;
 
@@ -177,6 +309,10 @@ impl Exec for CudaBackend {
 
     fn upload<T: Elem>(&self, host: &[T]) -> Result<CudaSlice<T>> {
         self.stream.clone_htod(host).map_err(|e| device_err("copy to the device", e))
+    }
+
+    fn addr<T: Elem>(&self, buf: &CudaSlice<T>) -> u64 {
+        buf.device_ptr(&self.stream).0
     }
 
     fn download<T: Elem>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
@@ -211,29 +347,18 @@ impl Exec for CudaBackend {
     }
 
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
-        let Call { kernel, grid } = call;
-        let f = self.function(kernel)?;
-        let cfg = cudarc::driver::LaunchConfig {
-            grid_dim: (grid.blocks[0], grid.blocks[1], grid.blocks[2]),
-            block_dim: (grid.threads[0], grid.threads[1], grid.threads[2]),
-            shared_mem_bytes: 0,
-        };
-        let mut builder = self.stream.launch_builder(&f);
-        builder.arg(p);
-        for a in args.iter_mut() {
-            match a {
-                Arg::In(b) => builder.arg(*b),
-                Arg::Index(b) => builder.arg(*b),
-                Arg::Out(b) => builder.arg(&mut **b),
-                Arg::Null => builder.arg(&NULL),
-            };
-        }
+        let ptrs = args
+            .iter()
+            .map(|a| match a {
+                Arg::In(b) => b.device_ptr(&self.stream).0,
+                Arg::Index(b) => b.device_ptr(&self.stream).0,
+                Arg::Addresses(b) => b.device_ptr(&self.stream).0,
+                Arg::Out(b) => b.device_ptr(&self.stream).0,
+                Arg::Null => 0,
+            })
+            .collect();
         // SAFETY: the caller guarantees that the parameters match the kernel and that the buffers
-        // are large enough.
-        unsafe { builder.launch(cfg) }.map_err(|e| device_err(kernel, e))?;
-        if self.sync_each_launch {
-            self.stream.synchronize().map_err(|e| device_err(&format!("{kernel} faulted"), e))?;
-        }
-        Ok(())
+        // are large enough; the addresses are those of the caller's live buffers.
+        unsafe { self.execute(&RawOp::launch(call, p, ptrs)) }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Each `extern "C" __global__` kernel takes its parameter struct first, then its buffers:
 //! `const float*` (an input), `float*` (an output or a buffer updated in place), `const int*` (an
-//! index input); a buffer marked `NULLABLE` may be absent. The comment above each kernel ends with
+//! index input), `const addr_t*` (a table of buffer addresses, which makes the handle `unsafe`);
+//! a buffer marked `NULLABLE` may be absent. The comment above each kernel ends with
 //! its contract, one entry per `;`:
 //!
 //! ```text
@@ -11,7 +12,8 @@
 //! ```
 //!
 //! `name[len]` gives the elements the kernel may touch in buffer `name` for these parameters, for
-//! any number of blocks; a comparison is a precondition on the parameters. Expressions use the
+//! any number of blocks; `shared(bytes)` is the dynamic shared memory a launch gets (at most
+//! [`MAX_SHARED_BYTES`]); a comparison is a precondition on the parameters. Expressions use the
 //! parameter fields `p.field`, integers, the constants of `common.cuh` and `+ - * / % ( )`. The
 //! block shape comes from `__launch_bounds__`: `A * B` is a two-dimensional block `A x B`.
 //!
@@ -54,7 +56,12 @@ pub struct Kernel {
     pub lengths: Vec<(String, String)>,
     /// Preconditions on the parameters.
     pub requires: Vec<String>,
+    /// The bytes of dynamic shared memory per block, when the kernel uses it.
+    pub shared: Option<String>,
 }
+
+/// The most dynamic shared memory a block may ask for (227 KiB on compute capability 9.0).
+pub const MAX_SHARED_BYTES: i64 = 227 * 1024;
 
 /// The `constexpr int NAME = value;` constants of `common.cuh`.
 pub fn constants(common: &str) -> BTreeMap<String, i64> {
@@ -133,19 +140,24 @@ fn kernel(file: &str, name: &str, args: &str, block: [u32; 2], contract: &str) -
     for words in args {
         let nullable = words.contains(&"NULLABLE");
         let output = !words.contains(&"const");
-        let elem = match words.iter().find(|w| w.starts_with("float") || w.starts_with("int")) {
+        let elem = match words.iter().find(|w| ["float", "int", "addr_t"].iter().any(|t| w.starts_with(t))) {
             Some(w) if w.starts_with("float") => "f32",
-            Some(_) => "i32",
+            Some(w) if w.starts_with("int") => "i32",
+            Some(_) => "u64",
             None => return Err(format!("unsupported argument `{}`", words.join(" "))),
         };
-        if elem == "i32" && output {
-            return Err("an int buffer must be const".into());
+        if elem != "f32" && output {
+            return Err(format!("an {elem} buffer must be const"));
         }
         let name = words.last().ok_or("empty argument")?.trim_start_matches('*').to_string();
         buffers.push(Buffer { name, elem, output, nullable });
     }
-    let (mut lengths, mut requires) = (Vec::new(), Vec::new());
+    let (mut lengths, mut requires, mut shared) = (Vec::new(), Vec::new(), None);
     for entry in contract.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        if let Some(bytes) = entry.strip_prefix("shared(").and_then(|e| e.strip_suffix(')')) {
+            shared = Some(bytes.to_string());
+            continue;
+        }
         match entry.split_once('[') {
             Some((buf, len)) if !buf.contains(' ') => {
                 let len = len.strip_suffix(']').ok_or(format!("contract entry `{entry}` lacks its `]`"))?;
@@ -171,6 +183,7 @@ fn kernel(file: &str, name: &str, args: &str, block: [u32; 2], contract: &str) -
         block,
         lengths,
         requires,
+        shared,
     })
 }
 
@@ -224,7 +237,11 @@ pub fn handles(kernels: &[Kernel], consts: &BTreeMap<String, i64>) -> Result<Str
         let p = &k.params_name;
         let signature: Vec<String> = std::iter::once(format!("{} {p}", k.params))
             .chain(k.buffers.iter().map(|b| {
-                let ty = if b.elem == "f32" { "float*" } else { "int*" };
+                let ty = match b.elem {
+                    "f32" => "float*",
+                    "i32" => "int*",
+                    _ => "addr_t*",
+                };
                 format!(
                     "{}{}{ty} {}",
                     if b.nullable { "NULLABLE " } else { "" },
@@ -244,7 +261,22 @@ pub fn handles(kernels: &[Kernel], consts: &BTreeMap<String, i64>) -> Result<Str
             let ty = if b.nullable { format!("Option<{ty}>") } else { ty };
             write!(args, ", {}: {ty}", b.name).expect("write to String");
         }
-        writeln!(s, "pub fn {}<E: Exec>({args}) -> Result<()> {{", k.name).expect("write to String");
+        let tables: Vec<&str> =
+            k.buffers.iter().filter(|b| b.elem == "u64").map(|b| b.name.as_str()).collect();
+        let unsafety = if tables.is_empty() {
+            ""
+        } else {
+            writeln!(s, "///\n/// # Safety\n/// Every address in `{}` must be that of a live buffer holding what the kernel's", tables.join("`, `"))
+                .expect("write to String");
+            writeln!(
+                s,
+                "/// comment says it reads or writes there: the contract cannot check a table's entries."
+            )
+            .expect("write to String");
+            "unsafe "
+        };
+        writeln!(s, "pub {unsafety}fn {}<E: Exec>({args}) -> Result<()> {{", k.name)
+            .expect("write to String");
         writeln!(s, "    const KERNEL: &str = {:?};", k.name).expect("write to String");
         writeln!(s, "    check_block(KERNEL, grid, {:?})?;", k.block).expect("write to String");
         writeln!(s, "    check_params(KERNEL, {p})?;").expect("write to String");
@@ -270,7 +302,8 @@ pub fn handles(kernels: &[Kernel], consts: &BTreeMap<String, i64>) -> Result<Str
                 let arg = match (b.output, b.elem) {
                     (true, _) => "Arg::Out",
                     (false, "f32") => "Arg::In",
-                    _ => "Arg::Index",
+                    (false, "i32") => "Arg::Index",
+                    _ => "Arg::Addresses",
                 };
                 if b.nullable {
                     format!("{b}.map_or(Arg::Null, {arg})", b = b.name)
@@ -285,12 +318,16 @@ pub fn handles(kernels: &[Kernel], consts: &BTreeMap<String, i64>) -> Result<Str
         )
         .expect("write to String");
         writeln!(s, "    // the checks above establish its contract.").expect("write to String");
-        writeln!(
-            s,
-            "    unsafe {{ e.launch(Call {{ kernel: KERNEL, grid }}, {p}, &mut [{}]) }}",
-            launch_args.join(", ")
-        )
-        .expect("write to String");
+        let shared_bytes = match &k.shared {
+            Some(bytes) => {
+                format!("shared_bytes(KERNEL, {}, {MAX_SHARED_BYTES})?", rust_expr(bytes, p, consts)?)
+            }
+            None => "0".into(),
+        };
+        writeln!(s, "    let call = Call {{ kernel: KERNEL, grid, shared_bytes: {shared_bytes} }};")
+            .expect("write to String");
+        writeln!(s, "    unsafe {{ e.launch(call, {p}, &mut [{}]) }}", launch_args.join(", "))
+            .expect("write to String");
         writeln!(s, "}}\n").expect("write to String");
     }
     Ok(s)
@@ -341,6 +378,26 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
         );
         assert!(code.contains("Count::of(p.cols) <= Count(256)"), "{code}");
         assert!(code.contains("bias.map_or(Arg::Null, Arg::In)"), "{code}");
+    }
+
+    #[test]
+    fn shared_memory_and_address_tables_change_the_handle() {
+        let consts = constants(COMMON);
+        let table = TOY
+            .replace("const int* __restrict__ labels", "const addr_t* __restrict__ labels")
+            .replace("bias[p.cols];", "bias[p.cols]; labels[p.rows]; shared(p.cols * 4);");
+        let [k] = &parse_file("toy", &table, &consts).unwrap()[..] else { panic!("one kernel") };
+        assert_eq!(k.buffers[2].elem, "u64");
+        assert_eq!(k.shared.as_deref(), Some("p.cols * 4"));
+        let code = handles(std::slice::from_ref(k), &consts).unwrap();
+        assert!(code.contains("pub unsafe fn toy<E: Exec>") && code.contains("# Safety"), "{code}");
+        assert!(code.contains("Arg::Addresses(labels)"), "{code}");
+        assert!(code.contains("shared_bytes(KERNEL, Count::of(p.cols) * Count(4), 232448)?"), "{code}");
+        let plain = TOY.replace("bias[p.cols];", "bias[p.cols]; labels[p.rows];");
+        let code = handles(&parse_file("toy", &plain, &consts).unwrap(), &consts).unwrap();
+        assert!(code.contains("pub fn toy<E: Exec>") && code.contains("shared_bytes: 0"), "{code}");
+        let bad = table.replace("float* __restrict__ y", "addr_t* __restrict__ y");
+        assert!(parse_file("toy", &bad, &consts).unwrap_err().contains("u64 buffer must be const"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::ffi::{CString, c_char, c_int, c_void};
 
 use super::exec::{Arg, Call, Elem, Exec, check_copy};
 use super::params::KernelParams;
+use super::raw::RawOp;
 use crate::error::{Error, Result};
 
 unsafe extern "C" {
@@ -14,6 +15,7 @@ unsafe extern "C" {
         name: *const c_char,
         grid: *const u32,
         block: *const u32,
+        shared_bytes: u32,
         args: *mut *mut c_void,
     ) -> c_int;
 }
@@ -33,6 +35,10 @@ impl Exec for Emulator {
         Ok(host.to_vec())
     }
 
+    fn addr<T: Elem>(&self, buf: &Vec<T>) -> u64 {
+        buf.as_ptr() as u64
+    }
+
     fn download<T: Elem>(&self, buf: &Vec<T>) -> Result<Vec<T>> {
         Ok(buf.clone())
     }
@@ -48,34 +54,74 @@ impl Exec for Emulator {
     }
 
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
-        let Call { kernel, grid } = call;
-        let name = CString::new(kernel).map_err(|_| Error::Device(format!("{kernel}: bad kernel name")))?;
-        // The value of each pointer parameter, then CUDA's kernelParams: the address of each value.
-        let mut pointers: Vec<*mut c_void> = args
+        let ptrs = args
             .iter_mut()
             .map(|a| match a {
-                Arg::In(b) => b.as_ptr() as *mut c_void,
-                Arg::Index(b) => b.as_ptr() as *mut c_void,
-                Arg::Out(b) => b.as_mut_ptr() as *mut c_void,
-                Arg::Null => std::ptr::null_mut(),
+                Arg::In(b) => b.as_ptr() as u64,
+                Arg::Index(b) => b.as_ptr() as u64,
+                Arg::Addresses(b) => b.as_ptr() as u64,
+                Arg::Out(b) => b.as_mut_ptr() as u64,
+                Arg::Null => 0,
             })
             .collect();
-        let mut kernel_params: Vec<*mut c_void> = std::iter::once(p as *const P as *mut c_void)
-            .chain(pointers.iter_mut().map(|p| p as *mut *mut c_void as *mut c_void))
-            .collect();
         // SAFETY: the caller guarantees that the parameters match the kernel and that the buffers
-        // are large enough; `kernel_params` and what it points to outlive the (synchronous) call.
-        let rc = unsafe {
-            iekd_emu_launch(
-                name.as_ptr(),
-                grid.blocks.as_ptr(),
-                grid.threads.as_ptr(),
-                kernel_params.as_mut_ptr(),
-            )
+        // are large enough; the addresses are those of the caller's live vectors.
+        unsafe { self.execute(&RawOp::launch(call, p, ptrs)) }
+    }
+}
+
+/// The thin unsafe core that [`super::gpu::Gpu`] drives: work by address (host addresses here).
+impl Emulator {
+    /// Runs `op` now: a kernel over its grid, or a copy.
+    ///
+    /// # Safety
+    /// A launch's parameters must match its kernel, and every address must point at live memory
+    /// holding what the kernel or copy touches.
+    pub(crate) unsafe fn execute(&self, op: &RawOp) -> Result<()> {
+        let call = match op {
+            RawOp::Copy { src, dst, bytes } => {
+                // SAFETY: the caller guarantees both ranges are live; `copy` allows overlap.
+                unsafe { std::ptr::copy(*src as *const u8, *dst as *mut u8, *bytes) };
+                return Ok(());
+            }
+            RawOp::Launch { call, .. } => *call,
         };
-        if rc != 0 {
-            return Err(Error::Device(format!("emulation: no kernel named {kernel}")));
+        let name = CString::new(call.kernel)
+            .map_err(|_| Error::Device(format!("{}: bad kernel name", call.kernel)))?;
+        let rc = op.with_kernel_params(|params| {
+            // SAFETY: the caller guarantees that the parameters match the kernel and that the
+            // buffers are large enough; `params` and what it points to outlive the (synchronous) call.
+            unsafe {
+                iekd_emu_launch(
+                    name.as_ptr(),
+                    call.grid.blocks.as_ptr(),
+                    call.grid.threads.as_ptr(),
+                    call.shared_bytes,
+                    params.as_mut_ptr(),
+                )
+            }
+        });
+        if rc != Some(0) {
+            return Err(Error::Device(format!("emulation: no kernel named {}", call.kernel)));
         }
         Ok(())
+    }
+
+    /// Copies `host` to address `dst`.
+    ///
+    /// # Safety
+    /// `dst` must point at live memory of at least `size_of_val(host)` bytes, not overlapping `host`.
+    pub(crate) unsafe fn write_raw<T: Elem>(&self, dst: u64, host: &[T]) {
+        // SAFETY: as the caller guarantees.
+        unsafe { std::ptr::copy_nonoverlapping(host.as_ptr(), dst as *mut T, host.len()) }
+    }
+
+    /// Copies from address `src` into `host`.
+    ///
+    /// # Safety
+    /// `src` must point at live memory of at least `size_of_val(host)` bytes, not overlapping `host`.
+    pub(crate) unsafe fn read_raw<T: Elem>(&self, src: u64, host: &mut [T]) {
+        // SAFETY: as the caller guarantees.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const T, host.as_mut_ptr(), host.len()) }
     }
 }

@@ -12,7 +12,9 @@ use super::params::KernelParams;
 use crate::error::Result;
 
 /// An element type of kernel buffers.
-pub trait Elem: Copy + Default + DeviceRepr + ValidAsZeroBits + Send + Sync + 'static {
+pub trait Elem:
+    Copy + Default + DeviceRepr + ValidAsZeroBits + bytemuck::Pod + Send + Sync + 'static
+{
     /// The value a fresh buffer holds where the backend can poison it (NaN for `f32`), so an
     /// element a kernel forgets to write shows up.
     const POISON: Self;
@@ -24,6 +26,10 @@ impl Elem for f32 {
 
 impl Elem for i32 {
     const POISON: Self = i32::MIN;
+}
+
+impl Elem for u64 {
+    const POISON: Self = u64::MAX;
 }
 
 /// Checks that `src_len` elements fit in `dst_len` from `offset` on.
@@ -51,13 +57,15 @@ impl Grid {
     }
 }
 
-/// One kernel launch: which kernel, and its launch shape.
+/// One kernel launch: which kernel, its launch shape and its dynamic shared memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Call {
     /// The kernel's name.
     pub kernel: &'static str,
     /// Blocks and threads.
     pub grid: Grid,
+    /// Bytes of dynamic shared memory per block (from the kernel's contract).
+    pub shared_bytes: u32,
 }
 
 /// One buffer argument of a kernel, after its parameter struct.
@@ -66,6 +74,9 @@ pub enum Arg<'a, E: Exec + ?Sized> {
     In(&'a E::Buf<f32>),
     /// An input of `i32` (labels, channel indices).
     Index(&'a E::Buf<i32>),
+    /// A table of device addresses (`addr_t` in the kernels), built by a launcher from live
+    /// buffers.
+    Addresses(&'a E::Buf<u64>),
     /// An output, or a buffer updated in place.
     Out(&'a mut E::Buf<f32>),
     /// An absent optional buffer (a null pointer).
@@ -82,6 +93,10 @@ pub trait Exec {
 
     /// A copy of `host` for the kernels.
     fn upload<T: Elem>(&self, host: &[T]) -> Result<Self::Buf<T>>;
+
+    /// The device address of the first element of `buf` (for tables of buffers that one launch
+    /// updates).
+    fn addr<T: Elem>(&self, buf: &Self::Buf<T>) -> u64;
 
     /// The elements of `buf`, copied to the host (waits for the kernels writing it).
     fn download<T: Elem>(&self, buf: &Self::Buf<T>) -> Result<Vec<T>>;
@@ -107,32 +122,6 @@ pub trait Exec {
         args: &mut [Arg<'_, Self>],
     ) -> Result<()>;
 }
-
-/// The launch arguments `args` rebuilt over another backend's buffers, each left `Arg::Null` in
-/// `args`: unchanged (`map_args!(args)`, for a wrapper with the same buffers), or unwrapped from
-/// the enum variant `$variant`, with `$foreign` the error for a buffer of another variant.
-macro_rules! map_args {
-    ($args:expr) => {
-        map_args!(@map $args, b => b, unreachable!())
-    };
-    ($args:expr, $variant:path, $foreign:expr) => {
-        map_args!(@map $args, $variant(b) => b, $foreign)
-    };
-    (@map $args:expr, $pat:pat => $b:ident, $foreign:expr) => {
-        $args
-            .iter_mut()
-            .map(|a| match std::mem::replace(a, $crate::cuda::exec::Arg::Null) {
-                $crate::cuda::exec::Arg::In($pat) => Ok($crate::cuda::exec::Arg::In($b)),
-                $crate::cuda::exec::Arg::Index($pat) => Ok($crate::cuda::exec::Arg::Index($b)),
-                $crate::cuda::exec::Arg::Out($pat) => Ok($crate::cuda::exec::Arg::Out($b)),
-                $crate::cuda::exec::Arg::Null => Ok($crate::cuda::exec::Arg::Null),
-                #[allow(unreachable_patterns, unreachable_code)]
-                _ => Err($foreign),
-            })
-            .collect::<$crate::error::Result<Vec<_>>>()
-    };
-}
-pub(crate) use map_args;
 
 /// Another [`Exec`] that also records the name of every kernel it launches (which kernels a test
 /// run exercised).
@@ -164,6 +153,10 @@ impl<E: Exec> Exec for Recorder<'_, E> {
         self.inner.upload(host)
     }
 
+    fn addr<T: Elem>(&self, buf: &Self::Buf<T>) -> u64 {
+        self.inner.addr(buf)
+    }
+
     fn download<T: Elem>(&self, buf: &Self::Buf<T>) -> Result<Vec<T>> {
         self.inner.download(buf)
     }
@@ -180,7 +173,16 @@ impl<E: Exec> Exec for Recorder<'_, E> {
         if let Ok(mut set) = self.launched.lock() {
             set.insert(call.kernel);
         }
-        let mut inner: Vec<Arg<'_, E>> = map_args!(args)?;
+        let mut inner: Vec<Arg<'_, E>> = args
+            .iter_mut()
+            .map(|a| match std::mem::replace(a, Arg::Null) {
+                Arg::In(b) => Arg::In(b),
+                Arg::Index(b) => Arg::Index(b),
+                Arg::Addresses(b) => Arg::Addresses(b),
+                Arg::Out(b) => Arg::Out(b),
+                Arg::Null => Arg::Null,
+            })
+            .collect();
         // SAFETY: the same kernel, grid, parameters and buffers, forwarded unchanged.
         unsafe { self.inner.launch(call, p, &mut inner) }
     }

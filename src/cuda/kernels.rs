@@ -5,8 +5,10 @@
 //! (`&E::Buf<f32>` for `const float*`, `&mut E::Buf<f32>` for `float*`, `&E::Buf<i32>` for
 //! `const int*`, an `Option` for a `NULLABLE` pointer), checks that the block shape is the
 //! kernel's, that the parameters meet the contract's preconditions and that every buffer holds
-//! the elements the contract names, then launches. An unmet contract is an error naming the
-//! kernel and the buffer or condition.
+//! the elements the contract names, and gives the launch the dynamic shared memory the contract
+//! states, then launches. An unmet contract is an error naming the kernel and the buffer or
+//! condition. A kernel that takes a table of addresses has an `unsafe` handle: its caller vouches
+//! for the table.
 //!
 //! The single SAFETY argument for all of them: [`Exec::launch`] needs arguments that match the
 //! kernel's signature in order and type, and buffers large enough for every access. The first
@@ -96,6 +98,14 @@ fn check_len(kernel: &'static str, buffer: &str, have: Option<usize>, need: Coun
         }
         _ => Ok(()),
     }
+}
+
+/// The dynamic shared memory of a launch: `bytes`, which must not exceed `max`.
+fn shared_bytes(kernel: &'static str, bytes: Count, max: i64) -> Result<u32> {
+    if bytes > Count(max as i128) {
+        return Err(Error::invalid(kernel, format!("{} bytes of shared memory exceed {max}", bytes.0)));
+    }
+    Ok(bytes.0 as u32)
 }
 
 include!(concat!(env!("OUT_DIR"), "/handles.rs"));

@@ -114,5 +114,5 @@ kernel_params! {
     /// A row-wise op on `rows x cols` values with a mode and one scalar.
     RowParams { rows: i32, cols: i32, mode: i32, a: f32 }
     /// One SGD update of `len` parameters.
-    SgdParams { len: i32, nesterov: i32, first: i32, lr: f32, momentum: f32, weight_decay: f32 }
+    SgdParams { tensors: i32, nesterov: i32, first: i32, lr: f32, momentum: f32, weight_decay: f32 }
 }
