@@ -6,6 +6,7 @@
 //! `p = p - lr * d`. Momentum buffers are kept per parameter position in the list given to
 //! [`Sgd::step`], which must therefore be the same list, in the same order, at every step.
 
+mod device;
 pub mod launch;
 
 use std::borrow::BorrowMut;
@@ -78,22 +79,14 @@ pub(crate) mod cpu {
     }
 }
 
-/// One parameter's update by `g`, on their device.
-fn update(
+/// One parameter's update by `g` on the host.
+fn update_on_host(
     config: &SgdConfig,
     p: &mut Tensor,
     g: &Tensor,
     buf: Option<&mut Tensor>,
     first: bool,
 ) -> Result<()> {
-    if let Some((gb, _)) = g.gpu() {
-        let (pb, gpu) = p.gpu_mut()?;
-        let bb = match buf {
-            Some(b) => Some(b.gpu_mut()?.0),
-            None => None,
-        };
-        return launch::sgd_step(&*gpu, config, first, gb, pb, bb);
-    }
     let g = g.host()?;
     match buf {
         None => cpu::step_plain(config, p.host_mut()?, g),
@@ -107,13 +100,15 @@ fn update(
 pub struct Sgd {
     config: SgdConfig,
     buffers: Vec<Option<Tensor>>,
+    /// The learning rate on the device, read there by the update (see [`device`]).
+    lr_at: device::LearningRate,
 }
 
 impl Sgd {
     /// An optimiser with no momentum state yet; rejects negative or non-finite settings.
     pub fn new(config: SgdConfig) -> Result<Sgd> {
         config.validate()?;
-        Ok(Sgd { config, buffers: Vec::new() })
+        Ok(Sgd { config, buffers: Vec::new(), lr_at: Default::default() })
     }
 
     /// The current settings.
@@ -143,6 +138,8 @@ impl Sgd {
                 ),
             ));
         }
+        // Which parameters the device updates, and whether it is their first update.
+        let mut on_device = vec![None; params.len()];
         for (i, (p, buf)) in params.iter_mut().zip(&mut self.buffers).enumerate() {
             let p: &mut Tensor = p.borrow_mut();
             let Some(g) = grads.get(p) else { continue };
@@ -171,9 +168,13 @@ impl Sgd {
                     None => *buf = Some(Tensor::zeros(p.shape()).to_device(&device)?),
                 }
             }
-            update(&self.config, p, g, buf.as_mut(), first)?;
+            if device.is_cpu() {
+                update_on_host(&self.config, p, g, buf.as_mut(), first)?;
+            } else {
+                on_device[i] = Some(first);
+            }
         }
-        Ok(())
+        device::update(&self.config, &mut self.lr_at, params, &mut self.buffers, grads, &on_device)
     }
 
     /// The momentum buffers by parameter position (`None` before a parameter's first update),
