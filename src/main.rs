@@ -17,7 +17,7 @@ use iekd::distill::cli::{self as distill_cli, AutoencoderArgs, DataArgs, Distill
 use iekd::distill::demo::{self, DemoArgs};
 use iekd::nn::Arch;
 use iekd::optim::SgdConfig;
-use iekd::train::{self, RunConfig, ScheduleKind, Supervised, Trainee};
+use iekd::train::{self, GraphMode, RunConfig, ScheduleKind, Supervised, Trainee};
 use iekd::verify::gradcheck;
 use iekd::verify::parity;
 use iekd::{Device, Error, Result, bench};
@@ -74,6 +74,10 @@ enum Command {
         /// Device: auto (a GPU when usable, else the CPU), cpu or cuda.
         #[arg(long, default_value = "auto")]
         device: String,
+        /// On a GPU, replay each training step as one CUDA graph once steps repeat (on), or
+        /// launch every kernel (off).
+        #[arg(long, value_enum, default_value = "on")]
+        graph: GraphMode,
         /// Output folder for metrics.jsonl and checkpoints.
         #[arg(long, default_value = "runs/train")]
         out: PathBuf,
@@ -190,6 +194,7 @@ fn run(cli: Cli, given: &dyn Fn(&str) -> bool) -> Result<()> {
             no_nesterov,
             seed,
             device: dev,
+            graph,
             out,
             resume,
         } => {
@@ -200,6 +205,7 @@ fn run(cli: Cli, given: &dyn Fn(&str) -> bool) -> Result<()> {
             let sgd = SgdConfig { lr, momentum, weight_decay, nesterov: !no_nesterov };
             let mut trainee = Supervised::new(net, sgd)?;
             trainee.to_device(&device)?;
+            trainee.use_graphs(graph.is_on());
             let cfg = RunConfig {
                 epochs,
                 lr,

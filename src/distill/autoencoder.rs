@@ -13,12 +13,14 @@ use super::encoder::FactorAutoEncoder;
 use super::teacher::FrozenTeacher;
 use super::{count_correct, load_modules, save_modules};
 use crate::checkpoint::Checkpoint;
+use crate::cuda::graph::StepGraph;
 use crate::data::Loader;
 use crate::error::{Error, Result};
+use crate::ops::accuracy;
 use crate::ops::loss::{l1_loss, mse_loss};
 use crate::optim::{Sgd, SgdConfig};
-use crate::tensor::Tensor;
 use crate::tensor::autograd;
+use crate::tensor::{Tensor, pack_scalars};
 use crate::train::{StepStats, Trainee};
 
 /// The reconstruction loss of the auto-encoder.
@@ -51,6 +53,8 @@ pub struct AutoEncoderTrainee {
     pub recon: Recon,
     /// The optimiser of the auto-encoder.
     pub sgd: Sgd,
+    /// The graph of its steps on a GPU (`None`: every kernel launched each step).
+    graph: Option<StepGraph>,
 }
 
 impl AutoEncoderTrainee {
@@ -61,7 +65,13 @@ impl AutoEncoderTrainee {
         recon: Recon,
         sgd: SgdConfig,
     ) -> Result<Self> {
-        Ok(AutoEncoderTrainee { teacher, autoencoder, recon, sgd: Sgd::new(sgd)? })
+        Ok(AutoEncoderTrainee {
+            teacher,
+            autoencoder,
+            recon,
+            sgd: Sgd::new(sgd)?,
+            graph: Some(StepGraph::default()),
+        })
     }
 
     /// The teacher's feature of `images` and its logits, not recorded.
@@ -77,18 +87,31 @@ impl AutoEncoderTrainee {
 impl Trainee for AutoEncoderTrainee {
     fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats> {
         self.sgd.set_lr(lr)?;
-        let (feature, logits) = self.feature(images)?;
-        let (_, rebuilt) = self.autoencoder.reconstruct(&feature, true)?;
-        let loss = self.recon.loss(&rebuilt, &feature)?;
-        let value = loss.item()? as f64 * labels.len() as f64;
-        let grads = autograd::backward(&loss)?;
-        self.sgd.step(&mut crate::nn::Module::params_mut(&mut self.autoencoder), &grads)?;
+        let device = self.teacher.net.device();
+        let images = images.to_device(&device)?;
+        let mut graph = self.graph.take();
+        let packed = device.step(graph.as_mut(), || {
+            let (feature, logits) = self.feature(&images)?;
+            let (_, rebuilt) = self.autoencoder.reconstruct(&feature, true)?;
+            let loss = self.recon.loss(&rebuilt, &feature)?;
+            let grads = autograd::backward(&loss)?;
+            self.sgd.step(&mut crate::nn::Module::params_mut(&mut self.autoencoder), &grads)?;
+            pack_scalars(&[&loss, &accuracy::count_correct(&logits, labels)?])
+        });
+        self.graph = graph;
+        // One read back, after the whole step is queued.
+        let v = packed?.read()?;
+        let value = v[0] as f64 * labels.len() as f64;
         Ok(StepStats {
             loss: value,
-            correct: count_correct(&logits, labels)?,
+            correct: v[1] as usize,
             images: labels.len(),
             terms: [("recon".to_string(), value)].into(),
         })
+    }
+
+    fn use_graphs(&mut self, on: bool) {
+        self.graph = on.then(StepGraph::default);
     }
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {

@@ -22,7 +22,7 @@ use crate::nn::Arch;
 use crate::ops::loss::FactorNorm;
 use crate::optim::SgdConfig;
 use crate::tensor::device::Device;
-use crate::train::{self, RunConfig, Schedule, ScheduleKind, Summary, Trainee};
+use crate::train::{self, GraphMode, RunConfig, Schedule, ScheduleKind, Summary, Trainee};
 
 /// Where the data comes from.
 #[derive(Clone, Debug)]
@@ -140,6 +140,10 @@ pub struct OptimArgs {
     /// Device: auto (a GPU when usable, else the CPU), cpu or cuda.
     #[cfg_attr(feature = "cli", arg(long, default_value = "auto"))]
     pub device: String,
+    /// On a GPU, replay each training step as one CUDA graph once steps repeat (on), or launch
+    /// every kernel (off).
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "on"))]
+    pub graph: GraphMode,
     /// Continue an interrupted run from OUT/checkpoint.safetensors.
     #[cfg_attr(feature = "cli", arg(long))]
     pub resume: bool,
@@ -376,6 +380,7 @@ pub fn run_autoencoder(args: &AutoencoderArgs, interrupt: Option<Arc<AtomicBool>
     )?;
     let mut trainee = AutoEncoderTrainee::new(teacher, ae, args.recon, args.optim.sgd())?;
     trainee.to_device(&Device::parse(&args.optim.device)?)?;
+    trainee.use_graphs(args.optim.graph.is_on());
     let identity = format!(
         "autoencoder {} of {} ({}) on {} c {} recon {:?} seed {} batch {} sgd {:?}",
         args.encoder.name(),
@@ -465,6 +470,7 @@ pub fn run_distill(args: &DistillArgs, interrupt: Option<Arc<AtomicBool>>) -> Re
     let mut trainee = distill_trainee(args, kind.channels(), kind.num_classes())?;
     let data = args.data.loaders(args.optim.batch_size, args.optim.seed)?;
     trainee.to_device(&Device::parse(&args.optim.device)?)?;
+    trainee.use_graphs(args.optim.graph.is_on());
     let identity = format!(
         "distill {} {} from {:?} ({:?}) ae {:?} on {} val {:?} seed {} batch {} sgd {:?} {:?} split {:?} {} encoder {:?}",
         args.method,

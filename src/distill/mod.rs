@@ -53,7 +53,7 @@ use crate::error::{Error, Result};
 use crate::nn::{Module, Network};
 use crate::ops::arith::{add, scale};
 use crate::ops::loss::FactorNorm;
-use crate::tensor::{Tensor, read_scalars};
+use crate::tensor::{Scalars, Tensor, pack_scalars};
 pub(crate) use crate::train::{count_correct, load_modules, save_modules};
 
 /// A distillation recipe. `CE` is the cross-entropy on the labels, `s`/`t` the student's and the
@@ -251,7 +251,7 @@ impl Terms {
     }
 
     /// The weighted sum (a one-element tensor on the tape) and each term's unweighted value
-    /// (one-element tensors, to read once the step is queued: see [`read_terms`]).
+    /// (one-element tensors, to read once the step is queued: see [`pack_terms`]).
     pub(crate) fn total(self) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
         let (mut values, mut weighted) = (Vec::new(), Vec::new());
         for (name, weight, value) in self.parts {
@@ -272,18 +272,31 @@ pub(crate) struct StepValues {
     pub(crate) terms: Vec<(&'static str, f64)>,
 }
 
-/// The total loss, the hit count and the named terms of a step, read back together (one wait on
-/// a device).
-pub(crate) fn read_terms(
+/// The total loss, the hit count and the named terms of a step, gathered for one read back
+/// ([`PackedTerms::read`]: one wait on a device).
+pub(crate) fn pack_terms(
     total: &Tensor,
     correct: &Tensor,
     terms: &[(&'static str, Tensor)],
-) -> Result<StepValues> {
+) -> Result<PackedTerms> {
     let mut all = vec![total, correct];
     all.extend(terms.iter().map(|(_, t)| t));
-    let v = read_scalars(&all)?;
-    let named = terms.iter().zip(&v[2..]).map(|((name, _), &x)| (*name, x as f64)).collect();
-    Ok(StepValues { loss: v[0] as f64, correct: v[1] as usize, terms: named })
+    Ok(PackedTerms { values: pack_scalars(&all)?, names: terms.iter().map(|(n, _)| *n).collect() })
+}
+
+/// What [`pack_terms`] gathered.
+pub(crate) struct PackedTerms {
+    values: Scalars,
+    names: Vec<&'static str>,
+}
+
+impl PackedTerms {
+    /// The values, read back.
+    pub(crate) fn read(self) -> Result<StepValues> {
+        let v = self.values.read()?;
+        let named = self.names.iter().zip(&v[2..]).map(|(name, &x)| (*name, x as f64)).collect();
+        Ok(StepValues { loss: v[0] as f64, correct: v[1] as usize, terms: named })
+    }
 }
 
 /// Named values summed over a batch of `n` images, as [`crate::train::StepStats::terms`] wants.

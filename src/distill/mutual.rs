@@ -20,8 +20,11 @@ use super::encoder::{FactorAutoEncoder, StudentEncoder};
 use super::spatial::match_spatial;
 use super::split::ChannelSplit;
 use super::student::DistillConfig;
-use super::{Exploration, Method, Terms, load_modules, params_of, read_terms, save_modules, with_encoders};
+use super::{
+    Exploration, Method, PackedTerms, Terms, load_modules, pack_terms, params_of, save_modules, with_encoders,
+};
 use crate::checkpoint::Checkpoint;
+use crate::cuda::graph::StepGraph;
 use crate::data::Loader;
 use crate::error::{Error, Result};
 use crate::nn::{Module, Network};
@@ -110,6 +113,8 @@ pub struct Mutual {
     pub sides: [Side; 2],
     /// The reconstruction loss of the online auto-encoders (IE-DML).
     pub recon: Recon,
+    /// The graphs of the two phases' steps on a GPU (`None`: every kernel launched each step).
+    graphs: [Option<StepGraph>; 2],
 }
 
 impl Mutual {
@@ -133,12 +138,26 @@ impl Mutual {
             Side::new(net1, &config, factor_channels, config.seed)?,
             Side::new(net2, &config, factor_channels, config.seed.wrapping_add(1))?,
         ];
-        Ok(Mutual { config, sides, recon })
+        Ok(Mutual { config, sides, recon, graphs: [Some(StepGraph::default()), Some(StepGraph::default())] })
     }
 
     /// Phase `i` (0 or 1): updates network `i` against the current predictions (and factor) of
-    /// the other, whose auto-encoder is trained at the same time.
+    /// the other, whose auto-encoder is trained at the same time; one step of device work, read
+    /// back once.
     fn phase(&mut self, i: usize, images: &Tensor, labels: &[usize]) -> Result<Phase> {
+        let mut graph = self.graphs[i].take();
+        let device = images.device();
+        let packed = device.step(graph.as_mut(), || self.phase_work(i, images, labels));
+        self.graphs[i] = graph;
+        let (packed, has_recon) = packed?;
+        let mut v = packed.read()?;
+        let recon = if has_recon { v.terms.pop().map(|(_, r)| r) } else { None };
+        Ok(Phase { loss: v.loss, correct: v.correct, terms: v.terms, recon })
+    }
+
+    /// The device work of phase `i`, with its values gathered for reading and whether the
+    /// reconstruction loss is the last of them.
+    fn phase_work(&mut self, i: usize, images: &Tensor, labels: &[usize]) -> Result<(PackedTerms, bool)> {
         let [a, b] = &mut self.sides;
         let (me, peer) = if i == 0 { (a, b) } else { (b, a) };
         let peer_out = {
@@ -183,9 +202,7 @@ impl Mutual {
         // One read back, after the updates are queued; the reconstruction loss last.
         values.extend(recon.as_ref().map(|r| ("recon", r.detach())));
         let correct = accuracy::count_correct(&out.logits, labels)?;
-        let mut v = read_terms(&loss, &correct, &values)?;
-        let recon = recon.and_then(|_| v.terms.pop()).map(|(_, r)| r);
-        Ok(Phase { loss: v.loss, correct: v.correct, terms: v.terms, recon })
+        Ok((pack_terms(&loss, &correct, &values)?, recon.is_some()))
     }
 }
 
@@ -211,6 +228,10 @@ impl Trainee for Mutual {
             }
         }
         Ok(StepStats { loss: first.loss * n, correct: first.correct, images: labels.len(), terms })
+    }
+
+    fn use_graphs(&mut self, on: bool) {
+        self.graphs = [on.then(StepGraph::default), on.then(StepGraph::default)];
     }
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {

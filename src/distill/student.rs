@@ -12,10 +12,11 @@ use super::spatial::match_spatial;
 use super::split::{ChannelSplit, SplitKind};
 use super::teacher::FrozenTeacher;
 use super::{
-    Exploration, Hyper, Method, Terms, batch_terms, load_modules, params_of, read_terms, save_modules, sum,
+    Exploration, Hyper, Method, Terms, batch_terms, load_modules, pack_terms, params_of, save_modules, sum,
     with_encoders,
 };
 use crate::checkpoint::Checkpoint;
+use crate::cuda::graph::StepGraph;
 use crate::data::Loader;
 use crate::error::{Error, Result};
 use crate::nn::{Arch, Module, Network};
@@ -94,6 +95,8 @@ pub struct Distiller {
     pub sgd: Sgd,
     /// OD, IE-OD: the connectors and the teacher's margins.
     overhaul: Option<Overhaul>,
+    /// The graph of its steps on a GPU (`None`: every kernel launched each step).
+    graph: Option<StepGraph>,
 }
 
 /// The checkpoint names of the OD connectors.
@@ -177,7 +180,8 @@ impl Distiller {
             }
             _ => None,
         };
-        Ok(Distiller { config, student, encoders, teacher, splits, sgd: Sgd::new(config.sgd)?, overhaul })
+        let (sgd, graph) = (Sgd::new(config.sgd)?, Some(StepGraph::default()));
+        Ok(Distiller { config, student, encoders, teacher, splits, sgd, overhaul, graph })
     }
 
     /// The losses of one training-mode forward pass on a batch; the teacher runs once.
@@ -279,14 +283,21 @@ impl Distiller {
 impl Trainee for Distiller {
     fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats> {
         self.sgd.set_lr(lr)?;
-        let losses = self.losses(images, labels)?;
-        let grads = autograd::backward(&losses.total)?;
-        let modules = modules(self.student.as_mut(), &mut self.encoders, self.overhaul.as_mut());
-        let mut params = params_of(modules.into_iter().map(|(_, m)| m).collect());
-        self.sgd.step(&mut params, &grads)?;
-        // One read back, after the update is queued.
-        let correct = accuracy::count_correct(&losses.logits, labels)?;
-        let v = read_terms(&losses.total, &correct, &losses.terms)?;
+        let device = self.student.device();
+        let images = images.to_device(&device)?;
+        let mut graph = self.graph.take();
+        let packed = device.step(graph.as_mut(), || {
+            let losses = self.losses(&images, labels)?;
+            let grads = autograd::backward(&losses.total)?;
+            let modules = modules(self.student.as_mut(), &mut self.encoders, self.overhaul.as_mut());
+            let mut params = params_of(modules.into_iter().map(|(_, m)| m).collect());
+            self.sgd.step(&mut params, &grads)?;
+            let correct = accuracy::count_correct(&losses.logits, labels)?;
+            pack_terms(&losses.total, &correct, &losses.terms)
+        });
+        self.graph = graph;
+        // One read back, after the whole step is queued.
+        let v = packed?.read()?;
         let n = labels.len();
         Ok(StepStats {
             loss: v.loss * n as f64,
@@ -294,6 +305,10 @@ impl Trainee for Distiller {
             images: n,
             terms: batch_terms(&v.terms, n),
         })
+    }
+
+    fn use_graphs(&mut self, on: bool) {
+        self.graph = on.then(StepGraph::default);
     }
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::cuda::gpu::Gpu;
+use crate::cuda::graph::StepGraph;
 use crate::error::{Error, Result};
 
 /// A compute device. The CPU (rayon) path runs everywhere and is the oracle for the others.
@@ -93,6 +94,15 @@ impl Device {
     /// Whether this is the CPU.
     pub fn is_cpu(&self) -> bool {
         matches!(self, Device::Cpu)
+    }
+
+    /// Runs `body`, a training step, on this device: through `graph` on a GPU when one is given
+    /// (recorded, and replayed as one graph once steps repeat: [`Gpu::step`]), else as it comes.
+    pub fn step<R>(&self, graph: Option<&mut StepGraph>, body: impl FnOnce() -> Result<R>) -> Result<R> {
+        match (self, graph) {
+            (Device::Cuda(gpu), Some(graph)) => gpu.step(graph, body),
+            _ => body(),
+        }
     }
 }
 

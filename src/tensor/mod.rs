@@ -18,7 +18,7 @@ use crate::cuda::exec::Exec;
 use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::error::{Error, Result};
 use device::Device;
-pub use readback::read_scalars;
+pub use readback::{Scalars, pack_scalars, read_scalars};
 
 /// A tensor's identity in the autograd graph; unique for the life of the process.
 pub type TensorId = u64;

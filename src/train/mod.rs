@@ -32,10 +32,32 @@ use crate::tensor::autograd;
 use crate::tensor::device::Device;
 use progress::Progress;
 
+/// Whether training steps on a GPU are replayed as one graph once they repeat (`--graph`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum GraphMode {
+    /// Record each step's device work and launch it as one graph when it repeats.
+    #[default]
+    On,
+    /// Launch every kernel of every step.
+    Off,
+}
+
+impl GraphMode {
+    /// Whether graphs are used.
+    pub fn is_on(self) -> bool {
+        self == GraphMode::On
+    }
+}
+
 /// Something the loop can train: one model (or several) with its optimiser and loss recipe.
 pub trait Trainee {
     /// One optimisation step on a batch at learning rate `lr`.
     fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats>;
+
+    /// On a GPU, whether steps are recorded and replayed as one graph once they repeat (`true`,
+    /// the default) or launch every kernel each step; no effect on the CPU.
+    fn use_graphs(&mut self, on: bool);
 
     /// Test loss and accuracy of the model being trained, in evaluation mode.
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)>;

@@ -2,6 +2,7 @@
 
 use super::{StepStats, Trainee};
 use crate::checkpoint::Checkpoint;
+use crate::cuda::graph::StepGraph;
 use crate::data::Loader;
 use crate::error::Result;
 use crate::nn::{Module, Network, TensorKind, join};
@@ -10,7 +11,7 @@ use crate::ops::loss::cross_entropy;
 use crate::optim::{Sgd, SgdConfig};
 use crate::tensor::autograd;
 use crate::tensor::device::Device;
-use crate::tensor::{Tensor, read_scalars};
+use crate::tensor::{Tensor, pack_scalars};
 
 /// A network trained with cross-entropy and SGD.
 pub struct Supervised {
@@ -18,12 +19,14 @@ pub struct Supervised {
     pub net: Box<dyn Network>,
     /// Its optimiser.
     pub sgd: Sgd,
+    /// The graph of its steps on a GPU (`None`: every kernel launched each step).
+    graph: Option<StepGraph>,
 }
 
 impl Supervised {
     /// `net` with a fresh optimiser, trained where its parameters are.
     pub fn new(net: Box<dyn Network>, sgd: SgdConfig) -> Result<Self> {
-        Ok(Supervised { net, sgd: Sgd::new(sgd)? })
+        Ok(Supervised { net, sgd: Sgd::new(sgd)?, graph: Some(StepGraph::default()) })
     }
 }
 
@@ -116,20 +119,29 @@ fn load_momentum(ckpt: &Checkpoint, prefix: &str, modules: Vec<(&str, &mut dyn M
 impl Trainee for Supervised {
     fn train_step(&mut self, images: &Tensor, labels: &[usize], lr: f32) -> Result<StepStats> {
         self.sgd.set_lr(lr)?;
-        let images = images.to_device(&self.net.device())?;
-        let out = self.net.forward(&images, true)?;
-        let loss = cross_entropy(&out.logits, labels)?;
-        let grads = autograd::backward(&loss)?;
-        self.sgd.step(&mut self.net.params_mut(), &grads)?;
-        // One read back, after the update is queued, so a device runs the whole step first.
-        let correct = accuracy::count_correct(&out.logits, labels)?;
-        let values = read_scalars(&[&loss, &correct])?;
+        let device = self.net.device();
+        let images = images.to_device(&device)?;
+        let (net, sgd) = (&mut self.net, &mut self.sgd);
+        let values = device.step(self.graph.as_mut(), || {
+            let out = net.forward(&images, true)?;
+            let loss = cross_entropy(&out.logits, labels)?;
+            let grads = autograd::backward(&loss)?;
+            sgd.step(&mut net.params_mut(), &grads)?;
+            let correct = accuracy::count_correct(&out.logits, labels)?;
+            pack_scalars(&[&loss, &correct])
+        })?;
+        // One read back, after the whole step is queued.
+        let values = values.read()?;
         Ok(StepStats {
             loss: values[0] as f64 * labels.len() as f64,
             correct: values[1] as usize,
             images: labels.len(),
             terms: Default::default(),
         })
+    }
+
+    fn use_graphs(&mut self, on: bool) {
+        self.graph = on.then(StepGraph::default);
     }
 
     fn evaluate(&mut self, test: &Loader) -> Result<(f64, f64)> {
