@@ -30,6 +30,17 @@ def main(iekd_path, torch_path):
         cell = lambda v: f"{v:>10.0f}" if v is not None else f"{'-':>10}"
         ratio = lambda p, q: f"{p / q:>6.2f}" if p and q else f"{'-':>6}"
         print(f"{label:<34} {cell(x)} {cell(y)} {ratio(x, y)} {cell(z)} {ratio(x, z)}")
+    print(f"\n{'launches per step':<34} {'iekd ran':>10} {'iekd host':>10} {'torch ran':>10}")
+    for name, ours_key, torch_key in [("resnet20", "resnet20", "resnet20"), ("resnet56", "resnet56", "resnet56"),
+                                      ("IE-FT", "ieft", "ieft")]:
+        ran, host = ours.get(f"gpu_{ours_key}_step_launches"), ours.get(f"gpu_{ours_key}_step_host_launches")
+        theirs = torch.get(f"torch_{torch_key}_step_launches")
+        cell = lambda v: f"{v:>10.0f}" if v is not None else f"{'-':>10}"
+        print(f"{name:<34} {cell(ran)} {cell(host)} {cell(theirs)}")
+    for name in ["resnet20_train_step", "resnet56_train_step", "ieft_step"]:
+        eager, graph = ours.get(f"gpu_{name}_eager"), ours.get(f"gpu_{name}")
+        if eager and graph:
+            print(f"{name}: {eager:.0f} img/s eager, {graph:.0f} as a graph ({graph / eager:.2f}x)")
     copy_ours, copy_torch = ours.get("gpu_copy_bw"), torch.get("torch_copy_bw")
     print(f"copy bandwidth GB/s: iekd's measurement {copy_ours}, PyTorch's {copy_torch}")
     for name in ["gpu_bn_relu_fwd", "gpu_bn_relu_bwd"]:

@@ -186,6 +186,24 @@ def bench_conv(args, dev, timer, figs):
                 figs.append((f"torch_conv_{key}_{op}_{mode}", v, "GFLOP/s"))
 
 
+def launches_per_step(step, dev):
+    """The operations (kernels, copies, fills) the GPU ran in one step, from the profiler's
+    device events; None on the CPU or where the profiler fails."""
+    if dev.type != "cuda":
+        return None
+    try:
+        from torch.profiler import ProfilerActivity, profile
+        step()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step()
+            torch.cuda.synchronize()
+        return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    except Exception as e:  # the profiler depends on CUPTI being usable
+        print(f"  launch count skipped ({type(e).__name__}: {str(e).splitlines()[0][:100]})")
+        return None
+
+
 def bench_train(args, dev, timer, figs):
     """Images/s of a full ResNet training step per depth and numeric mode."""
     print(f"\ntraining step (fwd, CE, bwd, SGD nesterov), batch {args.batch}, img/s")
@@ -207,6 +225,8 @@ def bench_train(args, dev, timer, figs):
             t = timer(step, reps=1)
             row.append((args.batch / t, t))
             figs.append((f"torch_resnet{depth}_train_step_{mode}", args.batch / t, "img/s"))
+            if mode == "fp32_cl" and (n := launches_per_step(step, dev)) is not None:
+                figs.append((f"torch_resnet{depth}_step_launches", n, "count"))
         print(f"  ResNet-{depth:<3} " + " ".join(f"{v:>11.1f}" for v, _ in row)
               + "   (" + ", ".join(f"{t * 1e3:.2f}" for _, t in row) + ")")
     if args.compile:
@@ -266,6 +286,8 @@ def bench_ieft(args, dev, timer, figs):
         t = timer(step, reps=1)
         print(f"  {mode:<8} {args.batch / t:>10.1f} img/s   ({t * 1e3:.2f} ms/step)")
         figs.append((f"torch_ieft_step_{mode}", args.batch / t, "img/s"))
+        if mode == "fp32_cl" and (n := launches_per_step(step, dev)) is not None:
+            figs.append(("torch_ieft_step_launches", n, "count"))
 
 
 def bench_ceilings(args, dev, timer, figs):

@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 
-use iekd::verify::parity::{Check, recipe, step, table};
+use iekd::verify::parity::{Check, graph, recipe, step, table};
 use iekd::{Device, Result};
 
 /// Runs `checks` on `device`, prints the table and fails on any check outside its tolerance.
@@ -44,6 +44,21 @@ fn training_step_on_the_emulated_device_matches_the_cpu() {
 fn every_recipe_on_the_emulated_device_matches_the_cpu() {
     let device = Device::emulated().expect("the emulation is built in");
     assert_parity(&device, recipe::recipe_steps(&device, 11));
+}
+
+#[cfg(feature = "cuda-emulation")]
+#[test]
+fn graph_replayed_steps_on_the_emulated_device_equal_eager_steps() {
+    // A device of its own: other tests' buffers would move this one's between steps.
+    let device = Device::Cuda(std::sync::Arc::new(iekd::cuda::gpu::Gpu::emulated()));
+    assert_parity(&device, graph::graph_replay(&device, 17));
+}
+
+#[test]
+fn graph_replayed_steps_on_the_gpu_equal_eager_steps() {
+    on_gpu("graph_replayed_steps_on_the_gpu_equal_eager_steps", |d| {
+        assert_parity(d, graph::graph_replay(d, 17))
+    });
 }
 
 #[test]

@@ -50,7 +50,7 @@ fn random(gpu: &Gpu, len: usize, rng: &mut ChaCha8Rng) -> Result<crate::cuda::gp
 }
 
 /// The batch of the counted steps on the emulation: the counts do not depend on the batch size.
-const EMULATED_BATCH: usize = 4;
+const EMULATED_BATCH: usize = 2;
 
 /// Runs the GPU benchmarks at batch `batch` on `device`, printing the tables as it goes and the
 /// `BENCH` lines at the end; an error on the CPU. On the emulation, which runs the kernels right
@@ -168,42 +168,59 @@ fn trainee(name: &str, device: &Device) -> Result<Box<dyn Trainee>> {
     Ok(t)
 }
 
-/// Images per second of each training step, the batch copied each step.
+/// Images per second of each training step, the batch copied each step: launched kernel by
+/// kernel (`eager`) and replayed as one graph.
 fn step_table(device: &Device, gpu: &Gpu, n: usize, figures: &mut Vec<Figure>) -> Result<()> {
     for name in STEPS {
-        let mut t = trainee(name, device)?;
         let (x, labels) = batch_of(n, &mut ChaCha8Rng::seed_from_u64(4));
-        let ips = n as f64 / median_on(gpu, STEP_RUNS, || t.train_step(&x, &labels, SGD.lr).map(drop))?;
-        println!("{name} train step: {ips:.0} images/s");
+        let mut rates = [0.0; 2];
+        for (rate, graphs) in rates.iter_mut().zip([false, true]) {
+            let mut t = trainee(name, device)?;
+            t.use_graphs(graphs);
+            // Warm-up steps: the graph is captured on the third.
+            for _ in 0..2 {
+                t.train_step(&x, &labels, SGD.lr)?;
+            }
+            *rate = n as f64 / median_on(gpu, STEP_RUNS, || t.train_step(&x, &labels, SGD.lr).map(drop))?;
+        }
+        let [eager, graph] = rates;
+        println!(
+            "{name} train step: {eager:.0} images/s eager, {graph:.0} as a graph ({:.2}x)",
+            graph / eager
+        );
         let key = if name == "ieft" { "gpu_ieft_step".into() } else { format!("gpu_{name}_train_step") };
-        figures.push((key, ips, "img/s"));
+        figures.push((format!("{key}_eager"), eager, "img/s"));
+        figures.push((key, graph, "img/s"));
     }
     Ok(())
 }
 
-/// What one training step in steady state (after two) does on the device: kernel launches,
-/// copies each way, host waits and allocations. Exact on the emulation too: the launchers are the
-/// same code.
+/// What one training step in steady state does on the device, replayed as a graph (after three
+/// steps: two that differ, one captured): kernels run, launches issued by the host, copies each
+/// way, host waits and allocations. Exact on the emulation too: the launchers are the same code.
 fn step_counts(device: &Device, gpu: &Gpu, n: usize, figures: &mut Vec<Figure>) -> Result<()> {
     println!(
-        "{:<10} {:>9} {:>8} {:>10} {:>11} {:>7}",
-        "per step", "launches", "uploads", "downloads", "host waits", "allocs"
+        "{:<10} {:>8} {:>14} {:>8} {:>10} {:>11} {:>7}",
+        "per step", "kernels", "host launches", "uploads", "downloads", "host waits", "allocs"
     );
     for name in STEPS {
         let mut t = trainee(name, device)?;
         let (x, labels) = batch_of(n, &mut ChaCha8Rng::seed_from_u64(4));
-        for _ in 0..2 {
+        for _ in 0..3 {
             t.train_step(&x, &labels, SGD.lr)?;
         }
         let before = gpu.counts();
         t.train_step(&x, &labels, SGD.lr)?;
         let c = gpu.counts() - before;
+        // A replayed step issues one graph launch; a step run eagerly, each kernel.
+        let host_launches = if c.graph_launches > 0 { c.graph_launches } else { c.launches };
         println!(
-            "{name:<10} {:>9} {:>8} {:>10} {:>11} {:>7}",
-            c.launches, c.uploads, c.downloads, c.waits, c.allocs
+            "{name:<10} {:>8} {:>14} {:>8} {:>10} {:>11} {:>7}",
+            c.launches, host_launches, c.uploads, c.downloads, c.waits, c.allocs
         );
         for (what, v) in [
             ("launches", c.launches),
+            ("host_launches", host_launches),
             ("host_waits", c.waits),
             ("allocs", c.allocs),
             ("copies", c.uploads + c.downloads),

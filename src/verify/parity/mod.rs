@@ -9,6 +9,7 @@
 //! [`run_all`] runs them in a fixed order from one seeded generator, with the SGD kernel's. The
 //! checks of a whole training step ([`step`]) and of every recipe ([`recipe`]) are here.
 
+pub mod graph;
 pub mod recipe;
 mod sgd;
 pub mod step;

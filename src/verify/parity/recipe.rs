@@ -24,7 +24,7 @@ use crate::train::Trainee;
 /// Loss values and the trained tensors: sums in another order through two networks and steps.
 const TOL: Tol = Tol { atol: 1e-4, rtol: 1e-3 };
 
-const SGD: SgdConfig = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
+pub(super) const SGD: SgdConfig = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
 const FACTOR: usize = 8;
 
 /// The recipes checked, with the encoder family each uses.
@@ -40,12 +40,12 @@ const RECIPES: [(Method, EncoderKind); 9] = [
     (Method::IeOd, EncoderKind::Coder),
 ];
 
-fn net(seed: u64) -> Result<Box<dyn Network>> {
+pub(super) fn net(seed: u64) -> Result<Box<dyn Network>> {
     "resnet8".parse::<Arch>()?.build(3, 10, &mut ChaCha8Rng::seed_from_u64(seed))
 }
 
 /// The trainee of `method`, built the same way on every call.
-fn trainee(method: Method, encoder: EncoderKind) -> Result<Box<dyn Trainee>> {
+pub(super) fn trainee(method: Method, encoder: EncoderKind) -> Result<Box<dyn Trainee>> {
     let config = DistillConfig { encoder, split: SplitKind::Random, ..DistillConfig::new(method, SGD, 5) };
     if method.is_mutual() {
         return Ok(Box::new(Mutual::new(net(1)?, net(2)?, config, FACTOR, Recon::L1)?));
@@ -56,7 +56,7 @@ fn trainee(method: Method, encoder: EncoderKind) -> Result<Box<dyn Trainee>> {
 }
 
 /// Every tensor of the trainee's resume state, sorted by name.
-fn state(t: &mut dyn Trainee) -> Result<Vec<(String, Vec<f32>)>> {
+pub(super) fn state(t: &mut dyn Trainee) -> Result<Vec<(String, Vec<f32>)>> {
     let mut ckpt = Checkpoint::new();
     t.save_state(&mut ckpt)?;
     Ok(ckpt.tensors.into_iter().map(|(name, (_, values))| (name, values)).collect())
