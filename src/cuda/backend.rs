@@ -225,6 +225,7 @@ impl Exec for CudaBackend {
                 Arg::In(b) => builder.arg(*b),
                 Arg::Index(b) => builder.arg(*b),
                 Arg::Out(b) => builder.arg(&mut **b),
+                Arg::IndexOut(b) => builder.arg(&mut **b),
                 Arg::Null => builder.arg(&NULL),
             };
         }

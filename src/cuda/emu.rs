@@ -57,6 +57,7 @@ impl Exec for Emulator {
                 Arg::In(b) => b.as_ptr() as *mut c_void,
                 Arg::Index(b) => b.as_ptr() as *mut c_void,
                 Arg::Out(b) => b.as_mut_ptr() as *mut c_void,
+                Arg::IndexOut(b) => b.as_mut_ptr() as *mut c_void,
                 Arg::Null => std::ptr::null_mut(),
             })
             .collect();

@@ -68,6 +68,8 @@ pub enum Arg<'a, E: Exec + ?Sized> {
     Index(&'a E::Buf<i32>),
     /// An output, or a buffer updated in place.
     Out(&'a mut E::Buf<f32>),
+    /// An `i32` buffer updated in place (block tickets).
+    IndexOut(&'a mut E::Buf<i32>),
     /// An absent optional buffer (a null pointer).
     Null,
 }
@@ -125,6 +127,7 @@ macro_rules! map_args {
                 $crate::cuda::exec::Arg::In($pat) => Ok($crate::cuda::exec::Arg::In($b)),
                 $crate::cuda::exec::Arg::Index($pat) => Ok($crate::cuda::exec::Arg::Index($b)),
                 $crate::cuda::exec::Arg::Out($pat) => Ok($crate::cuda::exec::Arg::Out($b)),
+                $crate::cuda::exec::Arg::IndexOut($pat) => Ok($crate::cuda::exec::Arg::IndexOut($b)),
                 $crate::cuda::exec::Arg::Null => Ok($crate::cuda::exec::Arg::Null),
                 #[allow(unreachable_patterns, unreachable_code)]
                 _ => Err($foreign),
