@@ -10,7 +10,7 @@ use super::backend::CudaBackend;
 use super::counters::{Counters, Counts};
 #[cfg(feature = "cuda-emulation")]
 use super::emu::Emulator;
-use super::exec::{Arg, Call, Elem, Exec, map_args};
+use super::exec::{Arg, Call, Elem, Exec, TicketStore, map_args};
 use super::params::KernelParams;
 use crate::error::{Error, Result};
 
@@ -28,6 +28,7 @@ pub struct Gpu {
     engine: Engine,
     label: String,
     counters: Counters,
+    tickets: TicketStore<GpuBuf<i32>>,
 }
 
 /// A buffer on a [`Gpu`].
@@ -61,14 +62,24 @@ impl Gpu {
     pub fn probe() -> Result<Gpu> {
         let backend = CudaBackend::probe()?;
         let label = format!("cuda:0 ({})", backend.name()?);
-        Ok(Gpu { engine: Engine::Cuda(backend), label, counters: Counters::default() })
+        Ok(Gpu {
+            engine: Engine::Cuda(backend),
+            label,
+            counters: Counters::default(),
+            tickets: TicketStore::default(),
+        })
     }
 
     /// The CPU emulation of the kernels.
     #[cfg(feature = "cuda-emulation")]
     pub fn emulated() -> Gpu {
         let label = "cuda (CPU emulation)".into();
-        Gpu { engine: Engine::Emulated(Emulator), label, counters: Counters::default() }
+        Gpu {
+            engine: Engine::Emulated(Emulator),
+            label,
+            counters: Counters::default(),
+            tickets: TicketStore::default(),
+        }
     }
 
     /// Whether this is the CPU emulation (right, but far too slow to time).
@@ -164,6 +175,10 @@ impl Exec for Gpu {
             #[cfg(feature = "cuda-emulation")]
             _ => Err(foreign("copy_into")),
         }
+    }
+
+    fn with_tickets<R>(&self, len: usize, f: impl FnOnce(&mut GpuBuf<i32>) -> Result<R>) -> Result<R> {
+        self.tickets.with(self, len, f)
     }
 
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
