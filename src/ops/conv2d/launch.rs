@@ -3,7 +3,7 @@
 use super::ConvGeometry;
 use crate::cuda::exec::Exec;
 use crate::cuda::kernels;
-use crate::cuda::launch::{fits, flat, int, output, tiles};
+use crate::cuda::launch::{TILE, fits, int, output, tiles};
 use crate::cuda::params::ConvParams;
 use crate::error::{Error, Result};
 
@@ -45,8 +45,10 @@ pub enum ConvProduct {
     /// `dx` from `[dy, w]`: [`crate::ops::conv2d::cpu::backward_data`].
     BackwardData,
     /// `dw` in `[C_out, C_in, KH, KW]` from `[x, dy]`: [`crate::ops::conv2d::cpu::backward_weight`].
-    /// The output pixels are split into slices summed by separate blocks, then the slices are
-    /// added in order (no atomics: the result is the same on every run).
+    /// One launch: the output pixels are split into slices summed by separate blocks, and the
+    /// last block of each output tile adds the slices in order (no atomic sums: the result is
+    /// the same on every run); the blocks count themselves on the device's tickets
+    /// ([`Exec::with_tickets`]).
     BackwardWeight,
 }
 
@@ -83,9 +85,13 @@ pub fn conv2d<E: Exec>(
             let p = conv_params(OP, g, split_rows)?;
             let weights = g.c_out * g.k();
             let grid = tiles(OP, g.c_out, g.k(), splits)?;
-            let partial =
-                output(e, splits * weights, |part| kernels::conv2d_backward_weight(e, grid, &p, a, b, part))?;
-            output(e, weights, |dw| kernels::conv2d_reduce_weight(e, flat(weights), &p, &partial, dw))
+            let mut partial = e.alloc(splits * weights)?;
+            let output_tiles = g.c_out.div_ceil(TILE) * g.k().div_ceil(TILE);
+            output(e, weights, |dw| {
+                e.with_tickets(output_tiles, |tickets| {
+                    kernels::conv2d_backward_weight(e, grid, &p, a, b, &mut partial, tickets, dw)
+                })
+            })
         }
     }
 }

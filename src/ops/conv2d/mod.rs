@@ -206,5 +206,7 @@ pub fn conv_transpose2d(
     Ok(y)
 }
 
+#[cfg(all(test, feature = "cuda-emulation"))]
+mod fused_tests;
 #[cfg(test)]
 mod tests;
