@@ -45,7 +45,8 @@ __device__ __forceinline__ float dy_gather(const ConvParams& p, const float* __r
     return __ldg(&dy[((n * p.h_out + oh) * p.w_out + ow) * p.c_out + co]);
 }
 
-// dx for y = conv(x, w): grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)).
+// dx for y = conv(x, w), or dx += that with p.accumulate = 1 (a second gradient of x added where
+// the first one is): grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)).
 // contract: dy[p.n * p.h_out * p.w_out * p.c_out]; w[p.c_out * p.c_in * p.kh * p.kw];
 // dx[p.n * p.h * p.w * p.c_in]; p.stride >= 1
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
@@ -53,7 +54,8 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
                          float* __restrict__ dx) {
     gemm_tile(
         p.n * p.h * p.w, p.c_in, p.kh * p.kw * p.c_out, [&](int m, int k) { return dy_gather(p, dy, m, k); },
-        [&](int k, int ci) { return weight_at(p, w, k % p.c_out, ci, k / p.c_out); }, nullptr, dx);
+        [&](int k, int ci) { return weight_at(p, w, k % p.c_out, ci, k / p.c_out); }, nullptr, dx,
+        p.accumulate != 0);
 }
 
 // dw[co, ci, kh, kw] = sum over the output pixels m of dy[m, co] * im2col(m, (kh * KW + kw) * C_in

@@ -93,6 +93,24 @@ impl Gradients {
         Ok(())
     }
 
+    /// Takes out the gradient of `t` accumulated so far, for an op whose kernel adds its own
+    /// gradient of `t` into that buffer (the convolution's data gradient); the op gives the sum
+    /// back with [`Gradients::put_grad`]. `None` when no gradient reached `t` yet.
+    pub fn take_grad(&mut self, t: &Tensor) -> Option<Tensor> {
+        self.map.remove(&t.id())
+    }
+
+    /// Sets the gradient of `t` to `grad`: the sum built on what [`Gradients::take_grad`] took
+    /// out, or the first gradient when it took nothing; ignored when `t` needs no gradient.
+    pub fn put_grad(&mut self, t: &Tensor, grad: Tensor) -> Result<()> {
+        if !t.requires_grad() {
+            return Ok(());
+        }
+        check_shape(t, &grad)?;
+        self.map.insert(t.id(), grad.detach());
+        Ok(())
+    }
+
     fn take(&mut self, id: TensorId) -> Option<Tensor> {
         self.map.remove(&id)
     }
