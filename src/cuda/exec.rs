@@ -124,7 +124,8 @@ pub trait Exec {
 /// One device's block tickets for [`Exec::with_tickets`]: a zeroed buffer uploaded once, grown
 /// (to a power of two) when a launch needs more, and handed to one launch at a time. The kernels
 /// leave it zero and run in launch order on the device's one stream, so every launch, and every
-/// replay of a captured launch, finds it zero.
+/// replay of a captured launch, finds it zero. The upload is a copy, not a launch: capture a
+/// graph after a run of the same launches has sized the buffer.
 #[derive(Debug)]
 pub struct TicketStore<B> {
     buf: Mutex<Option<B>>,
