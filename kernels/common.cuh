@@ -15,9 +15,10 @@
 #define IEKD_COMMON_CUH
 
 // One convolution: input [n, h, w, c_in], weight [c_out, c_in, kh, kw], output [n, h_out, w_out,
-// c_out]; split_rows is the number of output pixels one block of the weight gradient sums.
+// c_out]; split_rows is the number of output pixels one block of the weight gradient sums;
+// accumulate = 1 makes the data gradient add into its output instead of overwriting it.
 struct ConvParams {
-    int n, h, w, c_in, c_out, kh, kw, stride, pad, h_out, w_out, split_rows;
+    int n, h, w, c_in, c_out, kh, kw, stride, pad, h_out, w_out, split_rows, accumulate;
 };
 // c[m, n] = sum_k a(i, k) b(k, j) with a(i, k) = a[i * a_row + k * a_col], b likewise.
 struct GemmParams {
@@ -191,9 +192,10 @@ __device__ __forceinline__ void tile_product(float (&acc)[4][4], int k_len, Load
 }
 
 // Writes a tile_product result: out[row * ld + col] = acc (+ bias[col]) for the rows < m and
-// columns < n of the tile at (row0, col0).
+// columns < n of the tile at (row0, col0); with accumulate, out[row * ld + col] += that instead.
 __device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, int col0, int m, int n, int ld,
-                                           const float* __restrict__ bias, float* __restrict__ out) {
+                                           const float* __restrict__ bias, float* __restrict__ out,
+                                           bool accumulate = false) {
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -201,23 +203,26 @@ __device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, i
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const int col = col0 + tx + 16 * j;
-            if (row < m && col < n) out[row * ld + col] = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
+            if (row >= m || col >= n) continue;
+            const float v = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
+            out[row * ld + col] = accumulate ? out[row * ld + col] + v : v;
         }
     }
 }
 
 // The block's tile of out[m, n] (+ bias[col]) = sum_{k < k_len} load_a(row, k) load_b(k, col) for
-// grid (ceil(m / TILE_M), ceil(n / TILE_N)): tile_product then store_tile, load_a and load_b
-// given the global row and column (zero outside the matrices).
+// grid (ceil(m / TILE_M), ceil(n / TILE_N)): tile_product then store_tile (adding into out with
+// accumulate), load_a and load_b given the global row and column (zero outside the matrices).
 template <class LoadA, class LoadB>
 __device__ __forceinline__ void gemm_tile(int m, int n, int k_len, LoadA load_a, LoadB load_b,
-                                          const float* __restrict__ bias, float* __restrict__ out) {
+                                          const float* __restrict__ bias, float* __restrict__ out,
+                                          bool accumulate = false) {
     const int row0 = blockIdx.x * TILE_M, col0 = blockIdx.y * TILE_N;
     float acc[4][4] = {};
     tile_product(
         acc, k_len, [&](int row, int k) { return load_a(row0 + row, k); },
         [&](int k, int col) { return load_b(k, col0 + col); });
-    store_tile(acc, row0, col0, m, n, n, bias, out);
+    store_tile(acc, row0, col0, m, n, n, bias, out, accumulate);
 }
 
 #endif

@@ -45,7 +45,8 @@ __device__ __forceinline__ float dy_gather(const ConvParams& p, const float* __r
     return __ldg(&dy[((n * p.h_out + oh) * p.w_out + ow) * p.c_out + co]);
 }
 
-// dx for y = conv(x, w): grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)).
+// dx for y = conv(x, w), or dx += that with p.accumulate = 1 (a second gradient of x added where
+// the first one is): grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)).
 // contract: dy[p.n * p.h_out * p.w_out * p.c_out]; w[p.c_out * p.c_in * p.kh * p.kw];
 // dx[p.n * p.h * p.w * p.c_in]; p.stride >= 1
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
@@ -53,39 +54,61 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
                          float* __restrict__ dx) {
     gemm_tile(
         p.n * p.h * p.w, p.c_in, p.kh * p.kw * p.c_out, [&](int m, int k) { return dy_gather(p, dy, m, k); },
-        [&](int k, int ci) { return weight_at(p, w, k % p.c_out, ci, k / p.c_out); }, nullptr, dx);
+        [&](int k, int ci) { return weight_at(p, w, k % p.c_out, ci, k / p.c_out); }, nullptr, dx,
+        p.accumulate != 0);
 }
 
-// One slice of dw in the packed [C_out][K] layout: partial[z][co][k] = sum over the output pixels
-// m of split z of dy[m, co] * im2col(m, k). Grid (ceil(C_out / TILE_M), ceil(K / TILE_N), splits).
+// dw[co, ci, kh, kw] = sum over the output pixels m of dy[m, co] * im2col(m, (kh * KW + kw) * C_in
+// + ci) in one launch, split-K without atomic sums. Grid (ceil(C_out / TILE_M), ceil(K / TILE_N),
+// splits): block z multiplies the split_rows pixels of slice z into its output tile. With one
+// slice the block writes dw. Otherwise it writes its product to partial[z][co][k] (the packed
+// layout, k = (kh * KW + kw) * C_in + ci), makes it visible to the device and takes a ticket of its
+// tile; the block that takes the tile's last ticket adds the tile's slices in the order z = 0, 1,
+// ... into dw, so the sum is the same whichever block finishes last. atomicInc wraps that last
+// ticket to zero, leaving the tickets as they were found (zero) for the next launch or graph replay.
 // contract: x[p.n * p.h * p.w * p.c_in]; dy[p.n * p.h_out * p.w_out * p.c_out];
 // partial[(p.n * p.h_out * p.w_out + p.split_rows - 1) / p.split_rows * p.c_out * p.kh * p.kw * p.c_in];
-// p.split_rows >= 1
+// tickets[(p.c_out + TILE_M - 1) / TILE_M * ((p.kh * p.kw * p.c_in + TILE_N - 1) / TILE_N)];
+// dw[p.c_out * p.c_in * p.kh * p.kw]; p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_backward_weight(const ConvParams p, const float* __restrict__ x, const float* __restrict__ dy,
-                           float* __restrict__ partial) {
-    const int taps_k = p.kh * p.kw * p.c_in, pixels = p.n * p.h_out * p.w_out;
-    const int first = blockIdx.z * p.split_rows;
-    if (first >= pixels) return;  // the whole block: past the last split
-    gemm_tile(
-        p.c_out, taps_k, min(p.split_rows, pixels - first),
-        [&](int co, int r) { return co < p.c_out ? __ldg(&dy[(first + r) * p.c_out + co]) : 0.f; },
-        [&](int r, int k) { return im2col(p, x, first + r, k); }, nullptr, partial + blockIdx.z * p.c_out * taps_k);
-}
-
-// dw[co, ci, kh, kw] = sum over the splits of partial[z][co][(kh * KW + kw) * C_in + ci], the
-// splits added in order.
-// contract: partial[(p.n * p.h_out * p.w_out + p.split_rows - 1) / p.split_rows * p.c_out * p.kh * p.kw * p.c_in];
-// dw[p.c_out * p.c_in * p.kh * p.kw]; p.split_rows >= 1
-extern "C" __global__ void __launch_bounds__(BLOCK)
-    conv2d_reduce_weight(const ConvParams p, const float* __restrict__ partial, float* __restrict__ dw) {
-    const int taps = p.kh * p.kw, taps_k = taps * p.c_in, total = p.c_out * taps_k;
-    const int splits = (p.n * p.h_out * p.w_out + p.split_rows - 1) / p.split_rows;
-    for (int i = global_thread(); i < total; i += grid_stride()) {
-        const int co = i / taps_k, ci = (i % taps_k) / taps, tap = i % taps;
-        const int k = tap * p.c_in + ci;
-        float sum = 0.f;
-        for (int z = 0; z < splits; ++z) sum += partial[z * total + co * taps_k + k];
-        dw[i] = sum;
+                           float* __restrict__ partial, int* __restrict__ tickets, float* __restrict__ dw) {
+    __shared__ bool last;
+    const int taps = p.kh * p.kw, taps_k = taps * p.c_in, pixels = p.n * p.h_out * p.w_out;
+    const int row0 = blockIdx.x * TILE_M, col0 = blockIdx.y * TILE_N, first = blockIdx.z * p.split_rows;
+    if (row0 >= p.c_out || col0 >= taps_k || first >= pixels) return;  // the whole block: no tile or slice
+    // The slices taking part: those of the grid (all of them when gridDim.z covers the pixels).
+    const int slices = min((pixels + p.split_rows - 1) / p.split_rows, (int)gridDim.z);
+    float acc[4][4] = {};
+    tile_product(
+        acc, min(p.split_rows, pixels - first),
+        [&](int co, int r) { return row0 + co < p.c_out ? __ldg(&dy[(first + r) * p.c_out + row0 + co]) : 0.f; },
+        [&](int r, int k) { return im2col(p, x, first + r, col0 + k); });
+    const int total = p.c_out * taps_k, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    if (slices > 1) {
+        store_tile(acc, row0, col0, p.c_out, taps_k, taps_k, nullptr, partial + blockIdx.z * total);
+        __threadfence();  // this thread's partial reaches the device before the block's ticket
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const int tile = blockIdx.y * ((p.c_out + TILE_M - 1) / TILE_M) + blockIdx.x;
+            const unsigned ticket = atomicInc(reinterpret_cast<unsigned*>(&tickets[tile]), slices - 1);
+            last = ticket == (unsigned)(slices - 1);
+        }
+        __syncthreads();
+        if (!last) return;  // the whole block
+        __threadfence();    // the other blocks' partials, made visible before their tickets
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int co = row0 + ty + 16 * i;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int k = col0 + tx + 16 * j;
+            if (co >= p.c_out || k >= taps_k) continue;
+            float sum = 0.f;  // the slices in order, this block's own from its registers
+            for (int z = 0; z < slices; ++z)
+                sum += z == (int)blockIdx.z ? acc[i][j] : __ldcg(&partial[z * total + co * taps_k + k]);
+            dw[(co * p.c_in + k % p.c_in) * taps + k / p.c_in] = sum;
+        }
     }
 }

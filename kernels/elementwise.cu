@@ -46,6 +46,13 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
     for (int i = global_thread(); i < p.len; i += grid_stride()) y[i] = p.mode == 0 ? a[i] + b[i] : a[i] * b[i];
 }
 
+// y += x, in place (mode and a unused): a second gradient of a tensor added where the first is.
+// contract: x[p.len]; y[p.len]
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    add_into(const MapParams p, const float* __restrict__ x, float* __restrict__ y) {
+    for (int i = global_thread(); i < p.len; i += grid_stride()) y[i] += x[i];
+}
+
 // y = a * x.
 // contract: x[p.len]; y[p.len]
 extern "C" __global__ void __launch_bounds__(BLOCK)

@@ -139,6 +139,26 @@ inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
 
 inline float atomicAdd(float* address, float v) { return std::atomic_ref<float>(*address).fetch_add(v); }
 
+// CUDA's atomicInc: *address becomes 0 when it was at least limit, else one more; returns the old
+// value.
+inline unsigned atomicInc(unsigned* address, unsigned limit) {
+    std::atomic_ref<unsigned> a(*address);
+    unsigned old = a.load();
+    while (!a.compare_exchange_weak(old, old >= limit ? 0u : old + 1u)) {
+    }
+    return old;
+}
+
+// Orders the calling thread's memory accesses for every thread (the blocks of a launch run one
+// after another here, so only the threads of one block run at once).
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+// A load that skips the (non-coherent) L1 cache on a GPU.
+template <class T>
+T __ldcg(const T* p) {
+    return *p;
+}
+
 using std::max;
 using std::min;
 

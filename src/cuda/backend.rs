@@ -354,6 +354,7 @@ impl Exec for CudaBackend {
                 Arg::Index(b) => b.device_ptr(&self.stream).0,
                 Arg::Addresses(b) => b.device_ptr(&self.stream).0,
                 Arg::Out(b) => b.device_ptr(&self.stream).0,
+                Arg::IndexOut(b) => b.device_ptr(&self.stream).0,
                 Arg::Null => 0,
             })
             .collect();

@@ -3,8 +3,9 @@
 //!
 //! Each `extern "C" __global__` kernel takes its parameter struct first, then its buffers:
 //! `const float*` (an input), `float*` (an output or a buffer updated in place), `const int*` (an
-//! index input), `const addr_t*` (a table of buffer addresses, which makes the handle `unsafe`);
-//! a buffer marked `NULLABLE` may be absent. The comment above each kernel ends with
+//! index input), `int*` (integers updated in place: block tickets), `const addr_t*` (a table of
+//! buffer addresses, which makes the handle `unsafe`); a buffer marked `NULLABLE` may be absent.
+//! The comment above each kernel ends with
 //! its contract, one entry per `;`:
 //!
 //! ```text
@@ -146,8 +147,8 @@ fn kernel(file: &str, name: &str, args: &str, block: [u32; 2], contract: &str) -
             Some(_) => "u64",
             None => return Err(format!("unsupported argument `{}`", words.join(" "))),
         };
-        if elem != "f32" && output {
-            return Err(format!("an {elem} buffer must be const"));
+        if elem == "u64" && output {
+            return Err("an addr_t buffer must be const".into());
         }
         let name = words.last().ok_or("empty argument")?.trim_start_matches('*').to_string();
         buffers.push(Buffer { name, elem, output, nullable });
@@ -300,7 +301,8 @@ pub fn handles(kernels: &[Kernel], consts: &BTreeMap<String, i64>) -> Result<Str
             .iter()
             .map(|b| {
                 let arg = match (b.output, b.elem) {
-                    (true, _) => "Arg::Out",
+                    (true, "f32") => "Arg::Out",
+                    (true, _) => "Arg::IndexOut",
                     (false, "f32") => "Arg::In",
                     (false, "i32") => "Arg::Index",
                     _ => "Arg::Addresses",
@@ -342,10 +344,10 @@ mod tests {
     const TOY: &str = r#"
 // y = x + bias per row.
 // contract: x[p.rows * p.cols]; bias[p.cols];
-//   y[p.rows * p.cols]; p.cols <= BLOCK
+//   y[p.rows * p.cols]; tickets[p.rows]; p.cols <= BLOCK
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     toy(const RowParams p, const float* __restrict__ x, NULLABLE const float* __restrict__ bias,
-        const int* __restrict__ labels, float* __restrict__ y) {}
+        const int* __restrict__ labels, float* __restrict__ y, int* __restrict__ tickets) {}
 "#;
 
     #[test]
@@ -366,16 +368,20 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
                 ("x", "f32", false, false),
                 ("bias", "f32", false, true),
                 ("labels", "i32", false, false),
-                ("y", "f32", true, false)
+                ("y", "f32", true, false),
+                ("tickets", "i32", true, false)
             ]
         );
         assert_eq!(k.lengths[3], ("y".to_string(), "p.rows * p.cols".to_string()));
         assert_eq!(k.requires, ["p.cols <= BLOCK"]);
         let code = handles(std::slice::from_ref(k), &consts).unwrap();
         assert!(
-            code.contains("bias: Option<&E::Buf<f32>>, labels: &E::Buf<i32>, y: &mut E::Buf<f32>"),
+            code.contains(
+                "bias: Option<&E::Buf<f32>>, labels: &E::Buf<i32>, y: &mut E::Buf<f32>, tickets: &mut E::Buf<i32>"
+            ),
             "{code}"
         );
+        assert!(code.contains("Arg::Index(labels), Arg::Out(y), Arg::IndexOut(tickets)"), "{code}");
         assert!(code.contains("Count::of(p.cols) <= Count(256)"), "{code}");
         assert!(code.contains("bias.map_or(Arg::Null, Arg::In)"), "{code}");
     }
@@ -397,7 +403,7 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
         let code = handles(&parse_file("toy", &plain, &consts).unwrap(), &consts).unwrap();
         assert!(code.contains("pub fn toy<E: Exec>") && code.contains("shared_bytes: 0"), "{code}");
         let bad = table.replace("float* __restrict__ y", "addr_t* __restrict__ y");
-        assert!(parse_file("toy", &bad, &consts).unwrap_err().contains("u64 buffer must be const"));
+        assert!(parse_file("toy", &bad, &consts).unwrap_err().contains("addr_t buffer must be const"));
     }
 
     #[test]

@@ -19,8 +19,10 @@ pub struct Counts {
     pub downloads: u64,
     /// Times the host waited for the device: every download, and every synchronisation.
     pub waits: u64,
+    /// Buffers handed out (an upload's included), from the cache or fresh.
+    pub buffers: u64,
     /// Device allocations: memory taken from the driver because the cache had no free block of
-    /// the size (an upload's buffer included).
+    /// the size.
     pub allocs: u64,
 }
 
@@ -33,6 +35,7 @@ impl Sub for Counts {
             uploads: self.uploads - o.uploads,
             downloads: self.downloads - o.downloads,
             waits: self.waits - o.waits,
+            buffers: self.buffers - o.buffers,
             allocs: self.allocs - o.allocs,
         }
     }
@@ -46,6 +49,7 @@ pub struct Counters {
     uploads: AtomicU64,
     downloads: AtomicU64,
     waits: AtomicU64,
+    buffers: AtomicU64,
     allocs: AtomicU64,
 }
 
@@ -76,7 +80,12 @@ impl Counters {
         self.waits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One fresh buffer.
+    /// One buffer handed out.
+    pub fn buffer(&self) {
+        self.buffers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One allocation from the driver.
     pub fn alloc(&self) {
         self.allocs.fetch_add(1, Ordering::Relaxed);
     }
@@ -90,6 +99,7 @@ impl Counters {
             uploads: get(&self.uploads),
             downloads: get(&self.downloads),
             waits: get(&self.waits),
+            buffers: get(&self.buffers),
             allocs: get(&self.allocs),
         }
     }
@@ -108,10 +118,19 @@ mod tests {
         c.upload();
         c.download();
         c.wait();
+        c.buffer();
         c.alloc();
         c.graph_launch();
         let d = c.snapshot() - before;
-        let want = Counts { launches: 1, graph_launches: 1, uploads: 1, downloads: 1, waits: 2, allocs: 1 };
+        let want = Counts {
+            launches: 1,
+            graph_launches: 1,
+            uploads: 1,
+            downloads: 1,
+            waits: 2,
+            buffers: 1,
+            allocs: 1,
+        };
         assert_eq!(d, want);
     }
 }

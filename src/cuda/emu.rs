@@ -61,6 +61,7 @@ impl Exec for Emulator {
                 Arg::Index(b) => b.as_ptr() as u64,
                 Arg::Addresses(b) => b.as_ptr() as u64,
                 Arg::Out(b) => b.as_mut_ptr() as u64,
+                Arg::IndexOut(b) => b.as_mut_ptr() as u64,
                 Arg::Null => 0,
             })
             .collect();

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 
 use super::params::KernelParams;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// An element type of kernel buffers.
 pub trait Elem:
@@ -37,7 +37,7 @@ pub fn check_copy(src_len: usize, dst_len: usize, offset: usize) -> Result<()> {
     if offset.checked_add(src_len).is_some_and(|end| end <= dst_len) {
         return Ok(());
     }
-    Err(crate::error::Error::shape("copy_into", format!("{src_len} elements at {offset} overflow {dst_len}")))
+    Err(Error::shape("copy_into", format!("{src_len} elements at {offset} overflow {dst_len}")))
 }
 
 /// A launch shape: blocks per grid and threads per block, in x, y, z.
@@ -79,6 +79,8 @@ pub enum Arg<'a, E: Exec + ?Sized> {
     Addresses(&'a E::Buf<u64>),
     /// An output, or a buffer updated in place.
     Out(&'a mut E::Buf<f32>),
+    /// An `i32` buffer updated in place (block tickets).
+    IndexOut(&'a mut E::Buf<i32>),
     /// An absent optional buffer (a null pointer).
     Null,
 }
@@ -121,6 +123,48 @@ pub trait Exec {
         params: &P,
         args: &mut [Arg<'_, Self>],
     ) -> Result<()>;
+
+    /// Runs `f` with at least `len` block tickets: `i32` counters that are zero when `f` starts
+    /// and that the kernels `f` launches leave zero (a kernel that counts its finished blocks on
+    /// them resets each one it uses). By default a fresh upload of zeros; a device that keeps
+    /// one buffer for every launch ([`TicketStore`]) needs no copy after the first.
+    fn with_tickets<R>(&self, len: usize, f: impl FnOnce(&mut Self::Buf<i32>) -> Result<R>) -> Result<R>
+    where
+        Self: Sized,
+    {
+        f(&mut self.upload(&vec![0; len])?)
+    }
+}
+
+/// One device's block tickets for [`Exec::with_tickets`]: a zeroed buffer uploaded once, grown
+/// (to a power of two) when a launch needs more, and handed to one launch at a time. The kernels
+/// leave it zero and run in launch order on the device's one stream, so every launch, and every
+/// replay of a captured launch, finds it zero. The upload is a copy, not a launch: capture a
+/// graph after a run of the same launches has sized the buffer.
+#[derive(Debug)]
+pub struct TicketStore<B> {
+    buf: Mutex<Option<B>>,
+}
+
+impl<B> Default for TicketStore<B> {
+    fn default() -> Self {
+        TicketStore { buf: Mutex::new(None) }
+    }
+}
+
+impl<B> TicketStore<B> {
+    /// [`Exec::with_tickets`] on this store's buffer, a buffer of `e`.
+    pub fn with<E, R>(&self, e: &E, len: usize, f: impl FnOnce(&mut B) -> Result<R>) -> Result<R>
+    where
+        E: Exec<Buf<i32> = B>,
+    {
+        let mut slot = self.buf.lock().map_err(|_| Error::Device("ticket store poisoned".into()))?;
+        let buf = match slot.take() {
+            Some(b) if e.len::<i32>(&b) >= len => b,
+            _ => e.upload(&vec![0; len.next_power_of_two().max(64)])?,
+        };
+        f(slot.insert(buf))
+    }
 }
 
 /// Another [`Exec`] that also records the name of every kernel it launches (which kernels a test
@@ -169,6 +213,10 @@ impl<E: Exec> Exec for Recorder<'_, E> {
         self.inner.copy_into(src, dst, offset)
     }
 
+    fn with_tickets<R>(&self, len: usize, f: impl FnOnce(&mut Self::Buf<i32>) -> Result<R>) -> Result<R> {
+        self.inner.with_tickets(len, f)
+    }
+
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
         if let Ok(mut set) = self.launched.lock() {
             set.insert(call.kernel);
@@ -179,6 +227,7 @@ impl<E: Exec> Exec for Recorder<'_, E> {
                 Arg::In(b) => Arg::In(b),
                 Arg::Index(b) => Arg::Index(b),
                 Arg::Addresses(b) => Arg::Addresses(b),
+                Arg::IndexOut(b) => Arg::IndexOut(b),
                 Arg::Out(b) => Arg::Out(b),
                 Arg::Null => Arg::Null,
             })

@@ -12,7 +12,7 @@ use super::backend::CudaBackend;
 use super::counters::{Counters, Counts};
 #[cfg(feature = "cuda-emulation")]
 use super::emu::Emulator;
-use super::exec::{Arg, Call, Elem, Exec, check_copy};
+use super::exec::{Arg, Call, Elem, Exec, TicketStore, check_copy};
 use super::graph::{Captured, Recording, StepGraph};
 pub use super::memory::GpuBuf;
 #[cfg(feature = "cuda-emulation")]
@@ -40,6 +40,8 @@ pub struct Gpu {
     pool: Arc<Pool>,
     /// The step each thread is recording.
     recording: Mutex<HashMap<ThreadId, Recording>>,
+    /// The zeroed block tickets of the kernels that count their finished blocks.
+    tickets: TicketStore<GpuBuf<i32>>,
 }
 
 impl fmt::Debug for Gpu {
@@ -50,8 +52,8 @@ impl fmt::Debug for Gpu {
 
 impl Gpu {
     fn with_engine(engine: Engine, label: String) -> Gpu {
-        let (counters, pool, recording) = Default::default();
-        Gpu { engine, label, counters, pool, recording }
+        let (counters, pool, recording, tickets) = Default::default();
+        Gpu { engine, label, counters, pool, recording, tickets }
     }
 
     /// The first GPU, or an [`crate::Error::Device`] saying why none can be used
@@ -219,6 +221,7 @@ impl Gpu {
 
     fn buffer<T: Elem>(&self, len: usize, purpose: Purpose) -> Result<GpuBuf<T>> {
         let bytes = len * size_of::<T>();
+        self.counters.buffer();
         let raw = match self.pool.take(bytes, purpose) {
             Some(raw) => raw,
             None => {
@@ -313,6 +316,10 @@ impl Exec for Gpu {
         self.submit(op, [src.block_addr(), dst.block_addr()])
     }
 
+    fn with_tickets<R>(&self, len: usize, f: impl FnOnce(&mut GpuBuf<i32>) -> Result<R>) -> Result<R> {
+        self.tickets.with(self, len, f)
+    }
+
     unsafe fn launch<P: KernelParams>(&self, call: Call, p: &P, args: &mut [Arg<'_, Self>]) -> Result<()> {
         self.counters.launch();
         let (ptrs, blocks): (Vec<u64>, Vec<u64>) = args
@@ -321,6 +328,7 @@ impl Exec for Gpu {
                 Arg::In(b) => (b.addr(), b.block_addr()),
                 Arg::Index(b) => (b.addr(), b.block_addr()),
                 Arg::Addresses(b) => (b.addr(), b.block_addr()),
+                Arg::IndexOut(b) => (b.addr(), b.block_addr()),
                 Arg::Out(b) => (b.addr(), b.block_addr()),
                 Arg::Null => (0, 0),
             })

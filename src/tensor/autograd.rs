@@ -9,8 +9,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use crate::cuda::launch::builtin::add_into;
 use crate::error::{Error, Result};
+use crate::tensor::dispatch::add_untracked;
 use crate::tensor::{Tensor, TensorId};
 
 /// The backward rule of one recorded op: given the output's gradient, accumulate the inputs'.
@@ -75,35 +78,73 @@ impl Gradients {
         self.map.get(&t.id())
     }
 
-    /// Adds `grad` to the gradient of `t`; ignored when `t` needs no gradient.
+    /// Adds `grad` to the gradient of `t`; ignored when `t` needs no gradient. A second gradient
+    /// is added into the first one's storage where it can be ([`add_grads`]).
     pub fn accumulate(&mut self, t: &Tensor, grad: Tensor) -> Result<()> {
         if !t.requires_grad() {
             return Ok(());
         }
-        if grad.shape() != t.shape() {
-            return Err(Error::shape(
-                "backward",
-                format!("gradient of shape {:?} for a tensor of shape {:?}", grad.shape(), t.shape()),
-            ));
+        check_shape(t, &grad)?;
+        let sum = match self.map.remove(&t.id()) {
+            Some(acc) => add_grads(acc, &grad)?,
+            None => grad.detach(),
+        };
+        self.map.insert(t.id(), sum);
+        Ok(())
+    }
+
+    /// Takes out the gradient of `t` accumulated so far, for an op whose kernel adds its own
+    /// gradient of `t` into that buffer (the convolution's data gradient); the op gives the sum
+    /// back with [`Gradients::put_grad`]. `None` when no gradient reached `t` yet.
+    pub fn take_grad(&mut self, t: &Tensor) -> Option<Tensor> {
+        self.map.remove(&t.id())
+    }
+
+    /// Sets the gradient of `t` to `grad`: the sum built on what [`Gradients::take_grad`] took
+    /// out, or the first gradient when it took nothing; ignored when `t` needs no gradient.
+    pub fn put_grad(&mut self, t: &Tensor, grad: Tensor) -> Result<()> {
+        if !t.requires_grad() {
+            return Ok(());
         }
-        match self.map.get_mut(&t.id()) {
-            Some(acc) if acc.device().is_cpu() && grad.device().is_cpu() => {
-                let acc = acc.host_mut()?;
-                for (a, g) in acc.iter_mut().zip(grad.host()?) {
-                    *a += g;
-                }
-            }
-            Some(acc) => *acc = crate::tensor::dispatch::add_untracked(acc, &grad)?,
-            None => {
-                self.map.insert(t.id(), grad.detach());
-            }
-        }
+        check_shape(t, &grad)?;
+        self.map.insert(t.id(), grad.detach());
         Ok(())
     }
 
     fn take(&mut self, id: TensorId) -> Option<Tensor> {
         self.map.remove(&id)
     }
+}
+
+/// Checks that `grad` has the shape of `t`.
+fn check_shape(t: &Tensor, grad: &Tensor) -> Result<()> {
+    if grad.shape() == t.shape() {
+        return Ok(());
+    }
+    Err(Error::shape(
+        "backward",
+        format!("gradient of shape {:?} for a tensor of shape {:?}", grad.shape(), t.shape()),
+    ))
+}
+
+/// `acc + grad`, two gradients of one tensor, in `acc`'s storage where it can be: on the CPU
+/// (copied first when another tensor shares it), or on a device when no other tensor holds
+/// `acc`'s buffer (one launch, no new buffer); else in a new buffer. The same values everywhere.
+pub(crate) fn add_grads(mut acc: Tensor, grad: &Tensor) -> Result<Tensor> {
+    if acc.device().is_cpu() && grad.device().is_cpu() {
+        for (a, g) in acc.host_mut()?.iter_mut().zip(grad.host()?) {
+            *a += g;
+        }
+        return Ok(acc);
+    }
+    let in_place = match (acc.gpu_mut_unshared(), grad.gpu()) {
+        (Some((buf, gpu)), Some((g, g_gpu))) if Arc::ptr_eq(gpu, g_gpu) => {
+            add_into(&**gpu, g, buf)?;
+            true
+        }
+        _ => false,
+    };
+    if in_place { Ok(acc) } else { add_untracked(&acc, grad) }
 }
 
 /// Back-propagates from a one-element `loss`; returns the gradients of the leaves.
@@ -143,4 +184,61 @@ pub fn backward_with(output: &Tensor, seed: Tensor) -> Result<Gradients> {
         }
     }
     Ok(grads)
+}
+
+#[cfg(all(test, feature = "cuda-emulation"))]
+mod tests {
+    use std::sync::Arc;
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::cuda::counters::Counts;
+    use crate::cuda::gpu::Gpu;
+    use crate::ops::{add, scale};
+    use crate::tensor::device::Device;
+
+    /// `x` and `seed` of `shape` on the CPU and on an emulated device of their own (whose counts
+    /// are this test's alone).
+    fn inputs(shape: &[usize]) -> ([Tensor; 2], [Tensor; 2]) {
+        let device = Device::Cuda(Arc::new(Gpu::emulated()));
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let host = [Tensor::randn(shape, 1.0, &mut rng), Tensor::randn(shape, 1.0, &mut rng)];
+        let on = |t: &Tensor| t.to_device(&device).unwrap();
+        ([on(&host[0]), on(&host[1])], host)
+    }
+
+    /// The gradient of `x` for `f(x)` with the upstream gradient `seed`, and what the backward
+    /// pass did on the device (nothing on the CPU).
+    fn grad_of(x: &Tensor, seed: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> (Vec<f32>, Counts) {
+        let x = x.clone().into_param();
+        let y = f(&x);
+        let counts = || x.gpu().map(|(_, gpu)| gpu.counts()).unwrap_or_default();
+        let before = counts();
+        let grads = backward_with(&y, seed.clone()).unwrap();
+        let done = counts() - before;
+        (grads.get(&x).expect("a gradient of x").to_vec().unwrap(), done)
+    }
+
+    #[test]
+    fn a_second_gradient_is_added_into_the_first_ones_buffer() {
+        let ([x, seed], [x_cpu, seed_cpu]) = inputs(&[3, 70]);
+        let f = |x: &Tensor| add(&scale(x, 2.0).unwrap(), &scale(x, -3.0).unwrap()).unwrap();
+        let (got, d) = grad_of(&x, &seed, f);
+        // Two scalings, each a launch and a buffer, and the add in place.
+        assert_eq!((d.launches, d.buffers), (3, 2), "{d:?}");
+        assert_eq!(got, grad_of(&x_cpu, &seed_cpu, f).0, "the CPU's values, bit for bit");
+    }
+
+    #[test]
+    fn a_gradient_shared_with_another_tensor_is_not_changed_in_place() {
+        let ([x, seed], [_, seed_cpu]) = inputs(&[257]);
+        // Both gradients of x are the upstream gradient itself, which `seed` still holds.
+        let (got, d) = grad_of(&x, &seed, |x| add(x, x).unwrap());
+        assert_eq!((d.launches, d.buffers), (1, 1), "a new buffer: {d:?}");
+        let seed_values = seed_cpu.to_vec().unwrap();
+        assert_eq!(got, seed_values.iter().map(|v| v + v).collect::<Vec<_>>());
+        assert_eq!(seed.to_vec().unwrap(), seed_values, "the seed is untouched");
+    }
 }

@@ -307,6 +307,19 @@ impl Tensor {
         }
     }
 
+    /// The device buffer and its device, to update in place, when no other tensor holds the
+    /// buffer (a clone or a view would see the change); `None` on the CPU or when it is shared.
+    /// The host-known scalar is forgotten.
+    pub(crate) fn gpu_mut_unshared(&mut self) -> Option<(&mut GpuBuf<f32>, &Arc<Gpu>)> {
+        match Arc::get_mut(&mut self.storage)? {
+            Storage::Gpu(buf, gpu) => {
+                self.scalar = None;
+                Some((buf, gpu))
+            }
+            Storage::Cpu(_) => None,
+        }
+    }
+
     /// Checks that the shape is `expected`, where `None` matches any extent.
     pub(crate) fn expect_shape(
         &self,

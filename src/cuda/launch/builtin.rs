@@ -1,8 +1,8 @@
 //! The backend's builtins, used below the ops (copies of tensors, the tape's gradient sums) and by
-//! the arithmetic ops and losses: elementwise add and multiply, scaling (`kernels/elementwise.cu`)
-//! and column sums (`kernels/gemm.cu`).
+//! the arithmetic ops and losses: elementwise add and multiply, the add in place, scaling
+//! (`kernels/elementwise.cu`) and column sums (`kernels/gemm.cu`).
 
-use super::{channel_blocks, fits, flat, non_empty, output};
+use super::{channel_blocks, expect_len, fits, flat, non_empty, output};
 use crate::cuda::exec::{Exec, Grid};
 use crate::cuda::kernels;
 use crate::cuda::params::{MapParams, RowParams};
@@ -42,6 +42,16 @@ pub fn elementwise<E: Exec>(
 pub fn binary<E: Exec>(e: &E, op: Binary, a: &E::Buf<f32>, b: &E::Buf<f32>) -> Result<E::Buf<f32>> {
     let launch = |g, p: &_, y: &mut _| kernels::binary_map(e, g, p, a, b, y);
     elementwise(e, "cuda binary_map", e.len(a), (op as i32, 0.0), launch)
+}
+
+/// `y += x`, elementwise and in place: the tape's sum of a second gradient into the buffer of the
+/// first, the same values as [`binary`] with [`Binary::Add`] of `y` and `x`.
+pub fn add_into<E: Exec>(e: &E, x: &E::Buf<f32>, y: &mut E::Buf<f32>) -> Result<()> {
+    const OP: &str = "cuda add_into";
+    let len = e.len(y);
+    expect_len(e, OP, "the addend", x, len)?;
+    let p = map_params(OP, len, 0, 0.0)?;
+    kernels::add_into(e, flat(len), &p, x, y)
 }
 
 /// `s * x`: the CPU `scale` of the arithmetic ops.

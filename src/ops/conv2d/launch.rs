@@ -3,7 +3,7 @@
 use super::ConvGeometry;
 use crate::cuda::exec::Exec;
 use crate::cuda::kernels;
-use crate::cuda::launch::{fits, flat, int, output, tiles};
+use crate::cuda::launch::{TILE, expect_len, fits, int, output, tiles};
 use crate::cuda::params::ConvParams;
 use crate::error::{Error, Result};
 
@@ -12,7 +12,12 @@ use crate::error::{Error, Result};
 const MIN_SPLIT_ROWS: usize = 256;
 const MAX_WEIGHT_SPLITS: usize = 64;
 
-fn conv_params(op: &'static str, g: &ConvGeometry, split_rows: usize) -> Result<ConvParams> {
+fn conv_params(
+    op: &'static str,
+    g: &ConvGeometry,
+    split_rows: usize,
+    accumulate: bool,
+) -> Result<ConvParams> {
     fits(
         op,
         &[
@@ -34,6 +39,7 @@ fn conv_params(op: &'static str, g: &ConvGeometry, split_rows: usize) -> Result<
         h_out: int(op, "output height", g.h_out)?,
         w_out: int(op, "output width", g.w_out)?,
         split_rows: int(op, "rows per split", split_rows)?,
+        accumulate: accumulate.into(),
     })
 }
 
@@ -45,8 +51,10 @@ pub enum ConvProduct {
     /// `dx` from `[dy, w]`: [`crate::ops::conv2d::cpu::backward_data`].
     BackwardData,
     /// `dw` in `[C_out, C_in, KH, KW]` from `[x, dy]`: [`crate::ops::conv2d::cpu::backward_weight`].
-    /// The output pixels are split into slices summed by separate blocks, then the slices are
-    /// added in order (no atomics: the result is the same on every run).
+    /// One launch: the output pixels are split into slices summed by separate blocks, and the
+    /// last block of each output tile adds the slices in order (no atomic sums: the result is
+    /// the same on every run); the blocks count themselves on the device's tickets
+    /// ([`Exec::with_tickets`]).
     BackwardWeight,
 }
 
@@ -65,27 +73,55 @@ pub fn conv2d<E: Exec>(
     }
     match product {
         ConvProduct::Forward => {
-            let p = conv_params(OP, g, 1)?;
+            let p = conv_params(OP, g, 1, false)?;
             let rows = g.n * g.h_out * g.w_out;
             let grid = tiles(OP, rows, g.c_out, 1)?;
             output(e, rows * g.c_out, |y| kernels::conv2d_forward(e, grid, &p, a, b, bias, y))
         }
         ConvProduct::BackwardData => {
-            let p = conv_params(OP, g, 1)?;
-            let rows = g.n * g.h * g.w;
-            let grid = tiles(OP, rows, g.c_in, 1)?;
-            output(e, rows * g.c_in, |dx| kernels::conv2d_backward_data(e, grid, &p, a, b, dx))
+            output(e, g.n * g.in_image_len(), |dx| backward_data(e, g, [a, b], dx, false))
         }
         ConvProduct::BackwardWeight => {
             let rows = g.n * g.h_out * g.w_out;
             let split_rows = rows.div_ceil(rows.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
             let splits = rows.div_ceil(split_rows);
-            let p = conv_params(OP, g, split_rows)?;
+            let p = conv_params(OP, g, split_rows, false)?;
             let weights = g.c_out * g.k();
             let grid = tiles(OP, g.c_out, g.k(), splits)?;
-            let partial =
-                output(e, splits * weights, |part| kernels::conv2d_backward_weight(e, grid, &p, a, b, part))?;
-            output(e, weights, |dw| kernels::conv2d_reduce_weight(e, flat(weights), &p, &partial, dw))
+            let mut partial = e.alloc(splits * weights)?;
+            let output_tiles = g.c_out.div_ceil(TILE) * g.k().div_ceil(TILE);
+            output(e, weights, |dw| {
+                e.with_tickets(output_tiles, |tickets| {
+                    kernels::conv2d_backward_weight(e, grid, &p, a, b, &mut partial, tickets, dw)
+                })
+            })
         }
     }
+}
+
+/// `dx += ` the data gradient of the convolution of geometry `g` from `[dy, w]`, in place in
+/// `dx` (`[N, H, W, C_in]`): the second gradient of an input, added where the first one is with no
+/// other buffer or launch; each element is `dx + ` [`ConvProduct::BackwardData`]'s value.
+pub fn conv2d_backward_data_into<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    [dy, w]: [&E::Buf<f32>; 2],
+    dx: &mut E::Buf<f32>,
+) -> Result<()> {
+    expect_len(e, "cuda conv2d", "the gradient to add into", dx, g.n * g.in_image_len())?;
+    backward_data(e, g, [dy, w], dx, true)
+}
+
+/// The data gradient into `dx`, overwriting it or added to it.
+fn backward_data<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    [dy, w]: [&E::Buf<f32>; 2],
+    dx: &mut E::Buf<f32>,
+    accumulate: bool,
+) -> Result<()> {
+    const OP: &str = "cuda conv2d";
+    let p = conv_params(OP, g, 1, accumulate)?;
+    let grid = tiles(OP, g.n * g.h * g.w, g.c_in, 1)?;
+    kernels::conv2d_backward_data(e, grid, &p, dy, w, dx)
 }

@@ -122,8 +122,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         if x.requires_grad() {
-            grads
-                .accumulate(&x, place::product(&g, ConvProduct::BackwardData, [dy, &w], None, x.shape())?)?;
+            // A gradient of x from another op (a residual block's shortcut) is added to in place.
+            let dx = place::backward_data_added(&g, [dy, &w], grads.take_grad(&x), x.shape())?;
+            grads.put_grad(&x, dx)?;
         }
         if w.requires_grad() {
             grads.accumulate(
@@ -206,5 +207,7 @@ pub fn conv_transpose2d(
     Ok(y)
 }
 
+#[cfg(all(test, feature = "cuda-emulation"))]
+mod fused_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! [`cpu`].
 
 use super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
-use super::launch::conv2d;
+use super::launch::{conv2d, conv2d_backward_data_into};
 use super::{ConvGeometry, cpu};
 use crate::cuda::exec::Exec;
 use crate::cuda::launch::builtin::column_sums;
@@ -23,8 +23,8 @@ const CASES: [([usize; 4], [usize; 2], usize, usize); 8] = [
     ([2, 8, 6, 4], [3, 1], 2, 0),
 ];
 
-/// Forward (with and without bias), backward data, backward weight and the bias gradient on every
-/// case.
+/// Forward (with and without bias), backward data (also added into a gradient), backward weight
+/// and the bias gradient on every case.
 pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     for ([n, h, w, ci], [co, k], stride, pad) in CASES {
         let g = ConvGeometry::new("parity", &[n, h, w, ci], &[co, ci, k, k], stride, pad)?;
@@ -45,16 +45,16 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             Tol::dot(g.k()),
         )?;
         let dx = conv2d(cx.e, &g, BackwardData, [&dyb, &wb], None)?;
-        cx.compare(
-            "conv2d_backward_data",
-            &case,
-            &dx,
-            &cpu::backward_data(&g, &dy, &wt),
-            Tol::dot(k * k * co),
-        )?;
+        let want_dx = cpu::backward_data(&g, &dy, &wt);
+        cx.compare("conv2d_backward_data", &case, &dx, &want_dx, Tol::dot(k * k * co))?;
+        // Added into a gradient so far: x, which has dx's shape.
+        let mut sum = cx.up(&x)?;
+        conv2d_backward_data_into(cx.e, &g, [&dyb, &wb], &mut sum)?;
+        let want: Vec<f32> = x.iter().zip(&want_dx).map(|(a, d)| a + d).collect();
+        cx.compare("conv2d_backward_data", &format!("{case} +="), &sum, &want, Tol::dot(k * k * co))?;
         let dw = conv2d(cx.e, &g, BackwardWeight, [&xb, &dyb], None)?;
         let want = cpu::backward_weight(&g, &x, &dy);
-        cx.compare("conv2d_backward_weight+reduce", &case, &dw, &want, Tol::dot(rows))?;
+        cx.compare("conv2d_backward_weight", &case, &dw, &want, Tol::dot(rows))?;
         let db = column_sums(cx.e, rows, co, 1.0, &dyb)?;
         cx.compare(
             "column_sums (conv bias)",

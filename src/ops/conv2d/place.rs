@@ -2,6 +2,8 @@
 //! rayon path ([`super::cpu`]) for host tensors, the kernels of `kernels/conv2d.cu` through
 //! [`super::launch`] for tensors on a device. Results carry no gradient.
 
+use std::sync::Arc;
+
 use super::launch::{self as kernels, ConvProduct};
 use super::{ConvGeometry, cpu};
 use crate::cpu::reduce::column_sums;
@@ -9,6 +11,7 @@ use crate::error::Result;
 use crate::ops::batchnorm::launch::{Affine, bn_forward};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
+use crate::tensor::autograd::add_grads;
 
 /// `product` of the convolution of geometry `g` on its two operands (and the bias, forward only),
 /// shaped `shape`.
@@ -35,6 +38,32 @@ pub(super) fn product(
             Ok(Tensor::new_cpu(y, shape, false))
         }
     }
+}
+
+/// The gradient of the convolution's input so far, `acc` (when one reached it already), plus the
+/// data gradient from `[dy, w]`, shaped `shape`. On a device, when no other tensor holds `acc`'s
+/// buffer, the kernel adds into it in place: no new buffer and no second launch. Otherwise the
+/// product is added as [`Gradients::accumulate`](crate::tensor::autograd::Gradients::accumulate)
+/// adds it. The same values either way.
+pub(super) fn backward_data_added(
+    g: &ConvGeometry,
+    [dy, w]: [&Tensor; 2],
+    acc: Option<Tensor>,
+    shape: &[usize],
+) -> Result<Tensor> {
+    let Some(mut acc) = acc else { return product(g, ConvProduct::BackwardData, [dy, w], None, shape) };
+    let gpu = gpu_of("conv2d", &[dy, w])?;
+    let in_place = match (gpu, acc.gpu_mut_unshared()) {
+        (Some(gpu), Some((buf, acc_gpu))) if Arc::ptr_eq(&gpu, acc_gpu) => {
+            kernels::conv2d_backward_data_into(&*gpu, g, [dy.gpu_buf()?, w.gpu_buf()?], buf)?;
+            true
+        }
+        _ => false,
+    };
+    if in_place {
+        return Ok(acc);
+    }
+    add_grads(acc, &product(g, ConvProduct::BackwardData, [dy, w], None, shape)?)
 }
 
 /// The bias gradient: `dy` summed over everything but its last dimension of `channels`.
