@@ -47,7 +47,7 @@ pub fn bn_scale<E: Exec>(
 }
 
 /// Folds a batch's `mean` and biased `var` (`count` values per channel) into the running
-/// statistics in place: `crate::ops::batchnorm::update_running_stats`.
+/// statistics in place: `crate::ops::batchnorm::cpu::update_running`.
 pub fn bn_running_update<E: Exec>(
     e: &E,
     momentum: f32,

@@ -5,16 +5,25 @@
 use std::sync::Arc;
 
 use super::launch::{self as kernels, Affine, BnBackward};
-use super::{BatchStats, Norm};
+use super::{BatchStats, Norm, RunningStats};
 use crate::cuda::gpu::Gpu;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
-/// Training mode: batch statistics, then the normalisation, with its backward recorded.
-pub(super) fn train(norm: Norm<'_>, gpu: &Arc<Gpu>) -> Result<(Tensor, BatchStats)> {
+/// Training mode: batch statistics, folded into `running` when it is given, then the
+/// normalisation, with its backward recorded.
+pub(super) fn train(
+    norm: Norm<'_>,
+    gpu: &Arc<Gpu>,
+    running: Option<RunningStats<'_>>,
+) -> Result<(Tensor, BatchStats)> {
     let (c, rows) = (norm.c, norm.x.numel() / norm.c);
     let (mean, var) = kernels::bn_stats(&**gpu, rows, c, norm.x.gpu_buf()?)?;
+    if let Some(r) = running {
+        let ((rm, _), (rv, _)) = (r.mean.gpu_mut()?, r.var.gpu_mut()?);
+        kernels::bn_running_update(&**gpu, r.momentum, rows, [&mean, &var], rm, rv)?;
+    }
     let (mean, var) = (Tensor::new_gpu(mean, gpu, &[c], false), Tensor::new_gpu(var, gpu, &[c], false));
     let y = apply(norm, gpu, &mean, &var, true)?;
     Ok((y, BatchStats { mean, var_biased: var, count: rows }))
@@ -68,18 +77,4 @@ fn apply(norm: Norm<'_>, gpu: &Arc<Gpu>, center: &Tensor, var: &Tensor, training
         Ok(())
     });
     Ok(y)
-}
-
-/// Folds the batch statistics into running buffers on the device.
-pub(super) fn update_running(
-    gpu: &Arc<Gpu>,
-    running_mean: &mut Tensor,
-    running_var: &mut Tensor,
-    stats: &BatchStats,
-    momentum: f32,
-) -> Result<()> {
-    let (mean, var) = (stats.mean.gpu_buf()?, stats.var_biased.gpu_buf()?);
-    let (rm, _) = running_mean.gpu_mut()?;
-    let (rv, _) = running_var.gpu_mut()?;
-    kernels::bn_running_update(&**gpu, momentum, stats.count, [mean, var], rm, rv)
 }

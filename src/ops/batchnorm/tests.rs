@@ -21,29 +21,32 @@ fn running_stats_follow_pytorch_by_hand() {
     // Channel 0 holds 1, 2, 3, 6: mean 3, biased variance 14/4, unbiased 14/3.
     // Channel 1 holds 0, 0, 0, 4: mean 1, biased variance 12/4, unbiased 4.
     let x = t(&[1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 6.0, 4.0], &[1, 2, 2, 2]);
+    let (mut rm, mut rv) = (t(&[0.0, 10.0], &[2]), t(&[1.0, 2.0], &[2]));
+    let running = RunningStats { mean: &mut rm, var: &mut rv, momentum: DEFAULT_MOMENTUM };
+    let (gamma, beta) = (Tensor::full(&[2], 1.0), Tensor::zeros(&[2]));
     let (_, stats) =
-        batch_norm_train(&x, After::Identity, &Tensor::full(&[2], 1.0), &Tensor::zeros(&[2]), DEFAULT_EPS)
-            .unwrap();
+        batch_norm_train(&x, After::Identity, &gamma, &beta, DEFAULT_EPS, Some(running)).unwrap();
     assert_eq!(stats.count, 4);
     close(&stats.mean.to_vec().unwrap(), &[3.0, 1.0], 1e-6);
     close(&stats.var_biased.to_vec().unwrap(), &[3.5, 3.0], 1e-6);
-    let (mut rm, mut rv) = (t(&[0.0, 10.0], &[2]), t(&[1.0, 2.0], &[2]));
-    update_running_stats(&mut rm, &mut rv, &stats, DEFAULT_MOMENTUM).unwrap();
     close(&rm.to_vec().unwrap(), &[0.3, 9.1], 1e-6);
     close(&rv.to_vec().unwrap(), &[0.9 + 0.1 * 14.0 / 3.0, 1.8 + 0.4], 1e-6);
 }
 
 #[test]
 fn running_stats_reject_bad_arguments() {
-    let stats = BatchStats { mean: Tensor::zeros(&[2]), var_biased: Tensor::zeros(&[2]), count: 8 };
+    let x = Tensor::zeros(&[2, 1, 1, 2]);
+    let (g, b) = (Tensor::full(&[2], 1.0), Tensor::zeros(&[2]));
     let (mut rm, mut rv) = (Tensor::zeros(&[2]), Tensor::zeros(&[2]));
-    let err = update_running_stats(&mut rm, &mut rv, &stats, 1.5).unwrap_err().to_string();
-    assert!(err.starts_with("batch_norm_running_stats:") && err.contains("momentum"), "{err}");
-    let one = BatchStats { count: 1, ..stats.clone() };
-    assert!(update_running_stats(&mut rm, &mut rv, &one, 0.1).is_err());
+    let running = RunningStats { mean: &mut rm, var: &mut rv, momentum: 1.5 };
+    let err = batch_norm_train(&x, After::Identity, &g, &b, 1e-5, Some(running)).unwrap_err().to_string();
+    assert!(err.starts_with("batch_norm_train:") && err.contains("momentum"), "{err}");
     let mut short = Tensor::zeros(&[3]);
-    let err = update_running_stats(&mut short, &mut rv, &stats, 0.1).unwrap_err().to_string();
-    assert!(err.contains("running mean") && err.contains("[3]"), "{err}");
+    let running = RunningStats { mean: &mut short, var: &mut rv, momentum: 0.1 };
+    let err = batch_norm_train(&x, After::Relu, &g, &b, 1e-5, Some(running)).unwrap_err().to_string();
+    assert!(err.starts_with("batch_norm_relu_train:") && err.contains("running mean"), "{err}");
+    assert!(err.contains("[3]"), "{err}");
+    assert_eq!((rm.to_vec().unwrap(), rv.to_vec().unwrap()), (vec![0.0; 2], vec![0.0; 2]));
 }
 
 #[test]
@@ -70,29 +73,29 @@ fn bad_shapes_and_arguments_name_the_op() {
         assert!(err.starts_with(&format!("{op}:")) && err.contains(needle), "{err}");
     };
     expect(
-        batch_norm_train(&x, After::Identity, &Tensor::zeros(&[3]), &b, 1e-5),
+        batch_norm_train(&x, After::Identity, &Tensor::zeros(&[3]), &b, 1e-5, None),
         "batch_norm_train",
         "gamma",
     );
     expect(
-        batch_norm_train(&Tensor::zeros(&[2, 4]), After::Identity, &g, &b, 1e-5),
+        batch_norm_train(&Tensor::zeros(&[2, 4]), After::Identity, &g, &b, 1e-5, None),
         "batch_norm_train",
         "[2, 4]",
     );
     expect(
-        batch_norm_train(&Tensor::zeros(&[0, 3, 3, 4]), After::Identity, &g, &b, 1e-5),
+        batch_norm_train(&Tensor::zeros(&[0, 3, 3, 4]), After::Identity, &g, &b, 1e-5, None),
         "batch_norm_train",
         "empty",
     );
     expect(
-        batch_norm_train(&Tensor::zeros(&[1, 1, 1, 4]), After::Identity, &g, &b, 1e-5),
+        batch_norm_train(&Tensor::zeros(&[1, 1, 1, 4]), After::Identity, &g, &b, 1e-5, None),
         "batch_norm_train",
         "one value",
     );
-    expect(batch_norm_train(&x, After::Relu, &g, &b, 0.0), "batch_norm_relu_train", "eps");
+    expect(batch_norm_train(&x, After::Relu, &g, &b, 0.0, None), "batch_norm_relu_train", "eps");
     let r = Tensor::zeros(&[2, 3, 4, 4]);
     expect(
-        batch_norm_train(&x, After::AddRelu(&r), &g, &b, 1e-5),
+        batch_norm_train(&x, After::AddRelu(&r), &g, &b, 1e-5, None),
         "batch_norm_add_relu_train",
         "[2, 3, 4, 4]",
     );
@@ -132,18 +135,20 @@ type Op = fn(&[Tensor]) -> Tensor;
 const FUSED_AND_UNFUSED: [(&str, Op, Op); 4] = [
     (
         "relu_train",
-        |t| batch_norm_train(&t[0], After::Relu, &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| batch_norm_train(&t[0], After::Relu, &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
         |t| {
-            activation::relu(&batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS).unwrap().0)
-                .unwrap()
+            activation::relu(
+                &batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
+            )
+            .unwrap()
         },
     ),
     (
         "add_relu_train",
-        |t| batch_norm_train(&t[0], After::AddRelu(&t[1]), &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| batch_norm_train(&t[0], After::AddRelu(&t[1]), &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
         |t| {
             let z = arith::add(
-                &batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+                &batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
                 &t[1],
             )
             .unwrap();
