@@ -13,7 +13,9 @@
 //! statistics), `dx = gamma * inv * dz` in evaluation.
 //!
 //! On the CPU the forward is one statistics pass and one normalise-and-activate pass, the backward
-//! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`).
+//! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`). On a device
+//! ([`launch`]) each is two launches, the update of the running statistics included; the forward
+//! with given statistics (evaluation) is one.
 
 pub(crate) mod cpu;
 pub mod gradcheck;
