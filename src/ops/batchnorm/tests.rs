@@ -208,3 +208,49 @@ fn fused_ops_match_the_unfused_composition() {
         }
     }
 }
+
+/// A training-mode normalisation with the residual add and ReLU on a device: the forward (the
+/// running statistics' update included) and its backward take at most two launches each, the
+/// evaluation forward one (and its backward at most two).
+#[cfg(feature = "cuda-emulation")]
+#[test]
+fn a_device_pass_takes_at_most_two_launches() {
+    use std::sync::Arc;
+
+    use crate::cuda::gpu::Gpu;
+    use crate::tensor::device::Device;
+
+    // A device of its own: the tests sharing `Device::emulated()` would add to its counts.
+    let gpu = Arc::new(Gpu::emulated());
+    let device = Device::Cuda(Arc::clone(&gpu));
+    let on = |t: Tensor| t.to_device(&device).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    // 162 rows (four row splits) of 40 channels (two channel tiles).
+    let shape = [2, 9, 9, 40];
+    let x = on(Tensor::randn(&shape, 1.0, &mut rng)).into_param();
+    let residual = on(Tensor::randn(&shape, 1.0, &mut rng)).into_param();
+    let gamma = on(Tensor::randn(&[40], 1.0, &mut rng)).into_param();
+    let beta = on(Tensor::randn(&[40], 1.0, &mut rng)).into_param();
+    let (mut rm, mut rv) = (on(Tensor::zeros(&[40])), on(Tensor::full(&[40], 1.0)));
+    let seed = on(Tensor::randn(&shape, 1.0, &mut rng));
+    let after = After::AddRelu(&residual);
+    let launches = || gpu.counts().launches;
+
+    let start = launches();
+    let running = RunningStats { mean: &mut rm, var: &mut rv, momentum: DEFAULT_MOMENTUM };
+    let (y, _) = batch_norm_train(&x, after, &gamma, &beta, DEFAULT_EPS, Some(running)).unwrap();
+    let forward = launches() - start;
+    let start = launches();
+    let g = autograd::backward_with(&y, seed.clone()).unwrap();
+    let backward = launches() - start;
+    assert!([&x, &residual, &gamma, &beta].iter().all(|t| g.get(t).is_some()));
+    assert!(forward <= 2 && backward <= 2, "training: {forward} launches forward, {backward} backward");
+    assert!(rm.to_vec().unwrap().iter().any(|&m| m != 0.0), "the running mean was updated");
+
+    let start = launches();
+    let y = batch_norm_eval(&x, after, &gamma, &beta, &rm, &rv, DEFAULT_EPS).unwrap();
+    assert_eq!(launches() - start, 1, "the evaluation forward");
+    let start = launches();
+    autograd::backward_with(&y, seed).unwrap();
+    assert!(launches() - start <= 2, "evaluation: {} launches backward", launches() - start);
+}
