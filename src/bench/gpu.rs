@@ -16,7 +16,7 @@ use crate::cuda::gpu::Gpu;
 use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::{Error, Result};
 use crate::nn::{ResNet, Shortcut};
-use crate::ops::batchnorm::launch::{self as norm, Affine, BnBackward};
+use crate::ops::batchnorm::launch::{self as norm, BnBackward, BnInput};
 use crate::ops::conv2d::launch as kernels;
 use crate::ops::conv2d::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
 use crate::optim::SgdConfig;
@@ -117,17 +117,18 @@ fn norm_table(gpu: &Arc<Gpu>, batch: usize, copy: f64, figures: &mut Vec<Figure>
     let (x, dy) = (random(e, rows * c, &mut rng)?, random(e, rows * c, &mut rng)?);
     let ones = e.upload(&vec![1.0f32; c])?;
     let zeros = e.upload(&vec![0.0f32; c])?;
-    let affine = Affine { center: &zeros, scale: &ones, beta: &zeros };
-    let y = norm::bn_forward(e, [rows, c], true, &x, &affine, None)?;
+    let n = BnInput { x: &x, gamma: &ones, beta: &zeros, eps: 1e-5, residual: None, relu: true };
+    let y = norm::bn_forward(e, [rows, c], &n, [&zeros, &ones])?;
     let bytes = (rows * c * 4) as f64 * 1e-9;
     let fwd = 2.0 * bytes
-        / median_on(e, KERNEL_RUNS, || norm::bn_forward(e, [rows, c], true, &x, &affine, None).map(drop))?;
+        / median_on(e, KERNEL_RUNS, || norm::bn_forward(e, [rows, c], &n, [&zeros, &ones]).map(drop))?;
     let b = BnBackward {
         x: &x,
         dy: &dy,
         relu_out: Some(&y),
-        affine: Affine { center: &zeros, scale: &ones, beta: &zeros },
+        center: &zeros,
         var: &ones,
+        gamma: &ones,
         eps: 1e-5,
         training: true,
         want_dz: false,

@@ -111,8 +111,12 @@ impl BatchNorm2d {
             let (mean, var) = (&self.running_mean, &self.running_var);
             return bn::batch_norm_eval(x, after, &self.weight, &self.bias, mean, var, Self::EPS);
         }
-        let (y, stats) = bn::batch_norm_train(x, after, &self.weight, &self.bias, Self::EPS)?;
-        bn::update_running_stats(&mut self.running_mean, &mut self.running_var, &stats, Self::MOMENTUM)?;
+        let running = bn::RunningStats {
+            mean: &mut self.running_mean,
+            var: &mut self.running_var,
+            momentum: Self::MOMENTUM,
+        };
+        let (y, _) = bn::batch_norm_train(x, after, &self.weight, &self.bias, Self::EPS, Some(running))?;
         self.num_batches_tracked.host_mut()?[0] += 1.0;
         Ok(y)
     }

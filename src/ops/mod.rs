@@ -22,7 +22,7 @@ pub mod shape;
 
 pub use activation::{leaky_relu, relu, relu6};
 pub use arith::{add, mul, scale};
-pub use batchnorm::{BatchStats, batch_norm_eval, batch_norm_train, update_running_stats};
+pub use batchnorm::{BatchStats, RunningStats, batch_norm_eval, batch_norm_train};
 pub use channels::{gather_channels, shortcut_a, slice_channels};
 pub use conv2d::{conv_transpose2d, conv2d};
 pub use depthwise::{avg_pool2d, depthwise_conv2d};

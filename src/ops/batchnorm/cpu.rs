@@ -68,6 +68,24 @@ pub(crate) fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
     (mean, var)
 }
 
+/// Folds a batch's `mean` and biased `var` (`count >= 2` values per channel) into the running
+/// statistics in place: `running = (1 - momentum) * running + momentum * stat`, the variance
+/// unbiased by `count / (count - 1)`.
+pub(crate) fn update_running(
+    [running_mean, running_var]: [&mut [f32]; 2],
+    [mean, var]: [&[f32]; 2],
+    count: usize,
+    momentum: f32,
+) {
+    let unbias = (count as f64 / (count - 1) as f64) as f32;
+    for (r, &m) in running_mean.iter_mut().zip(mean) {
+        *r = (1.0 - momentum) * *r + momentum * m;
+    }
+    for (r, &v) in running_var.iter_mut().zip(var) {
+        *r = (1.0 - momentum) * *r + momentum * v * unbias;
+    }
+}
+
 /// `y = act((x - center) * scale + beta [+ residual])`, `act` ReLU when `relu`, else the identity.
 pub(crate) fn forward(
     x: &[f32],

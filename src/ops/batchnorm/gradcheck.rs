@@ -51,7 +51,7 @@ fn bn_case(fusion: Fusion, train: bool, x: [usize; 4], x_init: Init) -> Case {
                 Fusion::AddRelu => ops::batchnorm::After::AddRelu(&t[3]),
             };
             match rm.zip(rv) {
-                None => Ok(ops::batch_norm_train(x, after, g, b, EPS)?.0),
+                None => Ok(ops::batch_norm_train(x, after, g, b, EPS, None)?.0),
                 Some((rm, rv)) => ops::batch_norm_eval(x, after, g, b, rm, rv, EPS),
             }
         }),

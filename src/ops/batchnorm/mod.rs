@@ -13,7 +13,9 @@
 //! statistics), `dx = gamma * inv * dz` in evaluation.
 //!
 //! On the CPU the forward is one statistics pass and one normalise-and-activate pass, the backward
-//! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`).
+//! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`). On a device
+//! ([`launch`]) each is two launches, the update of the running statistics included; the forward
+//! with given statistics (evaluation) is one.
 
 pub(crate) mod cpu;
 pub mod gradcheck;
@@ -79,16 +81,29 @@ impl<'a> After<'a> {
     }
 }
 
+/// The running statistics (`[C]` each) that a training-mode normalisation folds its batch
+/// statistics into, in place, PyTorch's way: `running = (1 - momentum) * running + momentum * stat`,
+/// the variance unbiased by `n / (n - 1)`.
+pub struct RunningStats<'a> {
+    /// The running mean.
+    pub mean: &'a mut Tensor,
+    /// The running (unbiased) variance.
+    pub var: &'a mut Tensor,
+    /// The weight of the batch's statistics, in `[0, 1]`.
+    pub momentum: f32,
+}
+
 /// Batch norm with batch statistics (training mode), then `after`, as one op; also returns the
-/// statistics.
+/// statistics, and folds them into `running` when it is given.
 pub fn batch_norm_train(
     x: &Tensor,
     after: After,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f32,
+    running: Option<RunningStats<'_>>,
 ) -> Result<(Tensor, BatchStats)> {
-    Norm::new(after.op(true), x, after, gamma, beta, eps)?.train()
+    Norm::new(after.op(true), x, after, gamma, beta, eps)?.train(running)
 }
 
 /// Batch norm with the running statistics (evaluation mode), then `after`, as one op; gradients
@@ -103,42 +118,6 @@ pub fn batch_norm_eval(
     eps: f32,
 ) -> Result<Tensor> {
     Norm::new(after.op(false), x, after, gamma, beta, eps)?.eval(running_mean, running_var)
-}
-
-/// Folds one batch's statistics into the running buffers (`[C]` each), PyTorch's way:
-/// `running = (1 - momentum) * running + momentum * stat`, the variance unbiased by `n / (n - 1)`.
-pub fn update_running_stats(
-    running_mean: &mut Tensor,
-    running_var: &mut Tensor,
-    stats: &BatchStats,
-    momentum: f32,
-) -> Result<()> {
-    const OP: &str = "batch_norm_running_stats";
-    stats.mean.expect_shape(OP, "batch mean", &[None])?;
-    let c = stats.mean.shape()[0];
-    stats.var_biased.expect_shape(OP, "batch variance", &[Some(c)])?;
-    running_mean.expect_shape(OP, "running mean", &[Some(c)])?;
-    running_var.expect_shape(OP, "running variance", &[Some(c)])?;
-    if !(0.0..=1.0).contains(&momentum) {
-        return Err(Error::invalid(OP, format!("momentum {momentum} is outside [0, 1]")));
-    }
-    if stats.count < 2 {
-        return Err(Error::invalid(
-            OP,
-            format!("{} value(s) per channel: no unbiased variance", stats.count),
-        ));
-    }
-    if let Some(gpu) = gpu_of(OP, &[running_mean, running_var, &stats.mean, &stats.var_biased])? {
-        return place::update_running(&gpu, running_mean, running_var, stats, momentum);
-    }
-    let unbias = (stats.count as f64 / (stats.count - 1) as f64) as f32;
-    for (r, &m) in running_mean.host_mut()?.iter_mut().zip(stats.mean.host()?) {
-        *r = (1.0 - momentum) * *r + momentum * m;
-    }
-    for (r, &v) in running_var.host_mut()?.iter_mut().zip(stats.var_biased.host()?) {
-        *r = (1.0 - momentum) * *r + momentum * v * unbias;
-    }
-    Ok(())
 }
 
 /// The checked inputs of one normalisation.
@@ -189,7 +168,18 @@ impl<'a> Norm<'a> {
         gpu_of(self.op, &inputs)
     }
 
-    fn train(self) -> Result<(Tensor, BatchStats)> {
+    /// Checks the running statistics a training step updates: their shapes, device and momentum.
+    fn check_running(&self, r: &RunningStats<'_>) -> Result<()> {
+        r.mean.expect_shape(self.op, "running mean", &[Some(self.c)])?;
+        r.var.expect_shape(self.op, "running variance", &[Some(self.c)])?;
+        gpu_of(self.op, &[self.x, r.mean, r.var])?;
+        if !(0.0..=1.0).contains(&r.momentum) {
+            return Err(Error::invalid(self.op, format!("momentum {} is outside [0, 1]", r.momentum)));
+        }
+        Ok(())
+    }
+
+    fn train(self, running: Option<RunningStats<'_>>) -> Result<(Tensor, BatchStats)> {
         let n = self.x.numel() / self.c;
         if n < 2 {
             return Err(Error::shape(
@@ -197,10 +187,16 @@ impl<'a> Norm<'a> {
                 format!("input {:?} has one value per channel; training needs more", self.x.shape()),
             ));
         }
+        if let Some(r) = &running {
+            self.check_running(r)?;
+        }
         if let Some(gpu) = self.gpu()? {
-            return place::train(self, &gpu);
+            return place::train(self, &gpu, running);
         }
         let (mean, var) = cpu::stats(self.x.host()?, self.c);
+        if let Some(r) = running {
+            cpu::update_running([r.mean.host_mut()?, r.var.host_mut()?], [&mean, &var], n, r.momentum);
+        }
         let inv_std = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let stats = BatchStats {
             mean: Tensor::new_cpu(mean.clone(), &[self.c], false),

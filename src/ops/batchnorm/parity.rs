@@ -1,25 +1,28 @@
-//! Parity of the batch-norm kernels with the CPU path (`cpu`) and [`update_running_stats`].
+//! Parity of the batch-norm kernels with the CPU path (`cpu`).
 
-use super::launch::{Affine, BnBackward, bn_backward, bn_forward, bn_running_update, bn_scale, bn_stats};
-use super::{BatchStats, cpu, update_running_stats};
+use super::cpu;
+use super::launch::{BnBackward, BnInput, Running, bn_backward, bn_forward, bn_forward_train};
 use crate::cuda::exec::Exec;
 use crate::error::Result;
 use crate::ops::check::parity::{Ctx, Tol};
-use crate::tensor::Tensor;
 
 const EPS: f32 = 1e-5;
+const MOMENTUM: f32 = 0.1;
 /// Elementwise arithmetic in another order (or with a fused multiply-add).
 const ELEMENTWISE: Tol = Tol { atol: 1e-6, rtol: 1e-5 };
 /// Sums over the rows in another order.
 const REDUCTION: Tol = Tol { atol: 1e-4, rtol: 1e-4 };
 
-/// `[rows, c]`: the fewest rows training accepts with one channel; a 2x9x9 batch of 3 channels;
-/// 33 channels (one past a 32-channel block) over 300 rows; 64 channels over 513 rows (three
-/// row splits of 256).
+/// `[rows, c]`: the fewest rows training accepts with one channel; a 2x9x9 batch of 3 channels
+/// (six row splits in the reductions); 33 channels (one past a 32-channel tile) over 300 rows; 64
+/// channels over 513 rows (eleven row splits, the last one short).
 const CASES: [[usize; 2]; 4] = [[2, 1], [162, 3], [300, 33], [513, 64]];
 
-/// Statistics, running update, scale, forward (plain, with ReLU, with the residual add and ReLU)
-/// and backward, in training and evaluation, on every case; composed as [`super`] composes them.
+/// The training forward (statistics, running update, output: plain, with ReLU, with the residual
+/// add and ReLU), the evaluation forward and the backward of both, on every case; composed as
+/// [`super`] composes them. The statistics are compared with the CPU's; the running update and
+/// the output with the CPU's given the device's statistics, so that each comparison has the
+/// tolerance of the arithmetic it checks.
 pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     for [rows, c] in CASES {
         // A mean far from zero exercises the shifted sums.
@@ -28,44 +31,47 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
             (cx.normal(c), cx.normal(c), cx.normal(rows * c), cx.normal(rows * c));
         let running_var: Vec<f32> = cx.normal(c).iter().map(|v| 0.5 + v.abs()).collect();
         let running_mean = cx.normal(c);
-        let case = format!("x[{rows},{c}]");
-        let xb = cx.up(&x)?;
-
+        let shape = format!("x[{rows},{c}]");
+        let (xb, gb, bb) = (cx.up(&x)?, cx.up(&gamma)?, cx.up(&beta)?);
         let (mean, var) = cpu::stats(&x, c);
-        let (mb, vb) = bn_stats(cx.e, rows, c, &xb)?;
-        cx.compare("bn_stats_partial+finalize", &format!("{case} mean"), &mb, &mean, REDUCTION)?;
-        cx.compare("bn_stats_partial+finalize", &format!("{case} var"), &vb, &var, REDUCTION)?;
-
-        let (mut rm, mut rv) = (cx.up(&running_mean)?, cx.up(&running_var)?);
-        bn_running_update(cx.e, 0.1, rows, [&cx.up(&mean)?, &cx.up(&var)?], &mut rm, &mut rv)?;
-        let (mut rm_t, mut rv_t) =
-            (Tensor::from_vec(running_mean.clone(), &[c])?, Tensor::from_vec(running_var.clone(), &[c])?);
-        let stats = BatchStats {
-            mean: Tensor::from_vec(mean.clone(), &[c])?,
-            var_biased: Tensor::from_vec(var.clone(), &[c])?,
-            count: rows,
-        };
-        update_running_stats(&mut rm_t, &mut rv_t, &stats, 0.1)?;
-        cx.compare("bn_running_update", &format!("{case} mean"), &rm, rm_t.host()?, ELEMENTWISE)?;
-        cx.compare("bn_running_update", &format!("{case} var"), &rv, rv_t.host()?, ELEMENTWISE)?;
 
         for training in [true, false] {
             let (center, v) = if training { (&mean, &var) } else { (&running_mean, &running_var) };
             let inv_std: Vec<f32> = v.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
             let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, i)| g * i).collect();
-            let (cb, sb, bb, vb_) = (cx.up(center)?, cx.up(&scale)?, cx.up(&beta)?, cx.up(v)?);
+            let (cb, vb) = (cx.up(center)?, cx.up(v)?);
             let mode = if training { "train" } else { "eval" };
-            let got = bn_scale(cx.e, c, EPS, &cx.up(&gamma)?, &vb_)?;
-            cx.compare("bn_scale", &format!("{case} {mode}"), &got, &scale, ELEMENTWISE)?;
 
             for (relu, add) in [(false, false), (true, false), (true, true)] {
-                let case = format!("{case} {mode} relu={relu} add={add}");
+                let case = format!("{shape} {mode} relu={relu} add={add}");
                 let res = add.then_some(residual.as_slice());
-                let y = cpu::forward(&x, c, center, &scale, &beta, res, relu);
-                let affine = Affine { center: &cb, scale: &sb, beta: &bb };
                 let res_b = res.map(|r| cx.up(r)).transpose()?;
-                let got = bn_forward(cx.e, [rows, c], relu, &xb, &affine, res_b.as_ref())?;
-                cx.compare("bn_forward", &case, &got, &y, ELEMENTWISE)?;
+                let n = BnInput { x: &xb, gamma: &gb, beta: &bb, eps: EPS, residual: res_b.as_ref(), relu };
+                let y = cpu::forward(&x, c, center, &scale, &beta, res, relu);
+                if training {
+                    // The plain case also updates running statistics; the others go without.
+                    let (mut rm, mut rv) = (cx.up(&running_mean)?, cx.up(&running_var)?);
+                    let running =
+                        (!relu).then_some(Running { mean: &mut rm, var: &mut rv, momentum: MOMENTUM });
+                    let got = bn_forward_train(cx.e, [rows, c], &n, running)?;
+                    let (m, v) = (cx.e.download(&got.mean)?, cx.e.download(&got.var)?);
+                    if !relu {
+                        let name = "bn_forward_train";
+                        cx.compare(name, &format!("{shape} mean"), &got.mean, &mean, REDUCTION)?;
+                        cx.compare(name, &format!("{shape} var"), &got.var, &var, REDUCTION)?;
+                        let (mut rm_want, mut rv_want) = (running_mean.clone(), running_var.clone());
+                        cpu::update_running([&mut rm_want, &mut rv_want], [&m, &v], rows, MOMENTUM);
+                        cx.compare(name, &format!("{shape} running mean"), &rm, &rm_want, ELEMENTWISE)?;
+                        cx.compare(name, &format!("{shape} running var"), &rv, &rv_want, ELEMENTWISE)?;
+                    }
+                    let s: Vec<f32> =
+                        gamma.iter().zip(&v).map(|(g, v)| g * (1.0 / (v + EPS).sqrt())).collect();
+                    let want = cpu::forward(&x, c, &m, &s, &beta, res, relu);
+                    cx.compare("bn_forward_train", &case, &got.y, &want, ELEMENTWISE)?;
+                } else {
+                    let got = bn_forward(cx.e, [rows, c], &n, [&cb, &vb])?;
+                    cx.compare("bn_forward", &case, &got, &y, ELEMENTWISE)?;
+                }
 
                 let out = relu.then_some(y.as_slice());
                 let n = rows as f64;
@@ -87,19 +93,20 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
                     x: &xb,
                     dy: &cx.up(&dy)?,
                     relu_out: relu.then_some(&yb),
-                    affine: Affine { center: &cb, scale: &sb, beta: &bb },
-                    var: &vb_,
+                    center: &cb,
+                    var: &vb,
+                    gamma: &gb,
                     eps: EPS,
                     training,
                     want_dz: add,
                 };
                 let grads = bn_backward(cx.e, [rows, c], &inputs)?;
-                let name = "bn_backward_partial+finalize";
+                let name = "bn_backward_data";
                 cx.compare(name, &format!("{case} dgamma"), &grads.dgamma, &dgamma, REDUCTION)?;
                 cx.compare(name, &format!("{case} dbeta"), &grads.dbeta, &dbeta, REDUCTION)?;
-                cx.compare("bn_backward_data", &format!("{case} dx"), &grads.dx, &dx, REDUCTION)?;
+                cx.compare(name, &format!("{case} dx"), &grads.dx, &dx, REDUCTION)?;
                 if let (Some(got), Some(want)) = (&grads.dz, &dz) {
-                    cx.compare("bn_backward_data", &format!("{case} dz"), got, want, ELEMENTWISE)?;
+                    cx.compare(name, &format!("{case} dz"), got, want, ELEMENTWISE)?;
                 }
             }
         }

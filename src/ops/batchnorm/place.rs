@@ -1,45 +1,75 @@
 //! Batch normalisation on a device: the kernels of `kernels/batchnorm.cu` through
-//! [`super::launch`], with the formulas of the module docs. The statistics, the
-//! per-channel scale and every gradient stay on the device.
+//! [`super::launch`], with the formulas of the module docs. The statistics, the running
+//! statistics and every gradient stay on the device.
 
 use std::sync::Arc;
 
-use super::launch::{self as kernels, Affine, BnBackward};
-use super::{BatchStats, Norm};
-use crate::cuda::gpu::Gpu;
+use super::launch::{self as kernels, BnBackward, BnInput, Running};
+use super::{BatchStats, Norm, RunningStats};
+use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 
-/// Training mode: batch statistics, then the normalisation, with its backward recorded.
-pub(super) fn train(norm: Norm<'_>, gpu: &Arc<Gpu>) -> Result<(Tensor, BatchStats)> {
+/// The launchers' view of `norm`.
+fn input<'a>(norm: &Norm<'a>) -> Result<BnInput<'a, GpuBuf<f32>>> {
+    Ok(BnInput {
+        x: norm.x.gpu_buf()?,
+        gamma: norm.gamma.gpu_buf()?,
+        beta: norm.beta.gpu_buf()?,
+        eps: norm.eps,
+        residual: norm.residual.map(Tensor::gpu_buf).transpose()?,
+        relu: norm.relu,
+    })
+}
+
+/// Training mode: batch statistics, the normalisation and the update of `running` (two launches),
+/// with the backward recorded.
+pub(super) fn train(
+    norm: Norm<'_>,
+    gpu: &Arc<Gpu>,
+    running: Option<RunningStats<'_>>,
+) -> Result<(Tensor, BatchStats)> {
     let (c, rows) = (norm.c, norm.x.numel() / norm.c);
-    let (mean, var) = kernels::bn_stats(&**gpu, rows, c, norm.x.gpu_buf()?)?;
-    let (mean, var) = (Tensor::new_gpu(mean, gpu, &[c], false), Tensor::new_gpu(var, gpu, &[c], false));
-    let y = apply(norm, gpu, &mean, &var, true)?;
+    let running = match running {
+        Some(r) => {
+            let ((mean, _), (var, _)) = (r.mean.gpu_mut()?, r.var.gpu_mut()?);
+            Some(Running { mean, var, momentum: r.momentum })
+        }
+        None => None,
+    };
+    let out = kernels::bn_forward_train(&**gpu, [rows, c], &input(&norm)?, running)?;
+    let (mean, var) =
+        (Tensor::new_gpu(out.mean, gpu, &[c], false), Tensor::new_gpu(out.var, gpu, &[c], false));
+    let y = record(norm, gpu, out.y, &mean, &var, true)?;
     Ok((y, BatchStats { mean, var_biased: var, count: rows }))
 }
 
-/// Evaluation mode: the running statistics.
+/// Evaluation mode: the running statistics (one launch).
 pub(super) fn eval(
     norm: Norm<'_>,
     gpu: &Arc<Gpu>,
     running_mean: &Tensor,
     running_var: &Tensor,
 ) -> Result<Tensor> {
-    apply(norm, gpu, running_mean, running_var, false)
+    let (c, rows) = (norm.c, norm.x.numel() / norm.c);
+    let stats = [running_mean.gpu_buf()?, running_var.gpu_buf()?];
+    let y = kernels::bn_forward(&**gpu, [rows, c], &input(&norm)?, stats)?;
+    record(norm, gpu, y, running_mean, running_var, false)
 }
 
-/// `act((x - center) * gamma / sqrt(var + eps) + beta [+ residual])`, and its backward;
-/// `training` says whether `center` and `var` are statistics of `x`.
-fn apply(norm: Norm<'_>, gpu: &Arc<Gpu>, center: &Tensor, var: &Tensor, training: bool) -> Result<Tensor> {
+/// The output `y` of `norm` with `center` and `var`, with its backward recorded; `training` says
+/// whether `center` and `var` are statistics of `x`.
+fn record(
+    norm: Norm<'_>,
+    gpu: &Arc<Gpu>,
+    y: GpuBuf<f32>,
+    center: &Tensor,
+    var: &Tensor,
+    training: bool,
+) -> Result<Tensor> {
     let Norm { x, residual, relu, gamma, beta, eps, c, .. } = norm;
     let rows = x.numel() / c;
-    let scale = kernels::bn_scale(&**gpu, c, eps, gamma.gpu_buf()?, var.gpu_buf()?)?;
-    let scale = Tensor::new_gpu(scale, gpu, &[c], false);
-    let affine = Affine { center: center.gpu_buf()?, scale: scale.gpu_buf()?, beta: beta.gpu_buf()? };
-    let r = residual.map(Tensor::gpu_buf).transpose()?;
-    let y = kernels::bn_forward(&**gpu, [rows, c], relu, x.gpu_buf()?, &affine, r)?;
     let mut inputs = vec![x, gamma, beta];
     inputs.extend(residual);
     let y = Tensor::new_gpu(y, gpu, x.shape(), false).result_of(&inputs);
@@ -52,8 +82,9 @@ fn apply(norm: Norm<'_>, gpu: &Arc<Gpu>, center: &Tensor, var: &Tensor, training
             x: x.gpu_buf()?,
             dy: dy.gpu_buf()?,
             relu_out: out.as_ref().map(Tensor::gpu_buf).transpose()?,
-            affine: Affine { center: center.gpu_buf()?, scale: scale.gpu_buf()?, beta: beta.gpu_buf()? },
+            center: center.gpu_buf()?,
             var: var.gpu_buf()?,
+            gamma: gamma.gpu_buf()?,
             eps,
             training,
             want_dz,
@@ -68,18 +99,4 @@ fn apply(norm: Norm<'_>, gpu: &Arc<Gpu>, center: &Tensor, var: &Tensor, training
         Ok(())
     });
     Ok(y)
-}
-
-/// Folds the batch statistics into running buffers on the device.
-pub(super) fn update_running(
-    gpu: &Arc<Gpu>,
-    running_mean: &mut Tensor,
-    running_var: &mut Tensor,
-    stats: &BatchStats,
-    momentum: f32,
-) -> Result<()> {
-    let (mean, var) = (stats.mean.gpu_buf()?, stats.var_biased.gpu_buf()?);
-    let (rm, _) = running_mean.gpu_mut()?;
-    let (rv, _) = running_var.gpu_mut()?;
-    kernels::bn_running_update(&**gpu, momentum, stats.count, [mean, var], rm, rv)
 }

@@ -21,29 +21,32 @@ fn running_stats_follow_pytorch_by_hand() {
     // Channel 0 holds 1, 2, 3, 6: mean 3, biased variance 14/4, unbiased 14/3.
     // Channel 1 holds 0, 0, 0, 4: mean 1, biased variance 12/4, unbiased 4.
     let x = t(&[1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 6.0, 4.0], &[1, 2, 2, 2]);
+    let (mut rm, mut rv) = (t(&[0.0, 10.0], &[2]), t(&[1.0, 2.0], &[2]));
+    let running = RunningStats { mean: &mut rm, var: &mut rv, momentum: DEFAULT_MOMENTUM };
+    let (gamma, beta) = (Tensor::full(&[2], 1.0), Tensor::zeros(&[2]));
     let (_, stats) =
-        batch_norm_train(&x, After::Identity, &Tensor::full(&[2], 1.0), &Tensor::zeros(&[2]), DEFAULT_EPS)
-            .unwrap();
+        batch_norm_train(&x, After::Identity, &gamma, &beta, DEFAULT_EPS, Some(running)).unwrap();
     assert_eq!(stats.count, 4);
     close(&stats.mean.to_vec().unwrap(), &[3.0, 1.0], 1e-6);
     close(&stats.var_biased.to_vec().unwrap(), &[3.5, 3.0], 1e-6);
-    let (mut rm, mut rv) = (t(&[0.0, 10.0], &[2]), t(&[1.0, 2.0], &[2]));
-    update_running_stats(&mut rm, &mut rv, &stats, DEFAULT_MOMENTUM).unwrap();
     close(&rm.to_vec().unwrap(), &[0.3, 9.1], 1e-6);
     close(&rv.to_vec().unwrap(), &[0.9 + 0.1 * 14.0 / 3.0, 1.8 + 0.4], 1e-6);
 }
 
 #[test]
 fn running_stats_reject_bad_arguments() {
-    let stats = BatchStats { mean: Tensor::zeros(&[2]), var_biased: Tensor::zeros(&[2]), count: 8 };
+    let x = Tensor::zeros(&[2, 1, 1, 2]);
+    let (g, b) = (Tensor::full(&[2], 1.0), Tensor::zeros(&[2]));
     let (mut rm, mut rv) = (Tensor::zeros(&[2]), Tensor::zeros(&[2]));
-    let err = update_running_stats(&mut rm, &mut rv, &stats, 1.5).unwrap_err().to_string();
-    assert!(err.starts_with("batch_norm_running_stats:") && err.contains("momentum"), "{err}");
-    let one = BatchStats { count: 1, ..stats.clone() };
-    assert!(update_running_stats(&mut rm, &mut rv, &one, 0.1).is_err());
+    let running = RunningStats { mean: &mut rm, var: &mut rv, momentum: 1.5 };
+    let err = batch_norm_train(&x, After::Identity, &g, &b, 1e-5, Some(running)).unwrap_err().to_string();
+    assert!(err.starts_with("batch_norm_train:") && err.contains("momentum"), "{err}");
     let mut short = Tensor::zeros(&[3]);
-    let err = update_running_stats(&mut short, &mut rv, &stats, 0.1).unwrap_err().to_string();
-    assert!(err.contains("running mean") && err.contains("[3]"), "{err}");
+    let running = RunningStats { mean: &mut short, var: &mut rv, momentum: 0.1 };
+    let err = batch_norm_train(&x, After::Relu, &g, &b, 1e-5, Some(running)).unwrap_err().to_string();
+    assert!(err.starts_with("batch_norm_relu_train:") && err.contains("running mean"), "{err}");
+    assert!(err.contains("[3]"), "{err}");
+    assert_eq!((rm.to_vec().unwrap(), rv.to_vec().unwrap()), (vec![0.0; 2], vec![0.0; 2]));
 }
 
 #[test]
@@ -70,29 +73,29 @@ fn bad_shapes_and_arguments_name_the_op() {
         assert!(err.starts_with(&format!("{op}:")) && err.contains(needle), "{err}");
     };
     expect(
-        batch_norm_train(&x, After::Identity, &Tensor::zeros(&[3]), &b, 1e-5),
+        batch_norm_train(&x, After::Identity, &Tensor::zeros(&[3]), &b, 1e-5, None),
         "batch_norm_train",
         "gamma",
     );
     expect(
-        batch_norm_train(&Tensor::zeros(&[2, 4]), After::Identity, &g, &b, 1e-5),
+        batch_norm_train(&Tensor::zeros(&[2, 4]), After::Identity, &g, &b, 1e-5, None),
         "batch_norm_train",
         "[2, 4]",
     );
     expect(
-        batch_norm_train(&Tensor::zeros(&[0, 3, 3, 4]), After::Identity, &g, &b, 1e-5),
+        batch_norm_train(&Tensor::zeros(&[0, 3, 3, 4]), After::Identity, &g, &b, 1e-5, None),
         "batch_norm_train",
         "empty",
     );
     expect(
-        batch_norm_train(&Tensor::zeros(&[1, 1, 1, 4]), After::Identity, &g, &b, 1e-5),
+        batch_norm_train(&Tensor::zeros(&[1, 1, 1, 4]), After::Identity, &g, &b, 1e-5, None),
         "batch_norm_train",
         "one value",
     );
-    expect(batch_norm_train(&x, After::Relu, &g, &b, 0.0), "batch_norm_relu_train", "eps");
+    expect(batch_norm_train(&x, After::Relu, &g, &b, 0.0, None), "batch_norm_relu_train", "eps");
     let r = Tensor::zeros(&[2, 3, 4, 4]);
     expect(
-        batch_norm_train(&x, After::AddRelu(&r), &g, &b, 1e-5),
+        batch_norm_train(&x, After::AddRelu(&r), &g, &b, 1e-5, None),
         "batch_norm_add_relu_train",
         "[2, 3, 4, 4]",
     );
@@ -132,18 +135,20 @@ type Op = fn(&[Tensor]) -> Tensor;
 const FUSED_AND_UNFUSED: [(&str, Op, Op); 4] = [
     (
         "relu_train",
-        |t| batch_norm_train(&t[0], After::Relu, &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| batch_norm_train(&t[0], After::Relu, &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
         |t| {
-            activation::relu(&batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS).unwrap().0)
-                .unwrap()
+            activation::relu(
+                &batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
+            )
+            .unwrap()
         },
     ),
     (
         "add_relu_train",
-        |t| batch_norm_train(&t[0], After::AddRelu(&t[1]), &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+        |t| batch_norm_train(&t[0], After::AddRelu(&t[1]), &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
         |t| {
             let z = arith::add(
-                &batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS).unwrap().0,
+                &batch_norm_train(&t[0], After::Identity, &t[2], &t[3], DEFAULT_EPS, None).unwrap().0,
                 &t[1],
             )
             .unwrap();
@@ -202,4 +207,50 @@ fn fused_ops_match_the_unfused_composition() {
             }
         }
     }
+}
+
+/// A training-mode normalisation with the residual add and ReLU on a device: the forward (the
+/// running statistics' update included) and its backward take at most two launches each, the
+/// evaluation forward one (and its backward at most two).
+#[cfg(feature = "cuda-emulation")]
+#[test]
+fn a_device_pass_takes_at_most_two_launches() {
+    use std::sync::Arc;
+
+    use crate::cuda::gpu::Gpu;
+    use crate::tensor::device::Device;
+
+    // A device of its own: the tests sharing `Device::emulated()` would add to its counts.
+    let gpu = Arc::new(Gpu::emulated());
+    let device = Device::Cuda(Arc::clone(&gpu));
+    let on = |t: Tensor| t.to_device(&device).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    // 162 rows (four row splits) of 40 channels (two channel tiles).
+    let shape = [2, 9, 9, 40];
+    let x = on(Tensor::randn(&shape, 1.0, &mut rng)).into_param();
+    let residual = on(Tensor::randn(&shape, 1.0, &mut rng)).into_param();
+    let gamma = on(Tensor::randn(&[40], 1.0, &mut rng)).into_param();
+    let beta = on(Tensor::randn(&[40], 1.0, &mut rng)).into_param();
+    let (mut rm, mut rv) = (on(Tensor::zeros(&[40])), on(Tensor::full(&[40], 1.0)));
+    let seed = on(Tensor::randn(&shape, 1.0, &mut rng));
+    let after = After::AddRelu(&residual);
+    let launches = || gpu.counts().launches;
+
+    let start = launches();
+    let running = RunningStats { mean: &mut rm, var: &mut rv, momentum: DEFAULT_MOMENTUM };
+    let (y, _) = batch_norm_train(&x, after, &gamma, &beta, DEFAULT_EPS, Some(running)).unwrap();
+    let forward = launches() - start;
+    let start = launches();
+    let g = autograd::backward_with(&y, seed.clone()).unwrap();
+    let backward = launches() - start;
+    assert!([&x, &residual, &gamma, &beta].iter().all(|t| g.get(t).is_some()));
+    assert!(forward <= 2 && backward <= 2, "training: {forward} launches forward, {backward} backward");
+    assert!(rm.to_vec().unwrap().iter().any(|&m| m != 0.0), "the running mean was updated");
+
+    let start = launches();
+    let y = batch_norm_eval(&x, after, &gamma, &beta, &rm, &rv, DEFAULT_EPS).unwrap();
+    assert_eq!(launches() - start, 1, "the evaluation forward");
+    let start = launches();
+    autograd::backward_with(&y, seed).unwrap();
+    assert!(launches() - start <= 2, "evaluation: {} launches backward", launches() - start);
 }

@@ -8,7 +8,7 @@ use super::launch::{self as kernels, ConvProduct};
 use super::{ConvGeometry, cpu};
 use crate::cpu::reduce::column_sums;
 use crate::error::Result;
-use crate::ops::batchnorm::launch::{Affine, bn_forward};
+use crate::ops::batchnorm::launch::{BnInput, bn_forward};
 use crate::ops::gpu_of;
 use crate::tensor::Tensor;
 use crate::tensor::autograd::add_grads;
@@ -79,15 +79,16 @@ pub(super) fn bias_grad(channels: usize, dy: &Tensor) -> Result<Tensor> {
 }
 
 /// `y + bias` along the last dimension (the transposed convolution's bias). On a device this is
-/// the normalisation kernel with centre 0 and scale 1.
+/// the normalisation kernel with centre 0, variance 0, gamma 1 and eps 1: a scale of exactly 1.
 pub(super) fn add_bias(y: Tensor, bias: &Tensor) -> Result<Tensor> {
     let c = bias.numel();
     match gpu_of("conv_transpose2d", &[&y, bias])? {
         Some(gpu) => {
             let zeros = Tensor::zeros(&[c]).to_device(&y.device())?;
             let ones = Tensor::full(&[c], 1.0).to_device(&y.device())?;
-            let affine = Affine { center: zeros.gpu_buf()?, scale: ones.gpu_buf()?, beta: bias.gpu_buf()? };
-            let out = bn_forward(&*gpu, [y.numel() / c, c], false, y.gpu_buf()?, &affine, None)?;
+            let (x, gamma, beta) = (y.gpu_buf()?, ones.gpu_buf()?, bias.gpu_buf()?);
+            let n = BnInput { x, gamma, beta, eps: 1.0, residual: None, relu: false };
+            let out = bn_forward(&*gpu, [y.numel() / c, c], &n, [zeros.gpu_buf()?; 2])?;
             Ok(Tensor::new_gpu(out, &gpu, y.shape(), false))
         }
         None => {

@@ -29,7 +29,7 @@ pub fn cases() -> Vec<Case> {
         inputs,
         Box::new(|t| {
             let h = ops::conv2d(&t[0], &t[1], None, 1, 1)?;
-            let (h, _) = ops::batch_norm_train(&h, ops::batchnorm::After::Relu, &t[2], &t[3], EPS)?;
+            let (h, _) = ops::batch_norm_train(&h, ops::batchnorm::After::Relu, &t[2], &t[3], EPS, None)?;
             let h = ops::conv2d(&h, &t[4], None, 2, 1)?;
             let h = ops::pool::global_avg_pool(&h)?;
             let logits = ops::linear::linear(&h, &t[5], Some(&t[6]))?;
