@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 /// What runs the kernels of a [`Gpu`].
 enum Engine {
     /// A GPU through the CUDA driver.
-    Cuda(CudaBackend),
+    Cuda(Box<CudaBackend>),
     /// The unchanged kernels on the CPU (slow; for tests and for checking a build).
     #[cfg(feature = "cuda-emulation")]
     Emulated(Emulator),
@@ -61,7 +61,7 @@ impl Gpu {
     pub fn probe() -> Result<Gpu> {
         let backend = CudaBackend::probe()?;
         let label = format!("cuda:0 ({})", backend.name()?);
-        Ok(Gpu::with_engine(Engine::Cuda(backend), label))
+        Ok(Gpu::with_engine(Engine::Cuda(Box::new(backend)), label))
     }
 
     /// The CPU emulation of the kernels.

@@ -33,7 +33,7 @@ pub enum RawOp {
 impl RawOp {
     /// The launch of `call` with parameters `p` and buffers at `ptrs`.
     pub fn launch<P: KernelParams>(call: Call, p: &P, ptrs: Vec<u64>) -> RawOp {
-        const { assert!(size_of::<P>() % 4 == 0 && align_of::<P>() == 4) };
+        const { assert!(size_of::<P>().is_multiple_of(4) && align_of::<P>() == 4) };
         let words = size_of::<P>() / 4;
         // SAFETY: `KernelParams` types are `#[repr(C)]` structs of `i32` and `f32` fields only
         // (its safety contract), so `P` is `words` initialised 4-byte words without padding.

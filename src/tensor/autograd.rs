@@ -79,7 +79,7 @@ impl Gradients {
     }
 
     /// Adds `grad` to the gradient of `t`; ignored when `t` needs no gradient. A second gradient
-    /// is added into the first one's storage where it can be ([`add_grads`]).
+    /// is added into the first one's storage where it can be (`add_grads`).
     pub fn accumulate(&mut self, t: &Tensor, grad: Tensor) -> Result<()> {
         if !t.requires_grad() {
             return Ok(());
