@@ -8,10 +8,12 @@
 #   scripts/gpu-check.sh run     # there, with target/gpu-check carried: every kernel against the
 #                                # rayon CPU path, a whole training step, every recipe's steps and
 #                                # the benchmarks' IE-FT step (ResNet-56 -> ResNet-20: every
-#                                # gradient) against the CPU, then `iekd bench --device cuda` and PyTorch
-#                                # with cuDNN (scripts/torch_gpu_reference.py) in the same run, and
-#                                # the comparison table (scripts/gpu_compare.py). Figures go to
-#                                # $OUT (default target/gpu-check/results).
+#                                # gradient) and graph-replayed steps against eager ones, then
+#                                # `iekd bench --device cuda` (steps eager and as graphs, kernels
+#                                # and host launches per step) and PyTorch with cuDNN
+#                                # (scripts/torch_gpu_reference.py, with its launches per step) in
+#                                # the same run, and the comparison table (scripts/gpu_compare.py).
+#                                # Figures go to $OUT (default target/gpu-check/results).
 #
 # build needs libnvrtc (pip install nvidia-cuda-nvrtc-cu12==12.9.86; this script finds it in the
 # Python site-packages), so the binary carries its PTX and needs only the driver to run.

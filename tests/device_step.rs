@@ -77,3 +77,30 @@ fn ie_ft_resnet56_to_resnet20_step_on_the_gpu_matches_the_cpu() {
         assert_parity(d, recipe::ie_ft_resnet56_step(d, 32, 13))
     });
 }
+
+/// A steady training step on a device allocates nothing, waits for the device once (its read
+/// back) and is launched as one graph (ResNet-8, two 8x8 images, the fourth step).
+#[cfg(feature = "cuda-emulation")]
+#[test]
+fn a_steady_step_allocates_nothing_waits_once_and_is_one_graph_launch() {
+    use iekd::cuda::gpu::Gpu;
+    use iekd::train::{Supervised, Trainee};
+    use rand::SeedableRng;
+    let gpu = std::sync::Arc::new(Gpu::emulated());
+    let device = Device::Cuda(gpu.clone());
+    let rng = &mut rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let net = "resnet8".parse::<iekd::nn::Arch>().unwrap().build(3, 10, rng).unwrap();
+    let sgd = iekd::optim::SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: true };
+    let mut t = Supervised::new(net, sgd).unwrap();
+    t.to_device(&device).unwrap();
+    let x = iekd::Tensor::randn(&[2, 8, 8, 3], 1.0, rng);
+    for _ in 0..3 {
+        t.train_step(&x, &[3, 7], 0.1).unwrap();
+    }
+    let before = gpu.counts();
+    t.train_step(&x, &[3, 7], 0.05).unwrap();
+    let c = gpu.counts() - before;
+    println!("{c:?}");
+    assert_eq!((c.allocs, c.waits, c.graph_launches, c.downloads), (0, 1, 1, 1), "{c:?}");
+    assert!(c.launches > 50, "the replayed kernels are counted: {c:?}");
+}
