@@ -3,6 +3,8 @@
 //! `add(a, b) = a + b` (backward `da = db = dy`), `scale(x, s) = s * x` (backward `dx = s * dy`),
 //! `mul(a, b) = a * b` (backward `da = dy * b`, `db = dy * a`). No broadcasting.
 
+#[cfg(all(test, feature = "cuda-emulation"))]
+mod accumulate_tests;
 pub mod gradcheck;
 pub mod parity;
 pub mod reference;
