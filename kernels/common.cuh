@@ -191,11 +191,10 @@ __device__ __forceinline__ void tile_product(float (&acc)[4][4], int k_len, Load
     }
 }
 
-// Writes a tile_product result: out[row * ld + col] = acc (+ bias[col]) for the rows < m and
-// columns < n of the tile at (row0, col0); with accumulate, out[row * ld + col] += that instead.
-__device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, int col0, int m, int n, int ld,
-                                           const float* __restrict__ bias, float* __restrict__ out,
-                                           bool accumulate = false) {
+// Calls f(i, j, row, col) for each of this thread's 4 x 4 elements of the tile at (row0, col0)
+// (acc[i][j] of tile_product) that lies in the rows < m and columns < n.
+template <class F>
+__device__ __forceinline__ void for_tile(int row0, int col0, int m, int n, F f) {
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -203,11 +202,20 @@ __device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, i
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const int col = col0 + tx + 16 * j;
-            if (row >= m || col >= n) continue;
-            const float v = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
-            out[row * ld + col] = accumulate ? out[row * ld + col] + v : v;
+            if (row < m && col < n) f(i, j, row, col);
         }
     }
+}
+
+// Writes a tile_product result: out[row * ld + col] = acc (+ bias[col]) for the rows < m and
+// columns < n of the tile at (row0, col0); with accumulate, out[row * ld + col] += that instead.
+__device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, int col0, int m, int n, int ld,
+                                           const float* __restrict__ bias, float* __restrict__ out,
+                                           bool accumulate = false) {
+    for_tile(row0, col0, m, n, [&](int i, int j, int row, int col) {
+        const float v = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
+        out[row * ld + col] = accumulate ? out[row * ld + col] + v : v;
+    });
 }
 
 // The block's tile of out[m, n] (+ bias[col]) = sum_{k < k_len} load_a(row, k) load_b(k, col) for

@@ -84,7 +84,7 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
         acc, min(p.split_rows, pixels - first),
         [&](int co, int r) { return row0 + co < p.c_out ? __ldg(&dy[(first + r) * p.c_out + row0 + co]) : 0.f; },
         [&](int r, int k) { return im2col(p, x, first + r, col0 + k); });
-    const int total = p.c_out * taps_k, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    const int total = p.c_out * taps_k;
     if (slices > 1) {
         store_tile(acc, row0, col0, p.c_out, taps_k, taps_k, nullptr, partial + blockIdx.z * total);
         __threadfence();  // this thread's partial reaches the device before the block's ticket
@@ -98,17 +98,10 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
         if (!last) return;  // the whole block
         __threadfence();    // the other blocks' partials, made visible before their tickets
     }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int co = row0 + ty + 16 * i;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const int k = col0 + tx + 16 * j;
-            if (co >= p.c_out || k >= taps_k) continue;
-            float sum = 0.f;  // the slices in order, this block's own from its registers
-            for (int z = 0; z < slices; ++z)
-                sum += z == (int)blockIdx.z ? acc[i][j] : __ldcg(&partial[z * total + co * taps_k + k]);
-            dw[(co * p.c_in + k % p.c_in) * taps + k / p.c_in] = sum;
-        }
-    }
+    for_tile(row0, col0, p.c_out, taps_k, [&](int i, int j, int co, int k) {
+        float sum = 0.f;  // the slices in order, this block's own from its registers
+        for (int z = 0; z < slices; ++z)
+            sum += z == (int)blockIdx.z ? acc[i][j] : __ldcg(&partial[z * total + co * taps_k + k]);
+        dw[(co * p.c_in + k % p.c_in) * taps + k / p.c_in] = sum;
+    });
 }

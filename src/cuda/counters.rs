@@ -3,7 +3,7 @@
 //! step are exact on either; `iekd bench` prints them per step.
 
 use std::ops::Sub;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// A snapshot of a device's counters; the difference of two is what happened between them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,64 +44,59 @@ impl Sub for Counts {
 /// The running counters of one device, updated from any thread.
 #[derive(Debug, Default)]
 pub struct Counters {
-    launches: AtomicU64,
-    graph_launches: AtomicU64,
-    uploads: AtomicU64,
-    downloads: AtomicU64,
-    waits: AtomicU64,
-    buffers: AtomicU64,
-    allocs: AtomicU64,
+    counts: Mutex<Counts>,
 }
 
 impl Counters {
+    /// Applies `f` to the counts.
+    fn bump(&self, f: impl FnOnce(&mut Counts)) {
+        // Counting never panics while holding the lock; recover the counts if something did.
+        f(&mut self.counts.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// One kernel launch.
     pub fn launch(&self) {
-        self.launches.fetch_add(1, Ordering::Relaxed);
+        self.bump(|c| c.launches += 1);
     }
 
     /// One host-to-device copy.
     pub fn upload(&self) {
-        self.uploads.fetch_add(1, Ordering::Relaxed);
+        self.bump(|c| c.uploads += 1);
     }
 
     /// One graph launch.
     pub fn graph_launch(&self) {
-        self.graph_launches.fetch_add(1, Ordering::Relaxed);
+        self.bump(|c| c.graph_launches += 1);
     }
 
     /// One device-to-host copy, which waits for the kernels writing its buffer.
     pub fn download(&self) {
-        self.downloads.fetch_add(1, Ordering::Relaxed);
-        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.bump(|c| {
+            c.downloads += 1;
+            c.waits += 1;
+        });
     }
 
     /// One synchronisation.
     pub fn wait(&self) {
-        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.bump(|c| c.waits += 1);
     }
 
     /// One buffer handed out.
     pub fn buffer(&self) {
-        self.buffers.fetch_add(1, Ordering::Relaxed);
+        self.bump(|c| c.buffers += 1);
     }
 
     /// One allocation from the driver.
     pub fn alloc(&self) {
-        self.allocs.fetch_add(1, Ordering::Relaxed);
+        self.bump(|c| c.allocs += 1);
     }
 
     /// The counts so far.
     pub fn snapshot(&self) -> Counts {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Counts {
-            launches: get(&self.launches),
-            graph_launches: get(&self.graph_launches),
-            uploads: get(&self.uploads),
-            downloads: get(&self.downloads),
-            waits: get(&self.waits),
-            buffers: get(&self.buffers),
-            allocs: get(&self.allocs),
-        }
+        let mut copy = Counts::default();
+        self.bump(|c| copy = *c);
+        copy
     }
 }
 

@@ -97,11 +97,6 @@ impl Gpu {
         self.counters.snapshot()
     }
 
-    /// The number of cached free blocks and their bytes.
-    pub fn cached_memory(&self) -> (usize, usize) {
-        self.pool.cached()
-    }
-
     /// Waits until every launched kernel and copy has finished (for timing).
     pub fn synchronize(&self) -> Result<()> {
         self.run_recorded_now()?;

@@ -153,6 +153,7 @@ impl Pool {
     }
 
     /// The number of cached blocks and their bytes.
+    #[cfg(test)]
     pub(crate) fn cached(&self) -> (usize, usize) {
         let s = self.lock();
         s.free.iter().fold((0, 0), |(n, b), (bytes, v)| (n + v.len(), b + bytes * v.len()))
