@@ -143,14 +143,16 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     normalize_tile(p, x, center_t, scale_t, beta_t, residual, y);
 }
 
-// y = act((x - center) * gamma / sqrt(var + eps) + beta [+ residual]) with given statistics (the
-// running ones in evaluation).
+// y = act((x - center) * gamma / sqrt(var + eps) + beta [+ residual]) with given statistics: the
+// running ones in evaluation, or batch statistics computed before (by a convolution's epilogue),
+// which split 0 then folds into the running statistics when they are given, as bn_forward_train.
 // contract: x[p.rows * p.c]; center[p.c]; var[p.c]; gamma[p.c]; beta[p.c]; residual[p.rows * p.c];
-// y[p.rows * p.c]; p.split_rows >= 1
+// y[p.rows * p.c]; running_mean[p.c]; running_var[p.c]; p.split_rows >= 1
 extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
     bn_forward(const BnParams p, const float* __restrict__ x, const float* __restrict__ center,
                const float* __restrict__ var, const float* __restrict__ gamma, const float* __restrict__ beta,
-               NULLABLE const float* __restrict__ residual, float* __restrict__ y) {
+               NULLABLE const float* __restrict__ residual, float* __restrict__ y,
+               NULLABLE float* __restrict__ running_mean, NULLABLE float* __restrict__ running_var) {
     __shared__ float center_t[RED_C], scale_t[RED_C], beta_t[RED_C];
     if (outside(p)) return;  // the whole block
     const int c = blockIdx.x * RED_C + threadIdx.x;
@@ -158,6 +160,10 @@ extern "C" __global__ void __launch_bounds__(RED_C * RED_R)
         center_t[threadIdx.x] = center[c];
         scale_t[threadIdx.x] = gamma[c] * (1.f / sqrtf(var[c] + p.eps));
         beta_t[threadIdx.x] = beta[c];
+        if (blockIdx.y == 0) {
+            if (running_mean) running_mean[c] = (1.f - p.momentum) * running_mean[c] + p.momentum * center[c];
+            if (running_var) running_var[c] = (1.f - p.momentum) * running_var[c] + p.momentum * var[c] * p.unbias;
+        }
     }
     __syncthreads();
     normalize_tile(p, x, center_t, scale_t, beta_t, residual, y);

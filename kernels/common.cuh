@@ -16,9 +16,11 @@
 
 // One convolution: input [n, h, w, c_in], weight [c_out, c_in, kh, kw], output [n, h_out, w_out,
 // c_out]; split_rows is the number of output pixels one block of the weight gradient sums;
-// accumulate = 1 makes the data gradient add into its output instead of overwriting it.
+// accumulate = 1 makes the data gradient add into its output instead of overwriting it; the
+// batch-norm epilogue applies a ReLU when relu = 1 and adds eps to the variance.
 struct ConvParams {
-    int n, h, w, c_in, c_out, kh, kw, stride, pad, h_out, w_out, split_rows, accumulate;
+    int n, h, w, c_in, c_out, kh, kw, stride, pad, h_out, w_out, split_rows, accumulate, relu;
+    float eps;
 };
 // c[m, n] = sum_k a(i, k) b(k, j) with a(i, k) = a[i * a_row + k * a_col], b likewise.
 struct GemmParams {
@@ -218,19 +220,29 @@ __device__ __forceinline__ void store_tile(const float (&acc)[4][4], int row0, i
     });
 }
 
-// The block's tile of out[m, n] (+ bias[col]) = sum_{k < k_len} load_a(row, k) load_b(k, col) for
-// grid (ceil(m / TILE_M), ceil(n / TILE_N)): tile_product then store_tile (adding into out with
-// accumulate), load_a and load_b given the global row and column (zero outside the matrices).
+// Tiles of size `tile` covering `len`.
+__device__ __forceinline__ int tiles_of(int len, int tile) { return (len + tile - 1) / tile; }
+
+// The tile at (row0, col0) of out[m, n] (+ bias[col]) = sum_{k < k_len} load_a(row, k) load_b(k,
+// col): tile_product then store_tile (adding into out with accumulate), load_a and load_b given the
+// global row and column (zero outside the matrices).
 template <class LoadA, class LoadB>
-__device__ __forceinline__ void gemm_tile(int m, int n, int k_len, LoadA load_a, LoadB load_b,
-                                          const float* __restrict__ bias, float* __restrict__ out,
-                                          bool accumulate = false) {
-    const int row0 = blockIdx.x * TILE_M, col0 = blockIdx.y * TILE_N;
+__device__ __forceinline__ void gemm_tile_at(int row0, int col0, int m, int n, int k_len, LoadA load_a,
+                                             LoadB load_b, const float* __restrict__ bias,
+                                             float* __restrict__ out, bool accumulate = false) {
     float acc[4][4] = {};
     tile_product(
         acc, k_len, [&](int row, int k) { return load_a(row0 + row, k); },
         [&](int k, int col) { return load_b(k, col0 + col); });
     store_tile(acc, row0, col0, m, n, n, bias, out, accumulate);
+}
+
+// gemm_tile_at for the block's tile of grid (ceil(m / TILE_M), ceil(n / TILE_N)).
+template <class LoadA, class LoadB>
+__device__ __forceinline__ void gemm_tile(int m, int n, int k_len, LoadA load_a, LoadB load_b,
+                                          const float* __restrict__ bias, float* __restrict__ out,
+                                          bool accumulate = false) {
+    gemm_tile_at(blockIdx.x * TILE_M, blockIdx.y * TILE_N, m, n, k_len, load_a, load_b, bias, out, accumulate);
 }
 
 #endif

@@ -118,10 +118,10 @@ fn norm_table(gpu: &Arc<Gpu>, batch: usize, copy: f64, figures: &mut Vec<Figure>
     let ones = e.upload(&vec![1.0f32; c])?;
     let zeros = e.upload(&vec![0.0f32; c])?;
     let n = BnInput { x: &x, gamma: &ones, beta: &zeros, eps: 1e-5, residual: None, relu: true };
-    let y = norm::bn_forward(e, [rows, c], &n, [&zeros, &ones])?;
+    let y = norm::bn_forward(e, [rows, c], &n, [&zeros, &ones], None)?;
     let bytes = (rows * c * 4) as f64 * 1e-9;
     let fwd = 2.0 * bytes
-        / median_on(e, KERNEL_RUNS, || norm::bn_forward(e, [rows, c], &n, [&zeros, &ones]).map(drop))?;
+        / median_on(e, KERNEL_RUNS, || norm::bn_forward(e, [rows, c], &n, [&zeros, &ones], None).map(drop))?;
     let b = BnBackward {
         x: &x,
         dy: &dy,

@@ -93,9 +93,10 @@ macro_rules! kernel_params {
 kernel_params! {
     /// One convolution: input `[n, h, w, c_in]`, weight `[c_out, c_in, kh, kw]`, output
     /// `[n, h_out, w_out, c_out]`; `split_rows` output pixels per block of the weight gradient;
-    /// `accumulate = 1` adds the data gradient into its output.
+    /// `accumulate = 1` adds the data gradient into its output; the batch-norm epilogue applies a
+    /// ReLU when `relu = 1` and adds `eps` to the variance.
     ConvParams { n: i32, h: i32, w: i32, c_in: i32, c_out: i32, kh: i32, kw: i32, stride: i32, pad: i32,
-        h_out: i32, w_out: i32, split_rows: i32, accumulate: i32 }
+        h_out: i32, w_out: i32, split_rows: i32, accumulate: i32, relu: i32, eps: f32 }
     /// `c[m, n] = sum_k a[i * a_row + k * a_col] * b[k * b_row + j * b_col]`.
     GemmParams { m: i32, n: i32, k: i32, a_row: i32, a_col: i32, b_row: i32, b_col: i32 }
     /// Batch norm over `rows x c`; `split_rows` rows per block of a channel reduction.

@@ -54,7 +54,7 @@ impl Coder {
         x.expect_shape("coder", "input", &[None, None, None, Some(self.in_channels())])?;
         let mut h = ops::leaky_relu(x, LEAKY_SLOPE)?;
         for (conv, bn) in &mut self.layers {
-            h = ops::leaky_relu(&bn.forward(&conv.forward(&h)?, train, After::Identity)?, LEAKY_SLOPE)?;
+            h = ops::leaky_relu(&bn.forward_conv(conv, &h, train, After::Identity)?, LEAKY_SLOPE)?;
         }
         Ok(h)
     }

@@ -25,7 +25,7 @@ impl Connector {
 
     /// `bn(conv(x))` for channels-last `x`, batch statistics when `train`.
     pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x)?, train, After::Identity)
+        self.bn.forward_conv(&self.conv, x, train, After::Identity)
     }
 }
 

@@ -120,6 +120,28 @@ impl BatchNorm2d {
         self.num_batches_tracked.host_mut()?[0] += 1.0;
         Ok(y)
     }
+
+    /// `self.forward(&conv.forward(x)?, train, after)` as one op ([`ops::conv_bn`]): the same
+    /// values, in fewer launches on a device (the convolution computes the batch statistics, or
+    /// in evaluation without gradients applies the whole normalisation, in its epilogue).
+    pub fn forward_conv(&mut self, conv: &Conv2d, x: &Tensor, train: bool, after: After) -> Result<Tensor> {
+        if conv.bias.is_some() {
+            return self.forward(&conv.forward(x)?, train, after);
+        }
+        let c = ops::conv_bn::Conv { weight: &conv.weight, stride: conv.stride, pad: conv.pad };
+        let n = ops::conv_bn::Norm { gamma: &self.weight, beta: &self.bias, eps: Self::EPS, after };
+        if !train {
+            return ops::conv2d_batch_norm_eval(x, c, n, [&self.running_mean, &self.running_var]);
+        }
+        let running = ops::batchnorm::RunningStats {
+            mean: &mut self.running_mean,
+            var: &mut self.running_var,
+            momentum: Self::MOMENTUM,
+        };
+        let y = ops::conv2d_batch_norm_train(x, c, n, Some(running))?;
+        self.num_batches_tracked.host_mut()?[0] += 1.0;
+        Ok(y)
+    }
 }
 
 impl Module for BatchNorm2d {

@@ -76,7 +76,7 @@ impl InvertedResidual {
     }
 
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.bn1.forward(&self.expand.forward(x)?, train, After::Relu)?;
+        let h = self.bn1.forward_conv(&self.expand, x, train, After::Relu)?;
         let dw = &self.depthwise;
         let h = self.bn2.forward(
             &ops::depthwise_conv2d(&h, &dw.weight, dw.stride, dw.pad)?,
@@ -159,7 +159,7 @@ impl Network for MobileNetV2 {
     /// The pre-ReLU stages are groups 0 and 1 themselves and the final batch norm's output (see
     /// the module doc).
     fn forward_with(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
-        let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
+        let mut h = self.bn1.forward_conv(&self.conv1, x, train, After::Relu)?;
         let mut outs = Vec::with_capacity(STAGES.len());
         for stage in &mut self.stages {
             for block in stage.iter_mut() {

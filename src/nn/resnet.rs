@@ -67,30 +67,30 @@ impl BasicBlock {
 
 impl PreRelu for BasicBlock {
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (out, residual) = self.body(x, train)?;
-        self.bn2.forward(&out, train, After::AddRelu(&residual))
+        let (h, residual) = self.body(x, train)?;
+        self.bn2.forward_conv(&self.conv2, &h, train, After::AddRelu(&residual))
     }
 
     /// The block's output and its pre-ReLU value `bn2(conv2(...)) + residual` (batch norm and sum
     /// unfused, the ReLU applied to their result).
     fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
-        let (out, residual) = self.body(x, train)?;
-        let pre = ops::add(&self.bn2.forward(&out, train, After::Identity)?, &residual)?;
+        let (h, residual) = self.body(x, train)?;
+        let pre = ops::add(&self.bn2.forward_conv(&self.conv2, &h, train, After::Identity)?, &residual)?;
         Ok((ops::relu(&pre)?, pre))
     }
 }
 
 impl BasicBlock {
-    /// `conv2(relu(bn1(conv1(x))))` and the residual, what the block's last batch norm adds.
+    /// `relu(bn1(conv1(x)))`, the input of `conv2`, and the residual, what the block's last batch
+    /// norm adds.
     fn body(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
-        let out = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
-        let out = self.conv2.forward(&out)?;
+        let out = self.bn1.forward_conv(&self.conv1, x, train, After::Relu)?;
         let residual = match &mut self.shortcut {
             BlockShortcut::Identity => x.clone(),
             BlockShortcut::PadA { out_channels } => ops::channels::shortcut_a(x, *out_channels)?,
             BlockShortcut::ConvB(b) => {
                 let (conv, bn) = &mut **b;
-                bn.forward(&conv.forward(x)?, train, After::Identity)?
+                bn.forward_conv(conv, x, train, After::Identity)?
             }
         };
         Ok((out, residual))
@@ -165,7 +165,7 @@ impl Network for ResNet {
     /// The pre-ReLU outputs are the last block's `bn2(...) + residual` of each group, as the
     /// CIFAR ResNet of the Overhaul code (its blocks apply the ReLU at their input instead).
     fn forward_with(&mut self, x: &Tensor, train: bool, pre_relu: bool) -> Result<(Output, Vec<Tensor>)> {
-        let mut h = self.bn1.forward(&self.conv1.forward(x)?, train, After::Relu)?;
+        let mut h = self.bn1.forward_conv(&self.conv1, x, train, After::Relu)?;
         let (mut outs, mut pre) = (Vec::with_capacity(3), Vec::new());
         for group in &mut self.groups {
             let unfused = pre_relu.then(|| group.len() - 1);

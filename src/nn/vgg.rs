@@ -47,12 +47,12 @@ impl ConvBn {
 
 impl PreRelu for ConvBn {
     fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x)?, train, After::Relu)
+        self.bn.forward_conv(&self.conv, x, train, After::Relu)
     }
 
     /// The output and the batch norm's output before the ReLU (batch norm and ReLU unfused).
     fn forward_pre_relu(&mut self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
-        let pre = self.bn.forward(&self.conv.forward(x)?, train, After::Identity)?;
+        let pre = self.bn.forward_conv(&self.conv, x, train, After::Identity)?;
         Ok((ops::relu(&pre)?, pre))
     }
 }

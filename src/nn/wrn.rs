@@ -62,7 +62,7 @@ impl PreRelu for Block {
 impl Block {
     /// Everything after the first BN-ReLU, whose output is `act`.
     fn tail(&mut self, x: &Tensor, act: &Tensor, train: bool) -> Result<Tensor> {
-        let out = self.bn2.forward(&self.conv1.forward(act)?, train, After::Relu)?;
+        let out = self.bn2.forward_conv(&self.conv1, act, train, After::Relu)?;
         let out = self.conv2.forward(&out)?;
         let residual = match &self.shortcut {
             Some(shortcut) => shortcut.forward(act)?,

@@ -56,6 +56,20 @@ pub struct BnInput<'a, B> {
     pub relu: bool,
 }
 
+/// What a convolution's batch-norm epilogue applies to its output: [`BnInput`] without `x`.
+pub struct BnAffine<'a, B> {
+    /// The scale, `[c]`.
+    pub gamma: &'a B,
+    /// The shift, `[c]`.
+    pub beta: &'a B,
+    /// Added to the variance before the square root.
+    pub eps: f32,
+    /// Added after the affine map, before the ReLU (shaped like the output).
+    pub residual: Option<&'a B>,
+    /// Whether a ReLU follows.
+    pub relu: bool,
+}
+
 /// The running statistics a training forward updates in place, `[c]` each.
 pub struct Running<'a, B> {
     /// The running mean.
@@ -88,13 +102,7 @@ pub fn bn_forward_train<E: Exec>(
 ) -> Result<Trained<E::Buf<f32>>> {
     const OP: &str = "cuda bn_forward_train";
     let (p, grid) = bn_params(OP, [rows, c], reduction_split(rows))?;
-    if rows < 2 && running.is_some() {
-        return Err(Error::invalid(OP, format!("{rows} value(s) per channel: no unbiased variance")));
-    }
-    let (momentum, unbias) = match &running {
-        Some(r) => (r.momentum, (rows as f64 / (rows - 1) as f64) as f32),
-        None => (0.0, 1.0),
-    };
+    let (momentum, unbias) = momentum_unbias(OP, rows, running.as_ref())?;
     let p = BnParams { relu: n.relu as i32, eps: n.eps, momentum, unbias, ..p };
     let partial = output(e, partial_len(&p), |part| kernels::bn_stats_partial(e, grid, &p, n.x, part))?;
     let (mut y, mut mean, mut var) = (e.alloc(rows * c)?, e.alloc(c)?, e.alloc(c)?);
@@ -109,20 +117,45 @@ pub fn bn_forward_train<E: Exec>(
     Ok(Trained { y, mean, var })
 }
 
-/// The forward with given statistics `[center, var]` (`[c]` each; the running ones in
-/// evaluation) in one launch: `crate::ops::batchnorm::cpu::forward` with
-/// `scale = gamma / sqrt(var + eps)`.
+/// The forward with given statistics `[center, var]` (`[c]` each) in one launch:
+/// `crate::ops::batchnorm::cpu::forward` with `scale = gamma / sqrt(var + eps)`. In evaluation
+/// they are the running statistics and `running` is `None`; in training they are the batch
+/// statistics of `x` computed before (a convolution's epilogue), folded into `running` when it is
+/// given (`crate::ops::batchnorm::cpu::update_running`), as [`bn_forward_train`] does.
 pub fn bn_forward<E: Exec>(
     e: &E,
     [rows, c]: [usize; 2],
     n: &BnInput<'_, E::Buf<f32>>,
     [center, var]: [&E::Buf<f32>; 2],
+    running: Option<Running<'_, E::Buf<f32>>>,
 ) -> Result<E::Buf<f32>> {
-    let (p, grid) = bn_params("cuda bn_forward", [rows, c], map_split(rows, c))?;
-    let p = BnParams { relu: n.relu as i32, eps: n.eps, ..p };
+    const OP: &str = "cuda bn_forward";
+    let (p, grid) = bn_params(OP, [rows, c], map_split(rows, c))?;
+    let (momentum, unbias) = momentum_unbias(OP, rows, running.as_ref())?;
+    let p = BnParams { relu: n.relu as i32, eps: n.eps, momentum, unbias, ..p };
+    let (rm, rv) = match running {
+        Some(r) => (Some(r.mean), Some(r.var)),
+        None => (None, None),
+    };
     output(e, rows * c, |y| {
-        kernels::bn_forward(e, grid, &p, n.x, center, var, n.gamma, n.beta, n.residual, y)
+        kernels::bn_forward(e, grid, &p, n.x, center, var, n.gamma, n.beta, n.residual, y, rm, rv)
     })
+}
+
+/// The momentum of `running` and the factor `rows / (rows - 1)` that unbiases the variance it
+/// takes in (0 and 1 without it); an error for one row.
+fn momentum_unbias(
+    op: &'static str,
+    rows: usize,
+    running: Option<&Running<'_, impl Sized>>,
+) -> Result<(f32, f32)> {
+    match running {
+        Some(_) if rows < 2 => {
+            Err(Error::invalid(op, format!("{rows} value(s) per channel: no unbiased variance")))
+        }
+        Some(r) => Ok((r.momentum, (rows as f64 / (rows - 1) as f64) as f32)),
+        None => Ok((0.0, 1.0)),
+    }
 }
 
 /// What the backward of a normalisation of `rows x c` values reads.

@@ -15,7 +15,8 @@
 //! On the CPU the forward is one statistics pass and one normalise-and-activate pass, the backward
 //! one reduction pass (`dbeta`, `dgamma`) and one pass writing `dx` (and `dresidual`). On a device
 //! ([`launch`]) each is two launches, the update of the running statistics included; the forward
-//! with given statistics (evaluation) is one.
+//! with given statistics (evaluation, or training after a convolution that computed them in its
+//! epilogue: [`crate::ops::conv_bn`]) is one.
 
 pub(crate) mod cpu;
 pub mod gradcheck;
@@ -61,7 +62,7 @@ pub enum After<'a> {
 
 impl<'a> After<'a> {
     /// The op's name in errors, by mode: `batch_norm[_relu|_add_relu]_{train,eval}`.
-    fn op(self, train: bool) -> &'static str {
+    pub(crate) fn op(self, train: bool) -> &'static str {
         match (self, train) {
             (After::Identity, true) => "batch_norm_train",
             (After::Relu, true) => "batch_norm_relu_train",
@@ -73,7 +74,7 @@ impl<'a> After<'a> {
     }
 
     /// The residual, if any.
-    fn residual(self) -> Option<&'a Tensor> {
+    pub(crate) fn residual(self) -> Option<&'a Tensor> {
         match self {
             After::AddRelu(r) => Some(r),
             After::Identity | After::Relu => None,
@@ -106,6 +107,37 @@ pub fn batch_norm_train(
     Norm::new(after.op(true), x, after, gamma, beta, eps)?.train(running)
 }
 
+/// [`batch_norm_train`] with the batch statistics of `x` already computed, on a device by the
+/// convolution that produced `x` (its epilogue), so that one launch normalises and updates
+/// `running`. The gradients are those of [`batch_norm_train`] (they flow through the statistics).
+/// On the CPU the statistics are computed again, in the same way.
+pub(crate) fn batch_norm_train_given(
+    x: &Tensor,
+    stats: &BatchStats,
+    after: After,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    running: Option<RunningStats<'_>>,
+) -> Result<Tensor> {
+    let norm = Norm::new(after.op(true), x, after, gamma, beta, eps)?;
+    stats.mean.expect_shape(norm.op, "batch mean", &[Some(norm.c)])?;
+    stats.var_biased.expect_shape(norm.op, "batch variance", &[Some(norm.c)])?;
+    if stats.count != x.numel() / norm.c {
+        return Err(Error::shape(
+            norm.op,
+            format!("statistics of {} values per channel for input {:?}", stats.count, x.shape()),
+        ));
+    }
+    match norm.gpu()? {
+        Some(gpu) if stats.mean.gpu().is_some() => {
+            norm.check_train(running.as_ref())?;
+            place::train_given(norm, &gpu, stats, running)
+        }
+        _ => Ok(norm.train(running)?.0),
+    }
+}
+
 /// Batch norm with the running statistics (evaluation mode), then `after`, as one op; gradients
 /// reach `x`, `gamma`, `beta` (and the residual).
 pub fn batch_norm_eval(
@@ -118,6 +150,32 @@ pub fn batch_norm_eval(
     eps: f32,
 ) -> Result<Tensor> {
     Norm::new(after.op(false), x, after, gamma, beta, eps)?.eval(running_mean, running_var)
+}
+
+/// Checks what a normalisation of an input shaped `shape` (`[N, H, W, C]`, not empty) applies:
+/// `gamma` and `beta` of `[C]`, a residual shaped like the input, a positive finite `eps`; returns
+/// `C`.
+pub(crate) fn check_affine(
+    op: &'static str,
+    shape: &[usize],
+    after: After,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<usize> {
+    if shape.len() != 4 || shape.contains(&0) {
+        return Err(Error::shape(op, format!("input {shape:?} must be a non-empty [N, H, W, C]")));
+    }
+    let c = shape[3];
+    gamma.expect_shape(op, "gamma", &[Some(c)])?;
+    beta.expect_shape(op, "beta", &[Some(c)])?;
+    if let Some(r) = after.residual().filter(|r| r.shape() != shape) {
+        return Err(Error::shape(op, format!("residual {:?} differs from input {shape:?}", r.shape())));
+    }
+    if !(eps > 0.0 && eps.is_finite()) {
+        return Err(Error::invalid(op, format!("eps {eps} must be positive and finite")));
+    }
+    Ok(c)
 }
 
 /// The checked inputs of one normalisation.
@@ -141,23 +199,8 @@ impl<'a> Norm<'a> {
         beta: &'a Tensor,
         eps: f32,
     ) -> Result<Self> {
+        let c = check_affine(op, x.shape(), after, gamma, beta, eps)?;
         let (residual, relu) = (after.residual(), !matches!(after, After::Identity));
-        x.expect_shape(op, "input", &[None, None, None, None])?;
-        if x.numel() == 0 {
-            return Err(Error::shape(op, format!("empty input {:?}", x.shape())));
-        }
-        let c = x.shape()[3];
-        gamma.expect_shape(op, "gamma", &[Some(c)])?;
-        beta.expect_shape(op, "beta", &[Some(c)])?;
-        if let Some(r) = residual.filter(|r| r.shape() != x.shape()) {
-            return Err(Error::shape(
-                op,
-                format!("residual {:?} differs from input {:?}", r.shape(), x.shape()),
-            ));
-        }
-        if !(eps > 0.0 && eps.is_finite()) {
-            return Err(Error::invalid(op, format!("eps {eps} must be positive and finite")));
-        }
         Ok(Norm { op, x, residual, relu, gamma, beta, eps, c })
     }
 
@@ -179,17 +222,20 @@ impl<'a> Norm<'a> {
         Ok(())
     }
 
-    fn train(self, running: Option<RunningStats<'_>>) -> Result<(Tensor, BatchStats)> {
-        let n = self.x.numel() / self.c;
-        if n < 2 {
+    /// Checks a training-mode normalisation: more than one value per channel, and `running`.
+    fn check_train(&self, running: Option<&RunningStats<'_>>) -> Result<()> {
+        if self.x.numel() / self.c < 2 {
             return Err(Error::shape(
                 self.op,
                 format!("input {:?} has one value per channel; training needs more", self.x.shape()),
             ));
         }
-        if let Some(r) = &running {
-            self.check_running(r)?;
-        }
+        running.map_or(Ok(()), |r| self.check_running(r))
+    }
+
+    fn train(self, running: Option<RunningStats<'_>>) -> Result<(Tensor, BatchStats)> {
+        let n = self.x.numel() / self.c;
+        self.check_train(running.as_ref())?;
         if let Some(gpu) = self.gpu()? {
             return place::train(self, &gpu, running);
         }

@@ -68,8 +68,19 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
                         gamma.iter().zip(&v).map(|(g, v)| g * (1.0 / (v + EPS).sqrt())).collect();
                     let want = cpu::forward(&x, c, &m, &s, &beta, res, relu);
                     cx.compare("bn_forward_train", &case, &got.y, &want, ELEMENTWISE)?;
+                    // The batch statistics given (a convolution's epilogue computed them), folded
+                    // into the running ones.
+                    let (mut rm, mut rv) = (cx.up(&running_mean)?, cx.up(&running_var)?);
+                    let running = Running { mean: &mut rm, var: &mut rv, momentum: MOMENTUM };
+                    let got = bn_forward(cx.e, [rows, c], &n, [&cb, &vb], Some(running))?;
+                    let given = format!("{case} given statistics");
+                    cx.compare("bn_forward", &given, &got, &y, ELEMENTWISE)?;
+                    let (mut rm_want, mut rv_want) = (running_mean.clone(), running_var.clone());
+                    cpu::update_running([&mut rm_want, &mut rv_want], [&mean, &var], rows, MOMENTUM);
+                    cx.compare("bn_forward", &format!("{given} running mean"), &rm, &rm_want, ELEMENTWISE)?;
+                    cx.compare("bn_forward", &format!("{given} running var"), &rv, &rv_want, ELEMENTWISE)?;
                 } else {
-                    let got = bn_forward(cx.e, [rows, c], &n, [&cb, &vb])?;
+                    let got = bn_forward(cx.e, [rows, c], &n, [&cb, &vb], None)?;
                     cx.compare("bn_forward", &case, &got, &y, ELEMENTWISE)?;
                 }
 

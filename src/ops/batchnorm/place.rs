@@ -23,6 +23,13 @@ fn input<'a>(norm: &Norm<'a>) -> Result<BnInput<'a, GpuBuf<f32>>> {
     })
 }
 
+/// The device buffers of `running`.
+fn running_bufs<'a>(running: Option<RunningStats<'a>>) -> Result<Option<Running<'a, GpuBuf<f32>>>> {
+    let Some(r) = running else { return Ok(None) };
+    let ((mean, _), (var, _)) = (r.mean.gpu_mut()?, r.var.gpu_mut()?);
+    Ok(Some(Running { mean, var, momentum: r.momentum }))
+}
+
 /// Training mode: batch statistics, the normalisation and the update of `running` (two launches),
 /// with the backward recorded.
 pub(super) fn train(
@@ -31,18 +38,27 @@ pub(super) fn train(
     running: Option<RunningStats<'_>>,
 ) -> Result<(Tensor, BatchStats)> {
     let (c, rows) = (norm.c, norm.x.numel() / norm.c);
-    let running = match running {
-        Some(r) => {
-            let ((mean, _), (var, _)) = (r.mean.gpu_mut()?, r.var.gpu_mut()?);
-            Some(Running { mean, var, momentum: r.momentum })
-        }
-        None => None,
-    };
-    let out = kernels::bn_forward_train(&**gpu, [rows, c], &input(&norm)?, running)?;
+    let out = kernels::bn_forward_train(&**gpu, [rows, c], &input(&norm)?, running_bufs(running)?)?;
     let (mean, var) =
         (Tensor::new_gpu(out.mean, gpu, &[c], false), Tensor::new_gpu(out.var, gpu, &[c], false));
     let y = record(norm, gpu, out.y, &mean, &var, true)?;
     Ok((y, BatchStats { mean, var_biased: var, count: rows }))
+}
+
+/// Training mode with the batch statistics `stats` of `x` computed before (by the convolution
+/// that produced `x`): the normalisation and the update of `running` (one launch), with the
+/// backward recorded.
+pub(super) fn train_given(
+    norm: Norm<'_>,
+    gpu: &Arc<Gpu>,
+    stats: &BatchStats,
+    running: Option<RunningStats<'_>>,
+) -> Result<Tensor> {
+    let (c, rows) = (norm.c, norm.x.numel() / norm.c);
+    let running = running_bufs(running)?;
+    let given = [stats.mean.gpu_buf()?, stats.var_biased.gpu_buf()?];
+    let y = kernels::bn_forward(&**gpu, [rows, c], &input(&norm)?, given, running)?;
+    record(norm, gpu, y, &stats.mean, &stats.var_biased, true)
 }
 
 /// Evaluation mode: the running statistics (one launch).
@@ -54,7 +70,7 @@ pub(super) fn eval(
 ) -> Result<Tensor> {
     let (c, rows) = (norm.c, norm.x.numel() / norm.c);
     let stats = [running_mean.gpu_buf()?, running_var.gpu_buf()?];
-    let y = kernels::bn_forward(&**gpu, [rows, c], &input(&norm)?, stats)?;
+    let y = kernels::bn_forward(&**gpu, [rows, c], &input(&norm)?, stats, None)?;
     record(norm, gpu, y, running_mean, running_var, false)
 }
 

@@ -1,4 +1,5 @@
-//! The one-launch weight gradient and the data gradient added in place, on the emulated device:
+//! The one-launch weight gradient, the data gradient added in place and both gradients in one
+//! launch, on the emulated device:
 //! launches and allocations counted, and each result bit for bit the one of the separate steps it
 //! replaces.
 
@@ -8,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::launch::ConvProduct::{BackwardData, BackwardWeight};
-use super::launch::{conv2d as launch_conv, conv2d_backward_data_into};
+use super::launch::{conv2d as launch_conv, conv2d_backward, conv2d_backward_data_into};
 use super::{ConvGeometry, conv2d};
 use crate::cuda::exec::Exec;
 use crate::cuda::gpu::Gpu;
@@ -128,4 +129,65 @@ fn a_second_gradient_from_a_convolution_is_added_in_place() {
     let want = gpu.download(&binary(&*gpu, Binary::Add, &scaled, &product).unwrap()).unwrap();
     assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
     assert_eq!(seed.to_vec().unwrap(), seed_host.to_vec().unwrap(), "the seed is untouched");
+}
+
+/// Both gradients from one launch equal the two separate launches bit for bit, overwriting the
+/// data gradient and adding into it, on awkward sizes: odd channels, stride 2, two weight slices
+/// and two data-gradient column tiles.
+#[test]
+fn both_gradients_are_one_launch_equal_to_the_separate_products() {
+    let gpu = Gpu::emulated();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (xs, ws) = ([3, 13, 11, 67], [5, 67, 3, 3]);
+    let g = ConvGeometry::new("test", &xs, &ws, 2, 1).unwrap();
+    let x = gpu.upload(&random(&xs, &mut rng)).unwrap();
+    let w = gpu.upload(&random(&ws, &mut rng)).unwrap();
+    let dy = gpu.upload(&random(&[3, g.h_out, g.w_out, 5], &mut rng)).unwrap();
+    let acc = random(&xs, &mut rng);
+    let want_dw = gpu.download(&launch_conv(&gpu, &g, BackwardWeight, [&x, &dy], None).unwrap()).unwrap();
+    let product = launch_conv(&gpu, &g, BackwardData, [&dy, &w], None).unwrap();
+    let added = binary(&gpu, Binary::Add, &gpu.upload(&acc).unwrap(), &product).unwrap();
+    for (accumulate, want_dx) in [(false, &product), (true, &added)] {
+        let want_dx = gpu.download(want_dx).unwrap();
+        let mut dx = gpu.upload(&acc).unwrap();
+        let before = gpu.counts();
+        let dw = conv2d_backward(&gpu, &g, [&x, &dy, &w], &mut dx, accumulate).unwrap();
+        let d = gpu.counts() - before;
+        assert_eq!(d.launches, 1, "accumulate {accumulate}: {d:?}");
+        let same = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+        };
+        assert!(same(&gpu.download(&dx).unwrap(), &want_dx), "dx, accumulate {accumulate}");
+        assert!(same(&gpu.download(&dw).unwrap(), &want_dw), "dw, accumulate {accumulate}");
+    }
+    let tickets = gpu.with_tickets(1, |t| gpu.download(t)).unwrap();
+    assert!(tickets.iter().all(|&t| t == 0), "tickets left {tickets:?}");
+    let mut short = gpu.upload(&acc[1..]).unwrap();
+    let err = conv2d_backward(&gpu, &g, [&x, &dy, &w], &mut short, true).unwrap_err().to_string();
+    assert!(err.contains("the data gradient"), "{err}");
+}
+
+/// Through autograd, a convolution whose input and weight both need gradients runs one backward
+/// launch, adding into the input's gradient from the other reader in place.
+#[test]
+fn a_convolution_backward_is_one_launch() {
+    let gpu = Arc::new(Gpu::emulated());
+    let device = Device::Cuda(Arc::clone(&gpu));
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let shape = [1, 5, 6, 3];
+    let x = Tensor::randn(&shape, 1.0, &mut rng).to_device(&device).unwrap().into_param();
+    let w = Tensor::randn(&[3, 3, 3, 3], 1.0, &mut rng).to_device(&device).unwrap().into_param();
+    let seed = Tensor::randn(&shape, 1.0, &mut rng).to_device(&device).unwrap();
+    let z = add(&conv2d(&x, &w, None, 1, 1).unwrap(), &scale(&x, 0.5).unwrap()).unwrap();
+    let before = gpu.counts();
+    let grads = backward_with(&z, seed.clone()).unwrap();
+    let d = gpu.counts() - before;
+    // The scaling's gradient (one launch, one buffer); then both of the convolution's (one
+    // launch; dw, the weight slices' workspace, and the device's tickets, uploaded on first use).
+    assert_eq!(d.launches, 2, "{d:?}");
+    assert_eq!((d.buffers, d.uploads), (4, 1), "{d:?}");
+    let g = ConvGeometry::new("test", &shape, &[3, 3, 3, 3], 1, 1).unwrap();
+    let (dy, xb) = (seed.gpu_buf().unwrap(), x.gpu_buf().unwrap());
+    let want = gpu.download(&launch_conv(&*gpu, &g, BackwardWeight, [xb, dy], None).unwrap()).unwrap();
+    assert_eq!(grads.get(&w).expect("w has a gradient").to_vec().unwrap(), want);
 }

@@ -1,11 +1,12 @@
 //! The device launchers of the convolution (`kernels/conv2d.cu`).
 
 use super::ConvGeometry;
-use crate::cuda::exec::Exec;
+use crate::cuda::exec::{Exec, Grid};
 use crate::cuda::kernels;
-use crate::cuda::launch::{TILE, expect_len, fits, int, output, tiles};
+use crate::cuda::launch::{THREADS, TILE, expect_len, fits, int, output, tiles};
 use crate::cuda::params::ConvParams;
 use crate::error::{Error, Result};
+use crate::ops::batchnorm::launch::{BnAffine, Trained};
 
 /// Output pixels one block of the weight gradient sums, at least; the pixels are split into at
 /// most [`MAX_WEIGHT_SPLITS`] slices.
@@ -40,6 +41,7 @@ fn conv_params(
         w_out: int(op, "output width", g.w_out)?,
         split_rows: int(op, "rows per split", split_rows)?,
         accumulate: accumulate.into(),
+        ..ConvParams::default()
     })
 }
 
@@ -82,21 +84,64 @@ pub fn conv2d<E: Exec>(
             output(e, g.n * g.in_image_len(), |dx| backward_data(e, g, [a, b], dx, false))
         }
         ConvProduct::BackwardWeight => {
-            let rows = g.n * g.h_out * g.w_out;
-            let split_rows = rows.div_ceil(rows.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
-            let splits = rows.div_ceil(split_rows);
-            let p = conv_params(OP, g, split_rows, false)?;
-            let weights = g.c_out * g.k();
-            let grid = tiles(OP, g.c_out, g.k(), splits)?;
-            let mut partial = e.alloc(splits * weights)?;
-            let output_tiles = g.c_out.div_ceil(TILE) * g.k().div_ceil(TILE);
-            output(e, weights, |dw| {
-                e.with_tickets(output_tiles, |tickets| {
+            let split = WeightSplit::of(g);
+            let p = conv_params(OP, g, split.rows, false)?;
+            let grid = tiles(OP, g.c_out, g.k(), split.slices)?;
+            let mut partial = e.alloc(split.slices * g.c_out * g.k())?;
+            output(e, g.c_out * g.k(), |dw| {
+                e.with_tickets(split.output_tiles(g), |tickets| {
                     kernels::conv2d_backward_weight(e, grid, &p, a, b, &mut partial, tickets, dw)
                 })
             })
         }
     }
+}
+
+/// How the weight gradient splits the output pixels: `slices` slices of `rows` pixels (the last
+/// one shorter), each summed by its own blocks.
+struct WeightSplit {
+    rows: usize,
+    slices: usize,
+}
+
+impl WeightSplit {
+    fn of(g: &ConvGeometry) -> Self {
+        let pixels = g.n * g.h_out * g.w_out;
+        let rows = pixels.div_ceil(pixels.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
+        WeightSplit { rows, slices: pixels.div_ceil(rows) }
+    }
+
+    /// Output tiles of the weight gradient, one ticket each.
+    fn output_tiles(&self, g: &ConvGeometry) -> usize {
+        g.c_out.div_ceil(TILE) * g.k().div_ceil(TILE)
+    }
+}
+
+/// Both gradients of the convolution of geometry `g` from `[x, dy, w]` in one launch: the data
+/// gradient into `dx` (`[N, H, W, C_in]`; added to it with `accumulate`, else overwriting it) and
+/// the weight gradient returned, the same values as [`ConvProduct::BackwardData`] (plus `dx` with
+/// `accumulate`) and [`ConvProduct::BackwardWeight`]: the kernel's first blocks are the one's
+/// grid, the rest the other's.
+pub fn conv2d_backward<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    [x, dy, w]: [&E::Buf<f32>; 3],
+    dx: &mut E::Buf<f32>,
+    accumulate: bool,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda conv2d backward";
+    expect_len(e, OP, "the data gradient", dx, g.n * g.in_image_len())?;
+    let split = WeightSplit::of(g);
+    let p = conv_params(OP, g, split.rows, accumulate)?;
+    let data_blocks = (g.n * g.h * g.w).div_ceil(TILE) * g.c_in.div_ceil(TILE);
+    let blocks = data_blocks + split.output_tiles(g) * split.slices;
+    let grid = Grid { blocks: [int(OP, "blocks", blocks)? as u32, 1, 1], threads: [THREADS, 1, 1] };
+    let mut partial = e.alloc(split.slices * g.c_out * g.k())?;
+    output(e, g.c_out * g.k(), |dw| {
+        e.with_tickets(split.output_tiles(g), |tickets| {
+            kernels::conv2d_backward(e, grid, &p, x, dy, w, dx, &mut partial, tickets, dw)
+        })
+    })
 }
 
 /// `dx += ` the data gradient of the convolution of geometry `g` from `[dy, w]`, in place in
@@ -124,4 +169,45 @@ fn backward_data<E: Exec>(
     let p = conv_params(OP, g, 1, accumulate)?;
     let grid = tiles(OP, g.n * g.h * g.w, g.c_in, 1)?;
     kernels::conv2d_backward_data(e, grid, &p, dy, w, dx)
+}
+
+/// `y = conv(x, w)` (no bias) and the batch statistics of its output channels in one launch, for
+/// the training-mode batch norm that follows: the mean and biased variance over the
+/// `N * H_out * W_out` pixels (`crate::ops::batchnorm::cpu::stats`). Each block's tile statistics
+/// are merged by the last block of its column of tiles, in a fixed order.
+pub fn conv2d_forward_stats<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    [x, w]: [&E::Buf<f32>; 2],
+) -> Result<Trained<E::Buf<f32>>> {
+    const OP: &str = "cuda conv2d with batch statistics";
+    let p = conv_params(OP, g, 1, false)?;
+    let rows = g.n * g.h_out * g.w_out;
+    let grid = tiles(OP, rows, g.c_out, 1)?;
+    let mut partial = e.alloc(2 * rows.div_ceil(TILE) * g.c_out)?;
+    let (mut y, mut mean, mut var) = (e.alloc(rows * g.c_out)?, e.alloc(g.c_out)?, e.alloc(g.c_out)?);
+    e.with_tickets(g.c_out.div_ceil(TILE), |tickets| {
+        kernels::conv2d_forward_stats(e, grid, &p, x, w, &mut y, &mut partial, tickets, &mut mean, &mut var)
+    })?;
+    Ok(Trained { y, mean, var })
+}
+
+/// `y = act((conv(x, w) - center) * gamma / sqrt(var + eps) + beta [+ residual])` in one launch:
+/// the convolution (no bias) and a batch norm with given statistics `[center, var]` (the running
+/// ones in evaluation), the same operations as [`conv2d`]'s forward then
+/// [`bn_forward`](crate::ops::batchnorm::launch::bn_forward) and so the same values.
+pub fn conv2d_forward_bn<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    [x, w]: [&E::Buf<f32>; 2],
+    n: &BnAffine<'_, E::Buf<f32>>,
+    [center, var]: [&E::Buf<f32>; 2],
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda conv2d with batch norm";
+    let p = ConvParams { relu: n.relu.into(), eps: n.eps, ..conv_params(OP, g, 1, false)? };
+    let rows = g.n * g.h_out * g.w_out;
+    let grid = tiles(OP, rows, g.c_out, 1)?;
+    output(e, rows * g.c_out, |y| {
+        kernels::conv2d_forward_bn(e, grid, &p, x, w, center, var, n.gamma, n.beta, n.residual, y)
+    })
 }

@@ -6,6 +6,8 @@
 //!
 //! Backward: `dx` is the transposed convolution of `dy` with `w` ([`cpu::backward_data`]), `dw` is the
 //! correlation of `x` with `dy` ([`cpu::backward_weight`]), `db` sums `dy` over `N, H_out, W_out`.
+//! On a device, when both `dx` and `dw` are wanted, one launch computes them
+//! ([`launch::conv2d_backward`]: the two grids side by side).
 //! The transposed convolution ([`conv_transpose2d`]) is the same three products with the roles of
 //! forward and backward-data exchanged.
 
@@ -115,29 +117,47 @@ fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize) -> Resul
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
     let g = ConvGeometry::new("conv2d", x.shape(), w.shape(), stride, pad)?;
     check_bias("conv2d", bias, g.c_out)?;
+    let y = place::product(&g, ConvProduct::Forward, [x, w], bias, &[g.n, g.h_out, g.w_out, g.c_out])?;
+    Ok(with_backward(g, y, x, w, bias))
+}
+
+/// `y`, the output of the convolution of geometry `g` of `x` with `w` (and `bias`) computed
+/// without a gradient, as the op's result: its backward recorded.
+pub(crate) fn with_backward(
+    g: ConvGeometry,
+    y: Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> Tensor {
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let y = place::product(&g, ConvProduct::Forward, [x, w], bias, &[g.n, g.h_out, g.w_out, g.c_out])?
-        .result_of(&inputs);
+    let y = y.result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
-        if x.requires_grad() {
-            // A gradient of x from another op (a residual block's shortcut) is added to in place.
-            let dx = place::backward_data_added(&g, [dy, &w], grads.take_grad(&x), x.shape())?;
-            grads.put_grad(&x, dx)?;
-        }
-        if w.requires_grad() {
-            grads.accumulate(
+        // A gradient of x from another op (a residual block's shortcut) is added to in place.
+        match (x.requires_grad(), w.requires_grad()) {
+            (true, true) => {
+                let (dx, dw) = place::gradients(&g, [&x, dy, &w], grads.take_grad(&x))?;
+                grads.put_grad(&x, dx)?;
+                grads.accumulate(&w, dw)?;
+            }
+            (true, false) => {
+                let dx = place::backward_data_added(&g, [dy, &w], grads.take_grad(&x), x.shape())?;
+                grads.put_grad(&x, dx)?;
+            }
+            (false, true) => grads.accumulate(
                 &w,
                 place::product(&g, ConvProduct::BackwardWeight, [&x, dy], None, w.shape())?,
-            )?;
+            )?,
+            (false, false) => {}
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {
             grads.accumulate(&b, place::bias_grad(g.c_out, dy)?)?;
         }
         Ok(())
     });
-    Ok(y)
+    y
 }
 
 /// Transposed 2-D convolution of `x: [N, H, W, C_in]` with `w: [C_in, C_out, KH, KW]` (PyTorch's

@@ -1,13 +1,22 @@
 //! Parity of the convolution kernels, and of the column sums that give the bias gradient, with
-//! [`cpu`].
+//! [`cpu`]; the batch-norm epilogues with the CPU batch norm after [`cpu::forward`].
 
 use super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
-use super::launch::{conv2d, conv2d_backward_data_into};
+use super::launch::{
+    conv2d, conv2d_backward, conv2d_backward_data_into, conv2d_forward_bn, conv2d_forward_stats,
+};
 use super::{ConvGeometry, cpu};
 use crate::cuda::exec::Exec;
 use crate::cuda::launch::builtin::column_sums;
 use crate::error::Result;
+use crate::ops::batchnorm::cpu as bn;
+use crate::ops::batchnorm::launch::BnAffine;
 use crate::ops::check::parity::{Ctx, Tol};
+
+/// The batch statistics against the CPU's: sums over the pixels in another order.
+const STATS: Tol = Tol { atol: 1e-4, rtol: 1e-4 };
+/// `eps` of the evaluation epilogue's normalisation.
+const EPS: f32 = 1e-5;
 
 /// `[N, H, W, C_in]`, `[C_out, KH (= KW)]`, stride, padding: sizes 1; odd channels with H != W;
 /// an exact 64 x 64 x 16 tile; tile - 1 (63 pixels, 63 = K); tile + 1 (65 pixels, 65 channels,
@@ -53,8 +62,14 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let want: Vec<f32> = x.iter().zip(&want_dx).map(|(a, d)| a + d).collect();
         cx.compare("conv2d_backward_data", &format!("{case} +="), &sum, &want, Tol::dot(k * k * co))?;
         let dw = conv2d(cx.e, &g, BackwardWeight, [&xb, &dyb], None)?;
-        let want = cpu::backward_weight(&g, &x, &dy);
-        cx.compare("conv2d_backward_weight", &case, &dw, &want, Tol::dot(rows))?;
+        let want_dw = cpu::backward_weight(&g, &x, &dy);
+        cx.compare("conv2d_backward_weight", &case, &dw, &want_dw, Tol::dot(rows))?;
+        // Both gradients in one launch, the data gradient added into x.
+        let mut sum = cx.up(&x)?;
+        let dw = conv2d_backward(cx.e, &g, [&xb, &dyb, &wb], &mut sum, true)?;
+        cx.compare("conv2d_backward", &format!("{case} dx +="), &sum, &want, Tol::dot(k * k * co))?;
+        cx.compare("conv2d_backward", &format!("{case} dw"), &dw, &want_dw, Tol::dot(rows))?;
+        epilogues(cx, &g, &case, [&x, &wt], [&xb, &wb])?;
         let db = column_sums(cx.e, rows, co, 1.0, &dyb)?;
         cx.compare(
             "column_sums (conv bias)",
@@ -65,4 +80,37 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The forward with the batch statistics of its output (against [`cpu::forward`] then the CPU
+/// batch norm's statistics), and the forward with an evaluation-mode batch norm, residual add and
+/// ReLU (against [`cpu::forward`] then the CPU normalisation).
+fn epilogues<E: Exec>(
+    cx: &mut Ctx<'_, E>,
+    g: &ConvGeometry,
+    case: &str,
+    [x, wt]: [&[f32]; 2],
+    [xb, wb]: [&E::Buf<f32>; 2],
+) -> Result<()> {
+    let (c, rows) = (g.c_out, g.n * g.h_out * g.w_out);
+    let z = cpu::forward(g, x, wt, None);
+    let got = conv2d_forward_stats(cx.e, g, [xb, wb])?;
+    cx.compare("conv2d_forward_stats", case, &got.y, &z, Tol::dot(g.k()))?;
+    let (mean, var) = bn::stats(&z, c);
+    cx.compare("conv2d_forward_stats", &format!("{case} mean"), &got.mean, &mean, STATS)?;
+    cx.compare("conv2d_forward_stats", &format!("{case} var"), &got.var, &var, STATS)?;
+
+    let (gamma, beta, residual) = (cx.normal(c), cx.normal(c), cx.normal(rows * c));
+    let run_var: Vec<f32> = cx.normal(c).iter().map(|v| 0.5 + v.abs()).collect();
+    let run_mean = cx.normal(c);
+    let scale: Vec<f32> = gamma.iter().zip(&run_var).map(|(g, v)| g * (1.0 / (v + EPS).sqrt())).collect();
+    let want = bn::forward(&z, c, &run_mean, &scale, &beta, Some(&residual), true);
+    let (gb, bb, rb) = (cx.up(&gamma)?, cx.up(&beta)?, cx.up(&residual)?);
+    let affine = BnAffine { gamma: &gb, beta: &bb, eps: EPS, residual: Some(&rb), relu: true };
+    let stats = [&cx.up(&run_mean)?, &cx.up(&run_var)?];
+    let got = conv2d_forward_bn(cx.e, g, [xb, wb], &affine, stats)?;
+    // The convolution's rounding, scaled by the normalisation.
+    let max_scale = scale.iter().fold(1f32, |m, s| m.max(s.abs()));
+    let tol = Tol { atol: Tol::dot(g.k()).atol * max_scale, rtol: 1e-5 };
+    cx.compare("conv2d_forward_bn", &format!("{case} +residual relu"), &got, &want, tol)
 }

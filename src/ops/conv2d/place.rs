@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::launch::{self as kernels, ConvProduct};
 use super::{ConvGeometry, cpu};
 use crate::cpu::reduce::column_sums;
+use crate::cuda::exec::Exec;
 use crate::error::Result;
 use crate::ops::batchnorm::launch::{BnInput, bn_forward};
 use crate::ops::gpu_of;
@@ -66,6 +67,39 @@ pub(super) fn backward_data_added(
     add_grads(acc, &product(g, ConvProduct::BackwardData, [dy, w], None, shape)?)
 }
 
+/// Both gradients of the convolution from `[x, dy, w]`: the input's gradient so far `acc` plus
+/// the data gradient ([`backward_data_added`], shaped like `x`), and the weight gradient (shaped
+/// like `w`). On a device both come from one launch, adding into `acc` in place when no other
+/// tensor holds it.
+pub(super) fn gradients(
+    g: &ConvGeometry,
+    [x, dy, w]: [&Tensor; 3],
+    acc: Option<Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let Some(gpu) = gpu_of("conv2d", &[x, dy, w])? else {
+        let dx = backward_data_added(g, [dy, w], acc, x.shape())?;
+        return Ok((dx, product(g, ConvProduct::BackwardWeight, [x, dy], None, w.shape())?));
+    };
+    let bufs = [x.gpu_buf()?, dy.gpu_buf()?, w.gpu_buf()?];
+    let mut acc = acc;
+    if let Some((buf, acc_gpu)) = acc.as_mut().and_then(Tensor::gpu_mut_unshared) {
+        if Arc::ptr_eq(&gpu, acc_gpu) {
+            let dw = kernels::conv2d_backward(&*gpu, g, bufs, buf, true)?;
+            let dx = acc.take().expect("the gradient just borrowed");
+            return Ok((dx, Tensor::new_gpu(dw, &gpu, w.shape(), false)));
+        }
+    }
+    let mut dx = gpu.alloc(g.n * g.in_image_len())?;
+    let dw =
+        Tensor::new_gpu(kernels::conv2d_backward(&*gpu, g, bufs, &mut dx, false)?, &gpu, w.shape(), false);
+    let dx = Tensor::new_gpu(dx, &gpu, x.shape(), false);
+    let dx = match acc {
+        Some(acc) => add_grads(acc, &dx)?,
+        None => dx,
+    };
+    Ok((dx, dw))
+}
+
 /// The bias gradient: `dy` summed over everything but its last dimension of `channels`.
 pub(super) fn bias_grad(channels: usize, dy: &Tensor) -> Result<Tensor> {
     match dy.gpu() {
@@ -88,7 +122,7 @@ pub(super) fn add_bias(y: Tensor, bias: &Tensor) -> Result<Tensor> {
             let ones = Tensor::full(&[c], 1.0).to_device(&y.device())?;
             let (x, gamma, beta) = (y.gpu_buf()?, ones.gpu_buf()?, bias.gpu_buf()?);
             let n = BnInput { x, gamma, beta, eps: 1.0, residual: None, relu: false };
-            let out = bn_forward(&*gpu, [y.numel() / c, c], &n, [zeros.gpu_buf()?; 2])?;
+            let out = bn_forward(&*gpu, [y.numel() / c, c], &n, [zeros.gpu_buf()?; 2], None)?;
             Ok(Tensor::new_gpu(out, &gpu, y.shape(), false))
         }
         None => {
