@@ -95,6 +95,9 @@ constexpr int TILE_M = 64;
 constexpr int TILE_N = 64;
 constexpr int TILE_K = 16;
 constexpr int TILE_THREADS = 256;
+// Output tiles whose per-channel statistics the last of them merges into one group's (the
+// convolution's batch-statistics epilogue); the last group then merges the groups'.
+constexpr int STAT_GROUP = 32;
 
 __device__ __forceinline__ int global_thread() { return blockIdx.x * blockDim.x + threadIdx.x; }
 

@@ -45,6 +45,19 @@ __device__ __forceinline__ float dy_gather(const ConvParams& p, const float* __r
     return __ldg(&dy[((n * p.h_out + oh) * p.w_out + ow) * p.c_out + co]);
 }
 
+// Whether the calling block is the last of n blocks to arrive at *ticket, after each has made
+// its writes visible to the device (then so are the others' to it); the last one wraps the ticket
+// back to zero, leaving it as found for the next launch or graph replay. Every thread calls it.
+__device__ __forceinline__ bool last_to_arrive(int* ticket, int n) {
+    __shared__ bool last;
+    __threadfence();  // this thread's writes reach the device before the block's ticket
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicInc(reinterpret_cast<unsigned*>(ticket), n - 1) == (unsigned)(n - 1);
+    __syncthreads();
+    if (last) __threadfence();  // the other blocks' writes, made visible before their tickets
+    return last;
+}
+
 // The data-gradient tile (bx, by) of a grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)):
 // dx for y = conv(x, w), or dx += that with p.accumulate = 1 (a second gradient of x added where
 // the first one is).
@@ -63,15 +76,13 @@ __device__ __forceinline__ void data_tile(const ConvParams& p, const float* __re
 // holds the split_rows pixels from z * split_rows, and its block multiplies them into its output
 // tile. With one slice the block writes dw. Otherwise it writes its product to partial[z][co][k]
 // (the packed layout, k = (kh * KW + kw) * C_in + ci), makes it visible to the device and takes a
-// ticket of its tile; the block that takes the tile's last ticket adds the tile's slices in the
-// order z = 0, 1, ... into dw, so the sum is the same whichever block finishes last. atomicInc
-// wraps that last ticket to zero, leaving the tickets as they were found (zero) for the next
-// launch or graph replay.
+// ticket of its tile; the block that takes the tile's last ticket (last_to_arrive) adds the
+// tile's slices in the order z = 0, 1, ... into dw, so the sum is the same whichever block
+// finishes last.
 __device__ __forceinline__ void weight_tile(const ConvParams& p, const float* __restrict__ x,
                                             const float* __restrict__ dy, float* __restrict__ partial,
                                             int* __restrict__ tickets, float* __restrict__ dw, int bx, int by,
                                             int bz, int grid_slices) {
-    __shared__ bool last;
     const int taps = p.kh * p.kw, taps_k = taps * p.c_in, pixels = p.n * p.h_out * p.w_out;
     // The slices taking part: those of the grid (all of them when the grid covers the pixels).
     const int slices = min(tiles_of(pixels, p.split_rows), grid_slices);
@@ -85,16 +96,7 @@ __device__ __forceinline__ void weight_tile(const ConvParams& p, const float* __
     const int total = p.c_out * taps_k;
     if (slices > 1) {
         store_tile(acc, row0, col0, p.c_out, taps_k, taps_k, nullptr, partial + bz * total);
-        __threadfence();  // this thread's partial reaches the device before the block's ticket
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            const int tile = by * tiles_of(p.c_out, TILE_M) + bx;
-            const unsigned ticket = atomicInc(reinterpret_cast<unsigned*>(&tickets[tile]), slices - 1);
-            last = ticket == (unsigned)(slices - 1);
-        }
-        __syncthreads();
-        if (!last) return;  // the whole block
-        __threadfence();    // the other blocks' partials, made visible before their tickets
+        if (!last_to_arrive(&tickets[by * tiles_of(p.c_out, TILE_M) + bx], slices)) return;  // the whole block
     }
     for_tile(row0, col0, p.c_out, taps_k, [&](int i, int j, int co, int k) {
         float sum = 0.f;  // the slices in order, this block's own from its registers
@@ -147,6 +149,41 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
                 ((int)gridDim.x - data_blocks) / per_slice);
 }
 
+// Merges per-channel partial statistics: part[z][0][c] is the sum and part[z][1][c] the sum of
+// squared deviations from their own mean of the rows of partial z, min(unit, m - z * unit) rows
+// from row z * unit. Returns to the threads t < cols (channel col0 + t) the sum and squared
+// deviations of the rows of the partials first <= z < end together, in double (Chan's parallel
+// formula): lane l of a channel takes z = first + l, first + l + lanes, ..., then the lanes are
+// added in order, so the result is the same on every run. Every thread of the block calls it.
+__device__ __forceinline__ void merge_statistics(const float* __restrict__ part, int c_out, int col0, int cols,
+                                                 int first, int end, int unit, int m, double& sum, double& m2) {
+    __shared__ double lanes_sum[TILE_THREADS];
+    const int lanes = TILE_THREADS / cols, t = threadIdx.x, col = t % cols, lane = t / cols;
+    const int c = col0 + col;
+    const bool active = lane < lanes;
+    double s = 0.0;
+    if (active)
+        for (int z = first + lane; z < end; z += lanes) s += __ldcg(&part[(2 * z) * c_out + c]);
+    lanes_sum[t] = s;
+    __syncthreads();
+    double total = 0.0;
+    for (int l = 0; l < lanes; ++l) total += lanes_sum[l * cols + col];
+    const double mu = total * (1.0 / (min(end * unit, m) - first * unit));
+    __syncthreads();  // every thread has read lanes_sum
+    double q = 0.0;
+    if (active)
+        for (int z = first + lane; z < end; z += lanes) {
+            const int n_z = min(unit, m - z * unit);
+            const double d = (double)(__ldcg(&part[(2 * z) * c_out + c]) / n_z) - mu;
+            q += __ldcg(&part[(2 * z + 1) * c_out + c]) + n_z * d * d;
+        }
+    lanes_sum[t] = q;
+    __syncthreads();
+    sum = total;
+    m2 = 0.0;
+    for (int l = 0; l < lanes; ++l) m2 += lanes_sum[l * cols + col];
+}
+
 // The sums over the tile's rows of this thread's columns: out[col] = sum of f(i, j) over the
 // rows ty + 16 i < rows of column col = tx + 16 j, for col < TILE_N, added in row order within a
 // thread and then over ty in order (lanes: shared scratch). Every thread calls it; out is valid
@@ -173,27 +210,30 @@ __device__ __forceinline__ void tile_column_sums(int rows, float (&lanes)[TILE_M
 
 // y = conv(x, w) (conv2d_forward without bias) and the batch statistics of each output channel
 // over the M = N * H_out * W_out output pixels, for the batch norm that follows: mean[c] and the
-// biased var[c]. Each block writes its tile's per-channel sum and sum of squared
-// deviations from the tile's own mean to partial[tile row][2][c], then takes a ticket of its
-// column of tiles; the block taking the last one merges the column's partials (Chan's parallel
-// formula, in double, in a fixed order: the same values whichever block is last) and wraps the
-// ticket back to zero. Grid (ceil(M / TILE_M), ceil(C_out / TILE_N)).
+// biased var[c]. Each block writes its tile's per-channel sum and sum of squared deviations from
+// the tile's own mean to partial[tile row][2][c]. The last block of each group of STAT_GROUP tile
+// rows (in a column of tiles) merges the group's partials into partial[T + group][2][c] (T tile
+// rows), and the last group of the column merges those into mean and var: the merges overlap the
+// other tiles' work, and none reads more than STAT_GROUP partials a channel per lane group.
+// Tickets: per column of tiles, one per group and one for the column. Grid (T = ceil(M / TILE_M),
+// ceil(C_out / TILE_N)).
 // contract: x[p.n * p.h * p.w * p.c_in]; w[p.c_out * p.c_in * p.kh * p.kw];
 // y[p.n * p.h_out * p.w_out * p.c_out];
-// partial[2 * ((p.n * p.h_out * p.w_out + TILE_M - 1) / TILE_M) * p.c_out];
-// tickets[(p.c_out + TILE_N - 1) / TILE_N]; mean[p.c_out]; var[p.c_out]
+// partial[2 * ((p.n * p.h_out * p.w_out + TILE_M - 1) / TILE_M
+//   + (p.n * p.h_out * p.w_out + STAT_GROUP * TILE_M - 1) / (STAT_GROUP * TILE_M)) * p.c_out];
+// tickets[(p.c_out + TILE_N - 1) / TILE_N
+//   * ((p.n * p.h_out * p.w_out + STAT_GROUP * TILE_M - 1) / (STAT_GROUP * TILE_M) + 1)];
+// mean[p.c_out]; var[p.c_out]
 extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     conv2d_forward_stats(const ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
                          float* __restrict__ y, float* __restrict__ partial, int* __restrict__ tickets,
                          float* __restrict__ mean, float* __restrict__ var) {
     __shared__ float lanes[TILE_M / 4][TILE_N];
     __shared__ float tile_sum[TILE_N], tile_m2[TILE_N];
-    __shared__ double merged[TILE_THREADS / TILE_N][TILE_N];
-    __shared__ bool last;
-    const int m = p.n * p.h_out * p.w_out, taps_k = p.kh * p.kw * p.c_in;
+    const int m_all = p.n * p.h_out * p.w_out, taps_k = p.kh * p.kw * p.c_in;
     const int row0 = blockIdx.x * TILE_M, col0 = blockIdx.y * TILE_N;
     // The tiles taking part: those of the grid (all of them when it covers the pixels).
-    const int tiles = min(tiles_of(m, TILE_M), (int)gridDim.x);
+    const int tiles = min(tiles_of(m_all, TILE_M), (int)gridDim.x), m = min(m_all, tiles * TILE_M);
     if ((int)blockIdx.x >= tiles || col0 >= p.c_out) return;  // the whole block
     float acc[4][4] = {};
     tile_product(
@@ -206,49 +246,28 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
         const float d = acc[i][j] - tile_sum[threadIdx.x % 16 + 16 * j] / rows;
         return d * d;
     });
-    const int c = col0 + threadIdx.x % TILE_N, lane = threadIdx.x / TILE_N;
-    if (lane == 0 && c < p.c_out) {
-        partial[(2 * blockIdx.x) * p.c_out + c] = tile_sum[threadIdx.x];
-        partial[(2 * blockIdx.x + 1) * p.c_out + c] = tile_m2[threadIdx.x];
+    const int cols = min(TILE_N, p.c_out - col0), t = threadIdx.x;
+    if (t < cols) {
+        partial[(2 * blockIdx.x) * p.c_out + col0 + t] = tile_sum[t];
+        partial[(2 * blockIdx.x + 1) * p.c_out + col0 + t] = tile_m2[t];
     }
-    if (tiles > 1) {
-        __threadfence();  // this thread's partials reach the device before the block's ticket
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            const unsigned ticket = atomicInc(reinterpret_cast<unsigned*>(&tickets[blockIdx.y]), tiles - 1);
-            last = ticket == (unsigned)(tiles - 1);
-        }
-        __syncthreads();
-        if (!last) return;  // the whole block
-        __threadfence();    // the other blocks' partials, made visible before their tickets
+    const int groups = tiles_of(tiles, STAT_GROUP), group = blockIdx.x / STAT_GROUP;
+    const int first = group * STAT_GROUP, end = min(first + STAT_GROUP, tiles);
+    int* column_tickets = tickets + blockIdx.y * (tiles_of(m_all, STAT_GROUP * TILE_M) + 1);
+    if (!last_to_arrive(&column_tickets[group], end - first)) return;  // the whole block
+    double sum, m2;
+    merge_statistics(partial, p.c_out, col0, cols, first, end, TILE_M, m, sum, m2);
+    float* group_part = partial + 2 * tiles_of(m_all, TILE_M) * p.c_out;
+    if (t < cols) {
+        group_part[(2 * group) * p.c_out + col0 + t] = (float)sum;
+        group_part[(2 * group + 1) * p.c_out + col0 + t] = (float)m2;
     }
-    // Lane l of each channel takes the tiles l, l + 4, ...; the lanes are then added in order.
-    const int lanes_n = TILE_THREADS / TILE_N, count = min(m, tiles * TILE_M);
-    const double inv_count = 1.0 / count;
-    double s = 0.0;
-    if (c < p.c_out)
-        for (int z = lane; z < tiles; z += lanes_n) s += __ldcg(&partial[(2 * z) * p.c_out + c]);
-    merged[lane][threadIdx.x % TILE_N] = s;
-    __syncthreads();
-    double total = 0.0;
-    for (int l = 0; l < lanes_n; ++l) total += merged[l][threadIdx.x % TILE_N];
-    const double mu = total * inv_count;
-    __syncthreads();  // every thread has read merged
-    double q = 0.0;
-    if (c < p.c_out)
-        for (int z = lane; z < tiles; z += lanes_n) {
-            const int n_z = min(TILE_M, m - z * TILE_M);
-            const float mean_z = __ldcg(&partial[(2 * z) * p.c_out + c]) / n_z;
-            const double d = (double)mean_z - mu;
-            q += __ldcg(&partial[(2 * z + 1) * p.c_out + c]) + n_z * d * d;
-        }
-    merged[lane][threadIdx.x % TILE_N] = q;
-    __syncthreads();
-    if (lane == 0 && c < p.c_out) {
-        double m2 = 0.0;
-        for (int l = 0; l < lanes_n; ++l) m2 += merged[l][threadIdx.x];
-        mean[c] = (float)mu;
-        var[c] = (float)(m2 * inv_count);
+    if (!last_to_arrive(&column_tickets[tiles_of(m_all, STAT_GROUP * TILE_M)], groups)) return;  // the whole block
+    merge_statistics(group_part, p.c_out, col0, cols, 0, groups, STAT_GROUP * TILE_M, m, sum, m2);
+    if (t < cols) {
+        const double inv_m = 1.0 / m;
+        mean[col0 + t] = (float)(sum * inv_m);
+        var[col0 + t] = (float)(m2 * inv_m);
     }
 }
 

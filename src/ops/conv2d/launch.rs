@@ -171,10 +171,14 @@ fn backward_data<E: Exec>(
     kernels::conv2d_backward_data(e, grid, &p, dy, w, dx)
 }
 
+/// Output tiles whose statistics the last of them merges (`STAT_GROUP` in common.cuh).
+const STAT_GROUP: usize = 32;
+
 /// `y = conv(x, w)` (no bias) and the batch statistics of its output channels in one launch, for
 /// the training-mode batch norm that follows: the mean and biased variance over the
 /// `N * H_out * W_out` pixels (`crate::ops::batchnorm::cpu::stats`). Each block's tile statistics
-/// are merged by the last block of its column of tiles, in a fixed order.
+/// are merged, in a fixed order, by the last block of each group of [`STAT_GROUP`] tiles, and the
+/// groups' by the last group of each column of tiles.
 pub fn conv2d_forward_stats<E: Exec>(
     e: &E,
     g: &ConvGeometry,
@@ -184,9 +188,10 @@ pub fn conv2d_forward_stats<E: Exec>(
     let p = conv_params(OP, g, 1, false)?;
     let rows = g.n * g.h_out * g.w_out;
     let grid = tiles(OP, rows, g.c_out, 1)?;
-    let mut partial = e.alloc(2 * rows.div_ceil(TILE) * g.c_out)?;
+    let (row_tiles, groups) = (rows.div_ceil(TILE), rows.div_ceil(STAT_GROUP * TILE));
+    let mut partial = e.alloc(2 * (row_tiles + groups) * g.c_out)?;
     let (mut y, mut mean, mut var) = (e.alloc(rows * g.c_out)?, e.alloc(g.c_out)?, e.alloc(g.c_out)?);
-    e.with_tickets(g.c_out.div_ceil(TILE), |tickets| {
+    e.with_tickets(g.c_out.div_ceil(TILE) * (groups + 1), |tickets| {
         kernels::conv2d_forward_stats(e, grid, &p, x, w, &mut y, &mut partial, tickets, &mut mean, &mut var)
     })?;
     Ok(Trained { y, mean, var })

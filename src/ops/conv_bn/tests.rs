@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Conv, Norm, conv2d_batch_norm_eval, conv2d_batch_norm_train};
+use crate::cuda::exec::Exec;
 use crate::cuda::gpu::Gpu;
 use crate::ops::batchnorm::{After, RunningStats, batch_norm_eval, batch_norm_train};
 use crate::ops::conv2d;
@@ -45,11 +46,13 @@ fn layer(device: &Device, x: [usize; 4], w: [usize; 4], out: [usize; 4], seed: u
     }
 }
 
-/// Odd channels, stride 2, batch 1, and enough pixels for several tiles per column (eight).
-const SHAPES: [([usize; 4], [usize; 4], usize, usize); 3] = [
+/// Odd channels, stride 2, batch 1, several tiles per column (eight), and two groups of tiles
+/// whose statistics are merged (48 tiles: 32 and 16).
+const SHAPES: [([usize; 4], [usize; 4], usize, usize); 4] = [
     ([3, 11, 13, 5], [67, 5, 3, 3], 2, 1),
     ([1, 9, 7, 3], [5, 3, 3, 3], 1, 1),
     ([2, 16, 16, 3], [16, 3, 3, 3], 1, 1),
+    ([3, 32, 32, 2], [3, 2, 1, 1], 1, 0),
 ];
 
 #[test]
@@ -86,6 +89,8 @@ fn training_matches_the_separate_ops_in_two_launches() {
         close("y", &y, &want_y, 1e-4);
         close("running mean", &rm, &want_rm, 1e-5);
         close("running var", &rv, &want_rv, 1e-5);
+        let tickets = gpu.with_tickets(8, |t| gpu.download(t)).unwrap();
+        assert!(tickets.iter().all(|&t| t == 0), "tickets left {tickets:?}");
         for (name, (got, want)) in
             ["dx", "dw", "dgamma", "dbeta", "dresidual"].iter().zip(grads.iter().zip(&want_grads))
         {
