@@ -2,11 +2,15 @@
 //! error or any spill and prints a table of registers, shared memory and spills per kernel
 //! (`-- --nocapture` to see it). Also compiles the parameter-struct layout checks against the
 //! header. Without libnvrtc each test fails when `IEKD_REQUIRE_NVRTC=1` and otherwise prints
-//! "skipped: libnvrtc not found".
+//! "skipped: libnvrtc not found". The SASS test disassembles each file's CUBIN with `cuobjdump`
+//! (PyPI `nvidia-cuda-cuobjdump` and `nvidia-cuda-nvdisasm`; `IEKD_REQUIRE_SASS=1` makes its
+//! absence a failure) and prints each kernel's main-loop instruction mix.
 
 use std::io::Write as _;
 
-use iekd::cuda::{nvrtc, params, report, sources};
+use std::collections::BTreeMap;
+
+use iekd::cuda::{nvrtc, params, report, sass, sources};
 
 /// Whether NVRTC can be used; without it, fails when it is required, else says it skips.
 fn nvrtc_present(test: &str) -> bool {
@@ -31,7 +35,7 @@ fn every_kernel_compiles_for_sm_90_without_spills() {
     let mut failures = Vec::new();
     for m in sources::MODULES {
         let source = nvrtc::splice(sources::COMMON, m.source);
-        match nvrtc::compile(m.name, &source, nvrtc::CUBIN_OPTIONS, false) {
+        match nvrtc::compile(m.name, &source, nvrtc::CUBIN_OPTIONS, nvrtc::Output::Log) {
             Ok(out) => {
                 let kernels = report::parse_ptxas(&out.log);
                 let mut names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
@@ -67,7 +71,7 @@ fn parameter_structs_match_the_header() {
         return;
     }
     let source = format!("{}\n{}", sources::COMMON, params::layout_checks());
-    if let Err(log) = nvrtc::compile("layout_checks", &source, nvrtc::PTX_OPTIONS, false) {
+    if let Err(log) = nvrtc::compile("layout_checks", &source, nvrtc::PTX_OPTIONS, nvrtc::Output::Log) {
         panic!("the parameter structs of kernels/common.cuh and src/cuda/params.rs differ:\n{log}");
     }
 }
@@ -91,4 +95,56 @@ fn ptx_targets_hopper_with_isa_at_most_9_0() {
             assert!(ptx.contains(&format!(".entry {k}(")), "{}: no entry {k}", m.name);
         }
     }
+}
+
+/// The `cuobjdump` to use; without one, fails when `IEKD_REQUIRE_SASS=1`, else says it skips.
+fn cuobjdump_present(test: &str) -> Option<std::path::PathBuf> {
+    let found = sass::cuobjdump();
+    if found.is_none() {
+        assert!(
+            std::env::var("IEKD_REQUIRE_SASS").as_deref() != Ok("1"),
+            "{test}: cuobjdump not found and IEKD_REQUIRE_SASS=1 (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)"
+        );
+        let _ = writeln!(std::io::stderr(), "{test}: skipped: cuobjdump not found");
+    }
+    found
+}
+
+/// The static proof of what each kernel runs: every kernel file's sm_90 CUBIN disassembled, a
+/// table of registers, shared memory and main-loop instruction mix printed, and every tensor-core
+/// kernel (by name, [`sass::is_tensor_core`]) required to issue HMMA without spilling.
+#[test]
+fn every_kernel_disassembles_and_tensor_core_kernels_issue_hmma() {
+    const TEST: &str = "every_kernel_disassembles_and_tensor_core_kernels_issue_hmma";
+    if !nvrtc_present(TEST) {
+        return;
+    }
+    let Some(tool) = cuobjdump_present(TEST) else { return };
+    let (mut rows, mut resources, mut failures) = (Vec::new(), BTreeMap::new(), Vec::new());
+    for m in sources::MODULES {
+        let source = nvrtc::splice(sources::COMMON, m.source);
+        let out = nvrtc::compile(m.name, &source, nvrtc::CUBIN_OPTIONS, nvrtc::Output::Cubin)
+            .unwrap_or_else(|log| panic!("{log}"));
+        for k in report::parse_ptxas(&out.log) {
+            if sass::is_tensor_core(&k.kernel) && k.spill_bytes > 0 {
+                failures.push(format!("{}: spills {} bytes", k.kernel, k.spill_bytes));
+            }
+            resources.insert(k.kernel.clone(), (k.registers, k.shared_bytes));
+        }
+        let kernels = sass::disassemble(&tool, m.name, &out.cubin.unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
+        let mut expected = m.kernels.to_vec();
+        names.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(names, expected, "{}: the SASS holds other kernels than the file declares", m.name);
+        for k in kernels {
+            if sass::is_tensor_core(&k.kernel) && sass::Mix::of(&k.instructions).hmma == 0 {
+                failures.push(format!("{}: no HMMA instruction", k.kernel));
+            }
+            rows.push((m.name, k));
+        }
+    }
+    println!("{}", sass::table(&rows, &resources));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -3,7 +3,7 @@
 //!
 //! The kernel files compile three ways: NVRTC to compute_90 PTX ([`nvrtc`]; in `build.rs` when
 //! libnvrtc loads, else at run time), NVRTC to sm_90 machine code for ptxas's resource report
-//! ([`report`]), and g++ with `kernels/emu/cuda_emu.h` to run them on the CPU (`emu`, feature
+//! ([`report`]) and the SASS that the hardware runs ([`sass`]), and g++ with `kernels/emu/cuda_emu.h` to run them on the CPU (`emu`, feature
 //! `cuda-emulation`). The verification layer checks every kernel against the rayon CPU path on
 //! any backend.
 //!
@@ -32,5 +32,6 @@ pub mod nvrtc;
 pub mod params;
 pub mod raw;
 pub mod report;
+pub mod sass;
 pub mod sources;
 mod staging;

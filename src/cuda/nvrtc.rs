@@ -32,12 +32,25 @@ pub fn splice(common: &str, source: &str) -> String {
     source.replacen(COMMON_INCLUDE, common, 1)
 }
 
-/// A successful compilation: the compiler's log and, when asked for, the PTX.
+/// What a compilation returns besides its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Only the log.
+    Log,
+    /// The PTX text (with a virtual architecture).
+    Ptx,
+    /// The machine code, a CUBIN (with a real architecture, [`CUBIN_OPTIONS`]).
+    Cubin,
+}
+
+/// A successful compilation: the compiler's log and, when asked for, the PTX or the CUBIN.
 pub struct Compiled {
     /// NVRTC's log (warnings, and ptxas's report with `--ptxas-options=-v`).
     pub log: String,
     /// The PTX text, when requested.
     pub ptx: Option<String>,
+    /// The CUBIN, when requested.
+    pub cubin: Option<Vec<u8>>,
 }
 
 fn text(bytes: &[c_char]) -> String {
@@ -45,9 +58,29 @@ fn text(bytes: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Compiles the (spliced) source of the kernel file `name` with `options`; the error is the log.
-/// Call only when [`available`] is true.
-pub fn compile(name: &str, source: &str, options: &[&str], want_ptx: bool) -> Result<Compiled, String> {
+/// The CUBIN of a compiled program.
+///
+/// # Safety
+/// `prog` is a live program that compiled successfully for a real architecture.
+unsafe fn get_cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, sys::nvrtcResult> {
+    let mut size = 0usize;
+    // SAFETY: `prog` is live (the caller's contract); `size` is a valid out-pointer.
+    let rc = unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) };
+    if rc != sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(rc);
+    }
+    let mut cubin = vec![0u8; size];
+    // SAFETY: `cubin` holds the `size` bytes NVRTC reported for this program.
+    let rc = unsafe { sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr().cast()) };
+    if rc != sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(rc);
+    }
+    Ok(cubin)
+}
+
+/// Compiles the (spliced) source of the kernel file `name` with `options`, returning `output`;
+/// the error is the log. Call only when [`available`] is true.
+pub fn compile(name: &str, source: &str, options: &[&str], output: Output) -> Result<Compiled, String> {
     let src = CString::new(source).map_err(|_| format!("{name}: the source holds a NUL byte"))?;
     let cname = CString::new(name).map_err(|_| format!("{name}: the name holds a NUL byte"))?;
     let prog = result::create_program(&src, Some(&cname)).map_err(|e| format!("{name}: {e:?}"))?;
@@ -56,13 +89,17 @@ pub fn compile(name: &str, source: &str, options: &[&str], want_ptx: bool) -> Re
     unsafe {
         let compiled = result::compile_program(prog, options);
         let log = result::get_program_log(prog).map(|l| text(&l)).unwrap_or_default();
-        let out = match compiled {
-            Err(e) => Err(format!("{name}: {e:?}\n{log}")),
-            Ok(()) if want_ptx => match result::get_ptx(prog) {
-                Ok(ptx) => Ok(Compiled { log, ptx: Some(text(&ptx)) }),
+        let out = match (compiled, output) {
+            (Err(e), _) => Err(format!("{name}: {e:?}\n{log}")),
+            (Ok(()), Output::Log) => Ok(Compiled { log, ptx: None, cubin: None }),
+            (Ok(()), Output::Ptx) => match result::get_ptx(prog) {
+                Ok(ptx) => Ok(Compiled { log, ptx: Some(text(&ptx)), cubin: None }),
                 Err(e) => Err(format!("{name}: reading the PTX failed: {e:?}")),
             },
-            Ok(()) => Ok(Compiled { log, ptx: None }),
+            (Ok(()), Output::Cubin) => match get_cubin(prog) {
+                Ok(cubin) => Ok(Compiled { log, ptx: None, cubin: Some(cubin) }),
+                Err(e) => Err(format!("{name}: reading the CUBIN failed: {e:?}")),
+            },
         };
         // A failure to free the program leaks it and changes no result.
         let _ = result::destroy_program(prog);
@@ -79,7 +116,7 @@ pub fn ptx_isa(ptx: &str) -> Option<(u32, u32)> {
 
 /// Compiles one kernel file to PTX and checks its ISA version against [`MAX_PTX_ISA`].
 pub fn compile_ptx(name: &str, common: &str, source: &str) -> Result<String, String> {
-    let ptx = compile(name, &splice(common, source), PTX_OPTIONS, true)?.ptx.unwrap_or_default();
+    let ptx = compile(name, &splice(common, source), PTX_OPTIONS, Output::Ptx)?.ptx.unwrap_or_default();
     match ptx_isa(&ptx) {
         Some(v) if v <= MAX_PTX_ISA => Ok(ptx),
         v => Err(format!(

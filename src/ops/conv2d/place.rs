@@ -81,23 +81,21 @@ pub(super) fn gradients(
         return Ok((dx, product(g, ConvProduct::BackwardWeight, [x, dy], None, w.shape())?));
     };
     let bufs = [x.gpu_buf()?, dy.gpu_buf()?, w.gpu_buf()?];
-    let mut acc = acc;
-    if let Some((buf, acc_gpu)) = acc.as_mut().and_then(Tensor::gpu_mut_unshared) {
-        if Arc::ptr_eq(&gpu, acc_gpu) {
-            let dw = kernels::conv2d_backward(&*gpu, g, bufs, buf, true)?;
-            let dx = acc.take().expect("the gradient just borrowed");
-            return Ok((dx, Tensor::new_gpu(dw, &gpu, w.shape(), false)));
-        }
-    }
-    let mut dx = gpu.alloc(g.n * g.in_image_len())?;
-    let dw =
-        Tensor::new_gpu(kernels::conv2d_backward(&*gpu, g, bufs, &mut dx, false)?, &gpu, w.shape(), false);
-    let dx = Tensor::new_gpu(dx, &gpu, x.shape(), false);
-    let dx = match acc {
-        Some(acc) => add_grads(acc, &dx)?,
-        None => dx,
+    let weight_grad = |dw| Tensor::new_gpu(dw, &gpu, w.shape(), false);
+    let fresh = || -> Result<(Tensor, Tensor)> {
+        let mut dx = gpu.alloc(g.n * g.in_image_len())?;
+        let dw = kernels::conv2d_backward(&*gpu, g, bufs, &mut dx, false)?;
+        Ok((Tensor::new_gpu(dx, &gpu, x.shape(), false), weight_grad(dw)))
     };
-    Ok((dx, dw))
+    let Some(mut acc) = acc else { return fresh() };
+    if let Some((buf, acc_gpu)) = acc.gpu_mut_unshared()
+        && Arc::ptr_eq(&gpu, acc_gpu)
+    {
+        let dw = kernels::conv2d_backward(&*gpu, g, bufs, buf, true)?;
+        return Ok((acc, weight_grad(dw)));
+    }
+    let (dx, dw) = fresh()?;
+    Ok((add_grads(acc, &dx)?, dw))
 }
 
 /// The bias gradient: `dy` summed over everything but its last dimension of `channels`.
