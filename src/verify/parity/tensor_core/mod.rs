@@ -64,7 +64,8 @@ fn rounding<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
         let p = MapParams { len: len as i32, mode: kind.mode(), a: 0.0 };
         let xb = cx.up(&x)?;
         let mut y = cx.e.alloc::<f32>(len)?;
-        kernels::tensor_core_round(cx.e, warps([4, 1]), &p, &xb, &mut y)?;
+        let grid = Grid { blocks: [4, 1, 1], threads: [256, 1, 1] };
+        kernels::tensor_core_round(cx.e, grid, &p, &xb, &mut y)?;
         let want: Vec<f32> = x.iter().map(|&v| kind.round(v)).collect();
         cx.compare("tensor_core_round", &format!("{kind:?} len {len} with ties"), &y, &want, Tol::EXACT)?;
     }
