@@ -158,7 +158,9 @@ inline void mma_tf32_m16n8k8(float (&d)[4], const unsigned (&a)[4], const unsign
         const auto tf32 = [](unsigned u) { return emu::bits_float(u & 0xffffe000u); };
         // a: register 2 (k / 4) + row / 8 of lane 4 (row % 8) + k % 4; b: register k / 4 of lane
         // 4 col + k % 4.
-        const auto a_at = [&](unsigned row, int k) { return tf32(lanes[4 * (row % 8) + k % 4][2 * (k / 4) + row / 8]); };
+        const auto a_at = [&](unsigned row, int k) {
+            return tf32(lanes[4 * (row % 8) + k % 4][2 * (k / 4) + row / 8]);
+        };
         const auto b_at = [&](int k, unsigned col) { return tf32(lanes[4 * col + k % 4][4 + k / 4]); };
         emu::mma_lane(d, lanes, lane, 8, a_at, b_at);
     });
