@@ -4,7 +4,8 @@
 // A launch runs its blocks one after another. Every CUDA thread of a block is a std::thread that
 // stays alive for the whole launch; __syncthreads() is a std::barrier over them, and the end of a
 // block is one more barrier. Warp shuffles exchange values through one slot per thread between two
-// barriers of the warp. __shared__ variables are static: one block runs at a time and launches are
+// barriers of the warp, and the tensor-core functions through a row of words per thread
+// (tensor_core_emu.h). __shared__ variables are static: one block runs at a time and launches are
 // serialised, so the block being run owns them; so is the dynamic shared memory, one buffer per launch. ThreadSanitizer sees every synchronisation.
 #ifndef IEKD_CUDA_EMU_H
 #define IEKD_CUDA_EMU_H
@@ -12,6 +13,7 @@
 #include <math.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <barrier>
 #include <cstddef>
@@ -43,13 +45,18 @@ inline dim3 gridDim;
 
 namespace emu {
 
+// The words one lane publishes for a warp-wide tensor-core function (kernels/emu/tensor_core_emu.h).
+constexpr unsigned LANE_WORDS = 16;
+using LaneWords = std::array<unsigned, LANE_WORDS>;
+
 // The synchronisation state of the block being run.
 struct Block {
     std::barrier<> all;
     std::vector<std::unique_ptr<std::barrier<>>> warps;
     std::vector<unsigned long long> slots;
+    std::vector<LaneWords> lanes;
 
-    explicit Block(unsigned threads) : all(threads), slots(threads) {
+    explicit Block(unsigned threads) : all(threads), slots(threads), lanes(threads) {
         for (unsigned first = 0; first < threads; first += 32)
             warps.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - first)));
     }
@@ -77,6 +84,12 @@ T exchange(T v, int src) {
     return out;
 }
 
+}  // namespace emu
+
+#include "tensor_core_emu.h"
+
+namespace emu {
+
 // Calls kernel k with its arguments unpacked from args (CUDA's kernelParams layout).
 template <class... A, std::size_t... I>
 void call(void (*k)(A...), void** args, std::index_sequence<I...>) {
@@ -102,6 +115,7 @@ void run(void (*k)(A...), dim3 grid, dim3 block, unsigned shared_bytes, void** a
             for (unsigned b = 0; b < blocks; ++b) {
                 blockIdx = dim3(b % grid.x, b / grid.x % grid.y, b / (grid.x * grid.y));
                 call(k, args, std::index_sequence_for<A...>{});
+                end_block();
                 state.all.arrive_and_wait();
             }
         });

@@ -11,6 +11,13 @@ use cudarc::nvrtc::{result, sys};
 /// The line with which each kernel file includes the shared header; [`splice`] replaces it.
 pub const COMMON_INCLUDE: &str = "#include \"common.cuh\"";
 
+/// The line with which a kernel file includes the tensor-core header; [`splice`] replaces it with
+/// [`TENSOR_CORE`].
+pub const TENSOR_CORE_INCLUDE: &str = "#include \"tensor_core.cuh\"";
+
+/// `kernels/tensor_core.cuh`: the mma, ldmatrix and cp.async wrappers.
+pub const TENSOR_CORE: &str = include_str!("../../kernels/tensor_core.cuh");
+
 /// Options for PTX: the virtual architecture of Hopper (compute capability 9.0), C++17.
 pub const PTX_OPTIONS: &[&str] = &["--gpu-architecture=compute_90", "--std=c++17"];
 
@@ -26,10 +33,10 @@ pub fn available() -> bool {
     unsafe { sys::is_culib_present() }
 }
 
-/// The kernel file `source` with the shared header `common` in place of its include line, so
-/// NVRTC needs no file system.
+/// The kernel file `source` with the shared header `common` in place of its include line, and
+/// [`TENSOR_CORE`] in place of its include line where it has one, so NVRTC needs no file system.
 pub fn splice(common: &str, source: &str) -> String {
-    source.replacen(COMMON_INCLUDE, common, 1)
+    source.replacen(COMMON_INCLUDE, common, 1).replacen(TENSOR_CORE_INCLUDE, TENSOR_CORE, 1)
 }
 
 /// What a compilation returns besides its log.

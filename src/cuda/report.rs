@@ -49,13 +49,13 @@ pub fn parse_ptxas(log: &str) -> Vec<KernelResources> {
 /// A text table of `rows` (module, kernel, registers, shared memory, stack, spills).
 pub fn table(rows: &[(&str, KernelResources)]) -> String {
     let mut s = format!(
-        "{:<12} {:<30} {:>9} {:>12} {:>11} {:>11}\n",
+        "{:<16} {:<30} {:>9} {:>12} {:>11} {:>11}\n",
         "module", "kernel", "registers", "shared bytes", "stack bytes", "spill bytes"
     );
     for (module, k) in rows {
         writeln!(
             s,
-            "{module:<12} {:<30} {:>9} {:>12} {:>11} {:>11}",
+            "{module:<16} {:<30} {:>9} {:>12} {:>11} {:>11}",
             k.kernel, k.registers, k.shared_bytes, k.stack_bytes, k.spill_bytes
         )
         .expect("write to String");

@@ -48,7 +48,8 @@ mod tests {
                 "losses",
                 "optim",
                 "overhaul",
-                "pool"
+                "pool",
+                "tensor_core_test"
             ]
         );
         let mut kernels: Vec<&str> = kernel_names().collect();

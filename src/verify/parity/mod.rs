@@ -7,12 +7,14 @@
 //!
 //! Each op's cases are in its folder (`ops::<op>::parity`, written with [`crate::ops::check`]);
 //! [`run_all`] runs them in a fixed order from one seeded generator, with the SGD kernel's. The
-//! checks of a whole training step ([`step`]) and of every recipe ([`recipe`]) are here.
+//! checks of a whole training step ([`step`]), of every recipe ([`recipe`]) and of the
+//! tensor-core building blocks ([`tensor_core`]) are here.
 
 pub mod graph;
 pub mod recipe;
 mod sgd;
 pub mod step;
+pub mod tensor_core;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -66,6 +68,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::accuracy::parity::run(&mut cx)?;
     ops::margin::parity::run(&mut cx)?;
     ops::loss::parity::partial_l2(&mut cx)?;
+    tensor_core::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
 }
 
