@@ -118,8 +118,8 @@ pub fn parse(text: &str) -> Vec<KernelSass> {
 }
 
 /// The main loop of `k`: of the loops (a backward branch and the instructions from its target to
-/// it) holding at least 16 multiply-accumulates, the one where they are densest; `None` when no
-/// loop has that many.
+/// it) holding an HMMA or at least 16 FFMAs, the one where multiply-accumulates are densest; `None`
+/// when no loop does.
 pub fn main_loop(k: &KernelSass) -> Option<&[Instruction]> {
     let ins = &k.instructions;
     let mut best: Option<(&[Instruction], f64)> = None;
@@ -128,7 +128,7 @@ pub fn main_loop(k: &KernelSass) -> Option<&[Instruction]> {
         let Some(start) = ins.iter().position(|i| i.address == target) else { continue };
         let body = &ins[start..=end];
         let mix = Mix::of(body);
-        if mix.math() < 16 {
+        if mix.hmma == 0 && mix.ffma < 16 {
             continue;
         }
         let density = mix.math() as f64 / mix.total as f64;
@@ -191,12 +191,12 @@ pub fn disassemble(cuobjdump: &Path, name: &str, cubin: &[u8]) -> Result<Vec<Ker
 /// kernel name in `resources`), then the instruction mix of its main loop (or `-`).
 pub fn table(rows: &[(&str, KernelSass)], resources: &BTreeMap<String, (u32, u64)>) -> String {
     let mut out = format!(
-        "{:<12} {:<28} {:>4} {:>6} {:>6} {:>5} {:>5} {:>5} {:>4} {:>6} {:>4} {:>5}\n",
+        "{:<16} {:<28} {:>4} {:>6} {:>6} {:>5} {:>5} {:>5} {:>4} {:>6} {:>4} {:>5}\n",
         "module", "kernel", "regs", "smem", "loop", "HMMA", "FFMA", "LDSM", "LDS", "LDGSTS", "LDG", "int"
     );
     for (module, k) in rows {
         let (regs, smem) = resources.get(&k.kernel).copied().unwrap_or_default();
-        let head = format!("{module:<12} {:<28} {regs:>4} {smem:>6}", k.kernel);
+        let head = format!("{module:<16} {:<28} {regs:>4} {smem:>6}", k.kernel);
         let line = match main_loop(k).map(Mix::of) {
             Some(m) => format!(
                 "{head} {:>6} {:>5} {:>5} {:>5} {:>4} {:>6} {:>4} {:>5}",
@@ -246,13 +246,16 @@ mod tests {
     #[test]
     fn the_main_loop_is_the_densest_loop_with_enough_arithmetic() {
         let k = &parse(SAMPLE)[0];
-        // Two HMMAs are too few for a main loop.
-        assert!(main_loop(k).is_none());
+        // The loop from 0x20 to the branch at 0x70: LDSM, two HMMAs, the counter and the branch.
+        let main = main_loop(k).unwrap();
+        assert_eq!((main.len(), Mix::of(main).hmma), (6, 2));
         let body: String =
             (0..16).map(|i| format!("        /*{:04x}*/ FFMA R0, R1, R1, R0 ;\n", 0x100 + 16 * i)).collect();
         let text = format!("Function : f\n{body}        /*0200*/ BRA 0x100 ;\n        /*0210*/ EXIT ;\n");
         let k = &parse(&text)[0];
         assert_eq!(Mix::of(main_loop(k).unwrap()).ffma, 16);
+        // Fifteen FFMAs and no HMMA: no main loop.
+        assert!(main_loop(&parse(&text.replacen("FFMA", "FMUL", 1))[0]).is_none());
     }
 
     #[test]
