@@ -46,7 +46,7 @@ if command -v python3 >/dev/null; then
     export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export IEKD_REQUIRE_NVRTC=1
   fi
-  if ! cuobjdump_bin; then
+  if ! cuobjdump_bin >/dev/null; then
     python3 -m pip install -q --disable-pip-version-check nvidia-cuda-cuobjdump==13.5.37 \
       nvidia-cuda-nvdisasm==13.5.37 \
       || echo "note: cuobjdump could not be installed: the SASS test will say SKIPPED"
