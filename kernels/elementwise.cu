@@ -1,5 +1,6 @@
 // Elementwise and channel-selection kernels: activations (src/ops/activation.rs), arithmetic
-// (src/ops/arith.rs), channel slice / gather and the option-A shortcut (src/ops/channels.rs).
+// (src/ops/arith.rs), channel slice / gather and the option-A shortcut (src/ops/channels.rs), and
+// the rounding of product operands (src/ops/precision/).
 // All are grid-stride loops over the output, each element written once.
 #include "common.cuh"
 
@@ -128,5 +129,21 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
         const int iw = pixel % p.w, ih = (pixel / p.w) % p.h, n = pixel / (p.w * p.h);
         const bool even = ih % 2 == 0 && iw % 2 == 0;
         dx[i] = even ? dy[((n * ho + ih / 2) * wo + iw / 2) * p.c_out + pad + ch] : 0.f;
+    }
+}
+
+// y = x rounded to the operand format of a tensor-core product, kept in fp32 storage: TF32 (mode
+// 1: 10 mantissa bits, to nearest with ties away from zero, as cvt.rna.tf32.f32) or bf16 (mode 2:
+// 7 mantissa bits, to nearest with ties to even, as cvt.rn.bf16.f32); infinities and NaN unchanged.
+// contract: x[p.len]; y[p.len]
+extern "C" __global__ void __launch_bounds__(BLOCK)
+    round_values(const MapParams p, const float* __restrict__ x, float* __restrict__ y) {
+    for (int i = global_thread(); i < p.len; i += grid_stride()) {
+        unsigned u = __float_as_uint(x[i]);
+        if ((u & 0x7f800000u) != 0x7f800000u) {
+            if (p.mode == 1) u = (u + 0x1000u) & 0xffffe000u;
+            if (p.mode == 2) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        }
+        y[i] = __uint_as_float(u);
     }
 }

@@ -149,6 +149,18 @@ inline float __int_as_float(int i) {
     return f;
 }
 
+inline float __uint_as_float(unsigned i) {
+    float f;
+    std::memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+inline unsigned __float_as_uint(float f) {
+    unsigned i;
+    std::memcpy(&i, &f, sizeof i);
+    return i;
+}
+
 inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
 
 inline float atomicAdd(float* address, float v) { return std::atomic_ref<float>(*address).fetch_add(v); }

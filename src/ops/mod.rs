@@ -19,6 +19,7 @@ pub mod loss;
 pub mod margin;
 pub mod maxpool;
 pub mod pool;
+pub mod precision;
 pub mod shape;
 
 pub use activation::{leaky_relu, relu, relu6};

@@ -7,7 +7,8 @@
 //! Backward: `dx` is the transposed convolution of `dy` with `w` ([`cpu::backward_data`]), `dw` is the
 //! correlation of `x` with `dy` ([`cpu::backward_weight`]), `db` sums `dy` over `N, H_out, W_out`.
 //! On a device, when both `dx` and `dw` are wanted, one launch computes them
-//! ([`launch::conv2d_backward`]: the two grids side by side).
+//! ([`launch::conv2d_backward`]: the two grids side by side). Every product takes its operands at
+//! the current [`precision`].
 //! The transposed convolution ([`conv_transpose2d`]) is the same three products with the roles of
 //! forward and backward-data exchanged.
 
@@ -20,6 +21,7 @@ pub mod reference;
 mod shifted;
 
 use crate::error::{Error, Result};
+use crate::ops::precision::{self, Precision};
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
 use launch::ConvProduct;
@@ -117,17 +119,22 @@ fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize) -> Resul
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
     let g = ConvGeometry::new("conv2d", x.shape(), w.shape(), stride, pad)?;
     check_bias("conv2d", bias, g.c_out)?;
-    let y = place::product(&g, ConvProduct::Forward, [x, w], bias, &[g.n, g.h_out, g.w_out, g.c_out])?;
-    Ok(with_backward(g, y, x, w, bias))
+    let p = precision::current();
+    let operands = [precision::operand(p, x)?, precision::operand(p, w)?];
+    let [xr, wr] = &operands;
+    let y = place::product(&g, ConvProduct::Forward, [xr, wr], bias, &[g.n, g.h_out, g.w_out, g.c_out])?;
+    Ok(with_backward(g, p, y, [x, w], operands, bias))
 }
 
 /// `y`, the output of the convolution of geometry `g` of `x` with `w` (and `bias`) computed
-/// without a gradient, as the op's result: its backward recorded.
+/// without a gradient from `operands` (`x` and `w` at precision `p`), as the op's result: its
+/// backward recorded, with the products at precision `p` and the gradients reaching `x` and `w`.
 pub(crate) fn with_backward(
     g: ConvGeometry,
+    p: Precision,
     y: Tensor,
-    x: &Tensor,
-    w: &Tensor,
+    [x, w]: [&Tensor; 2],
+    [xr, wr]: [Tensor; 2],
     bias: Option<&Tensor>,
 ) -> Tensor {
     let mut inputs = vec![x, w];
@@ -135,20 +142,21 @@ pub(crate) fn with_backward(
     let y = y.result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
+        let dyr = precision::operand(p, dy)?;
         // A gradient of x from another op (a residual block's shortcut) is added to in place.
         match (x.requires_grad(), w.requires_grad()) {
             (true, true) => {
-                let (dx, dw) = place::gradients(&g, [&x, dy, &w], grads.take_grad(&x))?;
+                let (dx, dw) = place::gradients(&g, [&xr, &dyr, &wr], grads.take_grad(&x))?;
                 grads.put_grad(&x, dx)?;
                 grads.accumulate(&w, dw)?;
             }
             (true, false) => {
-                let dx = place::backward_data_added(&g, [dy, &w], grads.take_grad(&x), x.shape())?;
+                let dx = place::backward_data_added(&g, [&dyr, &wr], grads.take_grad(&x), x.shape())?;
                 grads.put_grad(&x, dx)?;
             }
             (false, true) => grads.accumulate(
                 &w,
-                place::product(&g, ConvProduct::BackwardWeight, [&x, dy], None, w.shape())?,
+                place::product(&g, ConvProduct::BackwardWeight, [&xr, &dyr], None, w.shape())?,
             )?,
             (false, false) => {}
         }
@@ -203,20 +211,23 @@ pub fn conv_transpose2d(
     }
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    let mut y = place::product(&g, ConvProduct::BackwardData, [x, w], None, &out_shape)?;
+    let p = precision::current();
+    let (xr, wr) = (precision::operand(p, x)?, precision::operand(p, w)?);
+    let mut y = place::product(&g, ConvProduct::BackwardData, [&xr, &wr], None, &out_shape)?;
     if let Some(b) = bias {
         y = place::add_bias(y, b)?;
     }
     let y = y.result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
+        let dyr = precision::operand(p, dy)?;
         if x.requires_grad() {
-            grads.accumulate(&x, place::product(&g, ConvProduct::Forward, [dy, &w], None, x.shape())?)?;
+            grads.accumulate(&x, place::product(&g, ConvProduct::Forward, [&dyr, &wr], None, x.shape())?)?;
         }
         if w.requires_grad() {
             grads.accumulate(
                 &w,
-                place::product(&g, ConvProduct::BackwardWeight, [dy, &x], None, w.shape())?,
+                place::product(&g, ConvProduct::BackwardWeight, [&dyr, &xr], None, w.shape())?,
             )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {

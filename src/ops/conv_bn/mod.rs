@@ -8,7 +8,8 @@
 //! parallel formula), so the normalisation that follows is one launch that also updates the
 //! running statistics: 2 launches instead of 3. In evaluation with no gradient to record (a frozen
 //! teacher), the normalisation, residual add and ReLU are the convolution's epilogue, the same
-//! operations in the same order as the separate kernels: 1 launch instead of 2.
+//! operations in the same order as the separate kernels: 1 launch instead of 2. The convolution
+//! takes its operands at the current [`precision`].
 
 #[cfg(all(test, feature = "cuda-emulation"))]
 mod tests;
@@ -19,6 +20,7 @@ use crate::ops::batchnorm::{self, After, BatchStats, RunningStats, batch_norm_ev
 use crate::ops::conv2d::launch::{conv2d_forward_bn, conv2d_forward_stats};
 use crate::ops::conv2d::{ConvGeometry, conv2d, with_backward};
 use crate::ops::gpu_of;
+use crate::ops::precision;
 use crate::tensor::{Tensor, autograd};
 
 /// The convolution of a layer: weight `[C_out, C_in, KH, KW]`, stride and zero padding.
@@ -58,9 +60,11 @@ pub fn conv2d_batch_norm_train(
         return Ok(batch_norm_train(&z, norm.after, norm.gamma, norm.beta, norm.eps, running)?.0);
     };
     let g = ConvGeometry::new(op, x.shape(), conv.weight.shape(), conv.stride, conv.pad)?;
-    let out = conv2d_forward_stats(&*gpu, &g, [x.gpu_buf()?, conv.weight.gpu_buf()?])?;
+    let p = precision::current();
+    let operands = [precision::operand(p, x)?, precision::operand(p, conv.weight)?];
+    let out = conv2d_forward_stats(&*gpu, &g, [operands[0].gpu_buf()?, operands[1].gpu_buf()?])?;
     let z = Tensor::new_gpu(out.y, &gpu, &[g.n, g.h_out, g.w_out, g.c_out], false);
-    let z = with_backward(g, z, x, conv.weight, None);
+    let z = with_backward(g, p, z, [x, conv.weight], operands, None);
     let stats = BatchStats {
         mean: Tensor::new_gpu(out.mean, &gpu, &[g.c_out], false),
         var_biased: Tensor::new_gpu(out.var, &gpu, &[g.c_out], false),
@@ -99,7 +103,9 @@ pub fn conv2d_batch_norm_eval(
         residual: residual.map(Tensor::gpu_buf).transpose()?,
         relu: !matches!(norm.after, After::Identity),
     };
-    let bufs = [x.gpu_buf()?, conv.weight.gpu_buf()?];
-    let y = conv2d_forward_bn(&*gpu, &g, bufs, &affine, [mean.gpu_buf()?, var.gpu_buf()?])?;
+    let p = precision::current();
+    let (xr, wr) = (precision::operand(p, x)?, precision::operand(p, conv.weight)?);
+    let stats = [mean.gpu_buf()?, var.gpu_buf()?];
+    let y = conv2d_forward_bn(&*gpu, &g, [xr.gpu_buf()?, wr.gpu_buf()?], &affine, stats)?;
     Ok(Tensor::new_gpu(y, &gpu, &shape, false))
 }

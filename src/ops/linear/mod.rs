@@ -1,7 +1,8 @@
 //! Fully connected layer: `y = x W^T + b` for `x: [N, in]`, `W: [out, in]` (PyTorch's layout),
 //! `b: [out]`.
 //!
-//! Backward: `dx = dy W`, `dW = dy^T x`, `db = sum_n dy[n, :]`.
+//! Backward: `dx = dy W`, `dW = dy^T x`, `db = sum_n dy[n, :]`. Every product takes its operands
+//! at the current [`precision`].
 
 pub mod gradcheck;
 pub mod launch;
@@ -12,6 +13,7 @@ use self::launch::{self as kernels, LinearProduct};
 use crate::cpu::reduce::column_sums;
 use crate::cuda::launch::builtin;
 use crate::error::{Error, Result};
+use crate::ops::precision;
 use crate::ops::{gpu_of, map_on, map2_on};
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
@@ -35,14 +37,17 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let g = cpu::Sizes { n, k, m };
     let mut inputs = vec![x, w];
     inputs.extend(bias);
+    let p = precision::current();
+    let (xr, wr) = (precision::operand(p, x)?, precision::operand(p, w)?);
     let y = match gpu_of(OP, &inputs)? {
         Some(gpu) => {
             let b = bias.map(Tensor::gpu_buf).transpose()?;
-            let y = kernels::linear(&*gpu, LinearProduct::Forward, [n, k, m], x.gpu_buf()?, w.gpu_buf()?, b)?;
+            let y =
+                kernels::linear(&*gpu, LinearProduct::Forward, [n, k, m], xr.gpu_buf()?, wr.gpu_buf()?, b)?;
             Tensor::new_gpu(y, &gpu, &[n, m], false)
         }
         None => Tensor::new_cpu(
-            cpu::forward(&g, x.host()?, w.host()?, bias.map(Tensor::host).transpose()?),
+            cpu::forward(&g, xr.host()?, wr.host()?, bias.map(Tensor::host).transpose()?),
             &[n, m],
             false,
         ),
@@ -51,15 +56,16 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         let sizes = [n, k, m];
+        let dyr = precision::operand(p, dy)?;
         // Each of `x`, `w`: its gradient from `dy` and the other operand.
         let products: [(&Tensor, &Tensor, LinearProduct, CpuBackward); 2] = [
-            (&x, &w, LinearProduct::BackwardData, |g, dy, w| cpu::backward_data(g, dy, w)),
-            (&w, &x, LinearProduct::BackwardWeight, |g, dy, x| cpu::backward_weight(g, x, dy)),
+            (&x, &wr, LinearProduct::BackwardData, |g, dy, w| cpu::backward_data(g, dy, w)),
+            (&w, &xr, LinearProduct::BackwardWeight, |g, dy, x| cpu::backward_weight(g, x, dy)),
         ];
         for (input, other, product, cpu_backward) in products.into_iter().filter(|p| p.0.requires_grad()) {
             let d = map2_on(
                 OP,
-                [dy, other],
+                [&dyr, other],
                 input.shape(),
                 |dy, other| cpu_backward(&g, dy, other),
                 |e, dy, other| kernels::linear(e, product, sizes, dy, other, None),

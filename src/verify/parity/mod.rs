@@ -67,6 +67,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::activation::parity::run_clamp(&mut cx)?;
     ops::accuracy::parity::run(&mut cx)?;
     ops::margin::parity::run(&mut cx)?;
+    ops::precision::parity::run(&mut cx)?;
     ops::loss::parity::partial_l2(&mut cx)?;
     tensor_core::run(&mut cx)?;
     Ok(Report { checks: cx.into_checks(), launched: recorder.launched() })
