@@ -175,6 +175,11 @@ mod tests {
             let (x, w) = (small_ints(xs.iter().product(), 1), small_ints(ws.iter().product(), 2));
             let dy = small_ints(g.n * g.out_image_len(), 3);
             let (xb, wb, dyb) = (e.upload(&x).unwrap(), e.upload(&w).unwrap(), e.upload(&dy).unwrap());
+            if xs[3] % 4 == 0 {
+                // The 16-byte copies need 16-byte aligned activations, else the kernels take the
+                // element path.
+                assert!(e.addr(&xb) % 16 == 0 && e.addr(&dyb) % 16 == 0, "the vector path is not exercised");
+            }
             let y = conv2d_tf32(&e, &g, Forward, [&xb, &wb], None).unwrap();
             assert_eq!(e.download(&y).unwrap(), cpu::forward(&g, &x, &w, None), "{g:?} forward");
             let dx = conv2d_tf32(&e, &g, BackwardData, [&dyb, &wb], None).unwrap();
