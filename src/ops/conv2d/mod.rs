@@ -16,9 +16,11 @@ pub mod cpu;
 pub mod gradcheck;
 pub mod launch;
 pub mod parity;
+pub mod parity_tf32;
 mod place;
 pub mod reference;
 mod shifted;
+pub mod tensor_core;
 
 use crate::error::{Error, Result};
 use crate::ops::precision::{self, Precision};

@@ -1,0 +1,231 @@
+//! The device launchers of the tensor-core convolution (`kernels/conv2d_tf32.cu`): the products of
+//! [`launch::conv2d`](super::launch::conv2d) as implicit GEMMs with TF32 `mma.sync` (fp32 storage
+//! and accumulation, operands rounded to TF32), the same buffers and layouts.
+//!
+//! Tiles: 64 rows (pixels, or `(tap, ci)` for the weight gradient) by a column tile of 16, 32 or
+//! 64 channels chosen from the column count ([`tile_n`]), so the ResNet-20 widths fill their tile;
+//! 128 threads (four warps of 16 rows), a three-stage cp.async pipeline of 16-deep k stages in
+//! 29 184 bytes of dynamic shared memory (the kernels' contracts).
+
+use super::ConvGeometry;
+use super::launch::ConvProduct;
+use crate::cuda::exec::{Exec, Grid};
+use crate::cuda::kernels;
+use crate::cuda::launch::{MAX_YZ, expect_len, fits, int, output};
+use crate::cuda::params::ConvParams;
+use crate::error::{Error, Result};
+
+/// Threads of a block (`__launch_bounds__(128)`).
+const THREADS: u32 = 128;
+/// Rows of a block tile (`tc_conv::BM`).
+const TILE_M: usize = 64;
+/// The smallest column tile; the ticket count of the weight gradient's contract assumes it.
+const MIN_TILE_N: usize = 16;
+/// Output pixels one block of the weight gradient sums, at least, and the most slices.
+const MIN_SPLIT_ROWS: usize = 256;
+const MAX_WEIGHT_SPLITS: usize = 64;
+
+/// The column tile of a product with `columns` output columns: 16, 32 or 64 (`tc_conv::tile_n_for`
+/// in the kernel file, which recomputes it from the parameters).
+pub fn tile_n(columns: usize) -> usize {
+    match columns {
+        0..=16 => 16,
+        17..=32 => 32,
+        _ => 64,
+    }
+}
+
+fn params(op: &'static str, g: &ConvGeometry, split_rows: usize, accumulate: bool) -> Result<ConvParams> {
+    fits(
+        op,
+        &[
+            ("input elements", g.n * g.h * g.w * g.c_in),
+            ("output elements", g.n * g.h_out * g.w_out * g.c_out),
+            ("weight elements", g.c_out * g.k()),
+        ],
+    )?;
+    Ok(ConvParams {
+        n: int(op, "batch", g.n)?,
+        h: int(op, "height", g.h)?,
+        w: int(op, "width", g.w)?,
+        c_in: int(op, "input channels", g.c_in)?,
+        c_out: int(op, "output channels", g.c_out)?,
+        kh: int(op, "kernel height", g.kh)?,
+        kw: int(op, "kernel width", g.kw)?,
+        stride: int(op, "stride", g.stride)?,
+        pad: int(op, "padding", g.pad)?,
+        h_out: int(op, "output height", g.h_out)?,
+        w_out: int(op, "output width", g.w_out)?,
+        split_rows: int(op, "rows per split", split_rows)?,
+        accumulate: accumulate.into(),
+        ..ConvParams::default()
+    })
+}
+
+/// A grid of `rows` by `columns` tiles (`columns` tiled by [`tile_n`]) in `slices` slices.
+fn grid(op: &'static str, rows: usize, columns: usize, slices: usize) -> Result<Grid> {
+    let blocks = [rows.div_ceil(TILE_M), columns.div_ceil(tile_n(columns)), slices];
+    if blocks[1] > MAX_YZ || blocks[2] > MAX_YZ {
+        return Err(Error::invalid(op, format!("grid {blocks:?} exceeds the launch limits")));
+    }
+    let x = int(op, "blocks", blocks[0])? as u32;
+    Ok(Grid { blocks: [x, blocks[1] as u32, blocks[2] as u32], threads: [THREADS, 1, 1] })
+}
+
+/// One product of the convolution of geometry `g` on its operands `[a, b]` on tensor cores (TF32
+/// products, fp32 sums), the values of [`launch::conv2d`](super::launch::conv2d) up to TF32
+/// rounding; `bias` only with [`ConvProduct::Forward`]. The weight gradient splits the output
+/// pixels into slices as the fp32 kernel does, the last block of each tile adding them in order
+/// (the same result on every run).
+pub fn conv2d_tf32<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    product: ConvProduct,
+    [a, b]: [&E::Buf<f32>; 2],
+    bias: Option<&E::Buf<f32>>,
+) -> Result<E::Buf<f32>> {
+    const OP: &str = "cuda conv2d tf32";
+    if bias.is_some() && product != ConvProduct::Forward {
+        return Err(Error::invalid(OP, format!("{product:?} takes no bias")));
+    }
+    match product {
+        ConvProduct::Forward => {
+            let p = params(OP, g, 1, false)?;
+            let rows = g.n * g.h_out * g.w_out;
+            let grid = grid(OP, rows, g.c_out, 1)?;
+            output(e, rows * g.c_out, |y| kernels::conv2d_forward_tf32(e, grid, &p, a, b, bias, y))
+        }
+        ConvProduct::BackwardData => {
+            output(e, g.n * g.in_image_len(), |dx| backward_data(e, g, [a, b], dx, false))
+        }
+        ConvProduct::BackwardWeight => {
+            let pixels = g.n * g.h_out * g.w_out;
+            let split_rows = pixels.div_ceil(pixels.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
+            let slices = pixels.div_ceil(split_rows);
+            let p = params(OP, g, split_rows, false)?;
+            let grid = grid(OP, g.k(), g.c_out, slices)?;
+            let mut partial = e.alloc(slices * g.c_out * g.k())?;
+            let tickets = g.k().div_ceil(TILE_M) * g.c_out.div_ceil(MIN_TILE_N);
+            output(e, g.c_out * g.k(), |dw| {
+                e.with_tickets(tickets, |t| {
+                    kernels::conv2d_backward_weight_tf32(e, grid, &p, a, b, &mut partial, t, dw)
+                })
+            })
+        }
+    }
+}
+
+/// `dx += ` the data gradient of the convolution of geometry `g` from `[dy, w]` on tensor cores,
+/// in place in `dx` (`[N, H, W, C_in]`): [`conv2d_tf32`]'s [`ConvProduct::BackwardData`] added
+/// where the first gradient is.
+pub fn conv2d_backward_data_into_tf32<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    [dy, w]: [&E::Buf<f32>; 2],
+    dx: &mut E::Buf<f32>,
+) -> Result<()> {
+    expect_len(e, "cuda conv2d tf32", "the gradient to add into", dx, g.n * g.in_image_len())?;
+    backward_data(e, g, [dy, w], dx, true)
+}
+
+fn backward_data<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    [dy, w]: [&E::Buf<f32>; 2],
+    dx: &mut E::Buf<f32>,
+    accumulate: bool,
+) -> Result<()> {
+    const OP: &str = "cuda conv2d tf32";
+    let p = params(OP, g, 1, accumulate)?;
+    let grid = grid(OP, g.n * g.h * g.w, g.c_in, 1)?;
+    kernels::conv2d_backward_data_tf32(e, grid, &p, dy, w, dx)
+}
+
+#[cfg(all(test, feature = "cuda-emulation"))]
+mod tests {
+    use super::super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
+    use super::super::{ConvGeometry, cpu, parity_tf32};
+    use super::{conv2d_tf32, tile_n};
+    use crate::cuda::emu::Emulator;
+    use crate::cuda::exec::Exec;
+    use crate::ops::check::parity::Ctx;
+
+    /// Small integers: every TF32 operand, product and fp32 sum of the cases is exact, so each
+    /// product must equal the CPU path's bit for bit, whatever the order of the sums.
+    fn small_ints(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * 7 + seed * 13) % 5) as f32 - 2.0).collect()
+    }
+
+    #[test]
+    fn column_tiles_fit_the_resnet_widths() {
+        assert_eq!([1, 16, 17, 32, 33, 64, 65, 128].map(tile_n), [16, 16, 32, 32, 64, 64, 64, 64]);
+    }
+
+    #[test]
+    fn exact_on_small_integers() {
+        let e = Emulator;
+        // Odd channels on the element path, 16 channels on the vector path with two weight
+        // gradient slices, stride 2 with a remainder row.
+        for (xs, ws, stride, pad) in [
+            ([2, 7, 5, 3], [5, 3, 3, 3], 1, 1),
+            ([2, 16, 16, 16], [16, 16, 3, 3], 1, 1),
+            ([1, 9, 8, 8], [40, 8, 3, 3], 2, 1),
+        ] {
+            let g = ConvGeometry::new("test", &xs, &ws, stride, pad).unwrap();
+            let (x, w) = (small_ints(xs.iter().product(), 1), small_ints(ws.iter().product(), 2));
+            let dy = small_ints(g.n * g.out_image_len(), 3);
+            let (xb, wb, dyb) = (e.upload(&x).unwrap(), e.upload(&w).unwrap(), e.upload(&dy).unwrap());
+            if xs[3] % 4 == 0 {
+                // The 16-byte copies need 16-byte aligned activations, else the kernels take the
+                // element path.
+                assert!(e.addr(&xb) % 16 == 0 && e.addr(&dyb) % 16 == 0, "the vector path is not exercised");
+            }
+            let y = conv2d_tf32(&e, &g, Forward, [&xb, &wb], None).unwrap();
+            assert_eq!(e.download(&y).unwrap(), cpu::forward(&g, &x, &w, None), "{g:?} forward");
+            let dx = conv2d_tf32(&e, &g, BackwardData, [&dyb, &wb], None).unwrap();
+            assert_eq!(e.download(&dx).unwrap(), cpu::backward_data(&g, &dy, &w), "{g:?} data");
+            let dw = conv2d_tf32(&e, &g, BackwardWeight, [&xb, &dyb], None).unwrap();
+            assert_eq!(e.download(&dw).unwrap(), cpu::backward_weight(&g, &x, &dy), "{g:?} weight");
+        }
+    }
+
+    #[test]
+    fn weight_gradient_slices_add_in_a_fixed_order() {
+        let e = Emulator;
+        // 768 pixels: three slices whose last blocks may differ from run to run.
+        let g = ConvGeometry::new("test", &[3, 16, 16, 4], &[8, 4, 3, 3], 1, 1).unwrap();
+        let mut cx = Ctx::new(&e, 7);
+        let (x, dy) = (cx.normal(g.n * g.in_image_len()), cx.normal(g.n * g.out_image_len()));
+        let (xb, dyb) = (e.upload(&x).unwrap(), e.upload(&dy).unwrap());
+        let first = e.download(&conv2d_tf32(&e, &g, BackwardWeight, [&xb, &dyb], None).unwrap()).unwrap();
+        for _ in 0..2 {
+            let again = conv2d_tf32(&e, &g, BackwardWeight, [&xb, &dyb], None).unwrap();
+            assert_eq!(e.download(&again).unwrap(), first);
+        }
+    }
+
+    #[test]
+    fn bias_only_with_the_forward() {
+        let e = Emulator;
+        let g = ConvGeometry::new("test", &[1, 4, 4, 2], &[3, 2, 3, 3], 1, 1).unwrap();
+        let (a, b, bias) =
+            (e.upload(&[0f32; 96]).unwrap(), e.upload(&[0f32; 48]).unwrap(), e.upload(&[0f32; 3]).unwrap());
+        assert!(conv2d_tf32(&e, &g, BackwardData, [&a, &b], Some(&bias)).is_err());
+    }
+
+    #[test]
+    fn parity_within_the_tf32_tolerances() {
+        let mut cx = Ctx::new(&Emulator, 0x1e_4d);
+        parity_tf32::run(&mut cx).unwrap();
+        let checks = cx.into_checks();
+        for c in &checks {
+            println!("{:<28} {:<48} {:>10.2e} {:>7.3}", c.kernel, c.case, c.max_abs, c.worst);
+        }
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| format!("{} [{}]: {}", c.kernel, c.case, c.worst))
+            .collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
+}
