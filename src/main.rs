@@ -16,6 +16,7 @@ use iekd::distill::analysis::{self, CkaArgs};
 use iekd::distill::cli::{self as distill_cli, AutoencoderArgs, DataArgs, DistillArgs};
 use iekd::distill::demo::{self, DemoArgs};
 use iekd::nn::Arch;
+use iekd::ops::precision::{self, Precision};
 use iekd::optim::SgdConfig;
 use iekd::train::{self, GraphMode, RunConfig, ScheduleKind, Supervised, Trainee};
 use iekd::verify::gradcheck;
@@ -78,6 +79,10 @@ enum Command {
         /// launch every kernel (off).
         #[arg(long, value_enum, default_value = "on")]
         graph: GraphMode,
+        /// Operands of the convolutions and the linear layer: fp32, or rounded to tf32 or bf16
+        /// with fp32 sums (weights, optimiser state and everything else stay fp32).
+        #[arg(long, value_enum, default_value = "fp32")]
+        precision: Precision,
         /// Output folder for metrics.jsonl and checkpoints.
         #[arg(long, default_value = "runs/train")]
         out: PathBuf,
@@ -133,6 +138,9 @@ enum Command {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Operands of the convolutions and the linear layer in the steps: fp32, tf32 or bf16.
+        #[arg(long, value_enum, default_value = "fp32")]
+        precision: Precision,
     },
 }
 
@@ -195,10 +203,12 @@ fn run(cli: Cli, given: &dyn Fn(&str) -> bool) -> Result<()> {
             seed,
             device: dev,
             graph,
+            precision: prec,
             out,
             resume,
         } => {
             let device = device(&dev)?;
+            let _precision = precision::set(prec);
             let loaders = data.loaders(batch_size, seed)?;
             let set = loaders.train.dataset();
             let net = arch.build(set.channels(), set.num_classes(), &mut ChaCha8Rng::seed_from_u64(seed))?;
@@ -215,7 +225,7 @@ fn run(cli: Cli, given: &dyn Fn(&str) -> bool) -> Result<()> {
                 progress: true,
                 interrupt: Some(interrupt_flag()),
                 identity: format!(
-                    "train {arch} on {} val {:?} seed {seed} batch {batch_size} sgd {sgd:?}",
+                    "train {arch} on {} val {:?} seed {seed} batch {batch_size} sgd {sgd:?} precision {prec}",
                     data.dataset, data.val_split
                 ),
             };
@@ -324,8 +334,9 @@ fn run(cli: Cli, given: &dyn Fn(&str) -> bool) -> Result<()> {
             println!("{}: {} device checks within tolerance", device, report.checks.len());
             Ok(())
         }
-        Command::Bench { device: dev, json } => {
+        Command::Bench { device: dev, json, precision: prec } => {
             let device = device(&dev)?;
+            let _precision = precision::set(prec);
             let figures = if device.is_cpu() {
                 bench::run_cpu_report(128)?
             } else {

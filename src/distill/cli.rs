@@ -20,6 +20,7 @@ use crate::data::{self, Dataset, DatasetKind, Loader, LoaderConfig, Split};
 use crate::error::{Error, Result};
 use crate::nn::Arch;
 use crate::ops::loss::FactorNorm;
+use crate::ops::precision::{self, Precision};
 use crate::optim::SgdConfig;
 use crate::tensor::device::Device;
 use crate::train::{self, GraphMode, RunConfig, Schedule, ScheduleKind, Summary, Trainee};
@@ -144,6 +145,10 @@ pub struct OptimArgs {
     /// every kernel (off).
     #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "on"))]
     pub graph: GraphMode,
+    /// Operands of the convolutions and the linear layer: fp32, or rounded to tf32 or bf16 with
+    /// fp32 sums (weights, optimiser state and everything else stay fp32).
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "fp32"))]
+    pub precision: Precision,
     /// Continue an interrupted run from OUT/checkpoint.safetensors.
     #[cfg_attr(feature = "cli", arg(long))]
     pub resume: bool,
@@ -381,6 +386,7 @@ pub fn run_autoencoder(args: &AutoencoderArgs, interrupt: Option<Arc<AtomicBool>
     let mut trainee = AutoEncoderTrainee::new(teacher, ae, args.recon, args.optim.sgd())?;
     trainee.to_device(&Device::parse(&args.optim.device)?)?;
     trainee.use_graphs(args.optim.graph.is_on());
+    let _precision = precision::set(args.optim.precision);
     let identity = format!(
         "autoencoder {} of {} ({}) on {} c {} recon {:?} seed {} batch {} sgd {:?}",
         args.encoder.name(),
@@ -471,6 +477,7 @@ pub fn run_distill(args: &DistillArgs, interrupt: Option<Arc<AtomicBool>>) -> Re
     let data = args.data.loaders(args.optim.batch_size, args.optim.seed)?;
     trainee.to_device(&Device::parse(&args.optim.device)?)?;
     trainee.use_graphs(args.optim.graph.is_on());
+    let _precision = precision::set(args.optim.precision);
     let identity = format!(
         "distill {} {} from {:?} ({:?}) ae {:?} on {} val {:?} seed {} batch {} sgd {:?} {:?} split {:?} {} encoder {:?}",
         args.method,

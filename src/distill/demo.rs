@@ -26,6 +26,7 @@ use crate::checkpoint::write_atomic;
 use crate::data::{DatasetKind, Loader, LoaderConfig, Split};
 use crate::error::Result;
 use crate::nn::Arch;
+use crate::ops::precision::{self, Precision};
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
 use crate::tensor::device::Device;
@@ -50,6 +51,9 @@ pub struct DemoArgs {
     /// Folder holding Fashion-MNIST (default: /usr/share/datasets/fashion-mnist, else data/fashion-mnist).
     #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
+    /// Operands of the convolutions and the linear layer: fp32, or rounded to tf32 or bf16.
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "fp32"))]
+    pub precision: Precision,
 }
 
 /// The sizes of a demo.
@@ -193,6 +197,7 @@ const SGD: SgdConfig = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, n
 /// Runs the demo; see the module documentation.
 pub fn run_demo(args: &DemoArgs, interrupt: Option<Arc<AtomicBool>>) -> Result<Report> {
     let start = Instant::now();
+    let _precision = precision::set(args.precision);
     let plan = if args.quick { Plan::QUICK } else { Plan::FULL };
     let data = DataArgs {
         dataset: DatasetKind::FashionMnist,

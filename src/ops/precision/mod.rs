@@ -15,6 +15,8 @@
 
 pub mod launch;
 pub mod parity;
+#[cfg(test)]
+mod products_tests;
 
 use std::cell::Cell;
 
@@ -24,8 +26,9 @@ use crate::error::Result;
 use crate::ops::map_on;
 use crate::tensor::Tensor;
 
-/// The operand format of the matrix products.
+/// The operand format of the matrix products (`--precision`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Precision {
     /// fp32 operands.
     #[default]
