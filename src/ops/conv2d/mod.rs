@@ -110,6 +110,15 @@ impl ConvGeometry {
     }
 }
 
+/// `t` as an operand of a product at precision `p`: rounded here, except on a device at TF32,
+/// where the tensor-core kernels round their operands themselves.
+fn operand(p: Precision, t: &Tensor) -> Result<Tensor> {
+    match (p, t.gpu()) {
+        (Precision::Tf32, Some(_)) => Ok(t.clone()),
+        _ => precision::operand(p, t),
+    }
+}
+
 fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize) -> Result<()> {
     match bias {
         Some(b) => b.expect_shape(op, "bias", &[Some(channels)]),
@@ -122,9 +131,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
     let g = ConvGeometry::new("conv2d", x.shape(), w.shape(), stride, pad)?;
     check_bias("conv2d", bias, g.c_out)?;
     let p = precision::current();
-    let operands = [precision::operand(p, x)?, precision::operand(p, w)?];
+    let operands = [operand(p, x)?, operand(p, w)?];
     let [xr, wr] = &operands;
-    let y = place::product(&g, ConvProduct::Forward, [xr, wr], bias, &[g.n, g.h_out, g.w_out, g.c_out])?;
+    let y = place::product(&g, p, ConvProduct::Forward, [xr, wr], bias, &[g.n, g.h_out, g.w_out, g.c_out])?;
     Ok(with_backward(g, p, y, [x, w], operands, bias))
 }
 
@@ -144,21 +153,21 @@ pub(crate) fn with_backward(
     let y = y.result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
-        let dyr = precision::operand(p, dy)?;
+        let dyr = operand(p, dy)?;
         // A gradient of x from another op (a residual block's shortcut) is added to in place.
         match (x.requires_grad(), w.requires_grad()) {
             (true, true) => {
-                let (dx, dw) = place::gradients(&g, [&xr, &dyr, &wr], grads.take_grad(&x))?;
+                let (dx, dw) = place::gradients(&g, p, [&xr, &dyr, &wr], grads.take_grad(&x))?;
                 grads.put_grad(&x, dx)?;
                 grads.accumulate(&w, dw)?;
             }
             (true, false) => {
-                let dx = place::backward_data_added(&g, [&dyr, &wr], grads.take_grad(&x), x.shape())?;
+                let dx = place::backward_data_added(&g, p, [&dyr, &wr], grads.take_grad(&x), x.shape())?;
                 grads.put_grad(&x, dx)?;
             }
             (false, true) => grads.accumulate(
                 &w,
-                place::product(&g, ConvProduct::BackwardWeight, [&xr, &dyr], None, w.shape())?,
+                place::product(&g, p, ConvProduct::BackwardWeight, [&xr, &dyr], None, w.shape())?,
             )?,
             (false, false) => {}
         }
@@ -214,22 +223,23 @@ pub fn conv_transpose2d(
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     let p = precision::current();
-    let (xr, wr) = (precision::operand(p, x)?, precision::operand(p, w)?);
-    let mut y = place::product(&g, ConvProduct::BackwardData, [&xr, &wr], None, &out_shape)?;
+    let (xr, wr) = (operand(p, x)?, operand(p, w)?);
+    let mut y = place::product(&g, p, ConvProduct::BackwardData, [&xr, &wr], None, &out_shape)?;
     if let Some(b) = bias {
         y = place::add_bias(y, b)?;
     }
     let y = y.result_of(&inputs);
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
-        let dyr = precision::operand(p, dy)?;
+        let dyr = operand(p, dy)?;
         if x.requires_grad() {
-            grads.accumulate(&x, place::product(&g, ConvProduct::Forward, [&dyr, &wr], None, x.shape())?)?;
+            grads
+                .accumulate(&x, place::product(&g, p, ConvProduct::Forward, [&dyr, &wr], None, x.shape())?)?;
         }
         if w.requires_grad() {
             grads.accumulate(
                 &w,
-                place::product(&g, ConvProduct::BackwardWeight, [&dyr, &xr], None, w.shape())?,
+                place::product(&g, p, ConvProduct::BackwardWeight, [&dyr, &xr], None, w.shape())?,
             )?;
         }
         if let Some(b) = bias.filter(Tensor::requires_grad) {

@@ -5,19 +5,22 @@
 use std::sync::Arc;
 
 use super::launch::{self as kernels, ConvProduct};
-use super::{ConvGeometry, cpu};
+use super::{ConvGeometry, cpu, tensor_core};
 use crate::cpu::reduce::column_sums;
 use crate::cuda::exec::Exec;
 use crate::error::Result;
 use crate::ops::batchnorm::launch::{BnInput, bn_forward};
 use crate::ops::gpu_of;
+use crate::ops::precision::Precision;
 use crate::tensor::Tensor;
 use crate::tensor::autograd::add_grads;
 
 /// `product` of the convolution of geometry `g` on its two operands (and the bias, forward only),
-/// shaped `shape`.
+/// shaped `shape`; on a device at precision `p` = TF32 by the tensor-core kernels (which round
+/// their operands), otherwise by the fp32 kernels (on operands the op rounded).
 pub(super) fn product(
     g: &ConvGeometry,
+    p: Precision,
     product: ConvProduct,
     [a, b]: [&Tensor; 2],
     bias: Option<&Tensor>,
@@ -26,7 +29,11 @@ pub(super) fn product(
     match gpu_of("conv2d", &[a, b])? {
         Some(gpu) => {
             let bias = bias.map(Tensor::gpu_buf).transpose()?;
-            let y = kernels::conv2d(&*gpu, g, product, [a.gpu_buf()?, b.gpu_buf()?], bias)?;
+            let bufs = [a.gpu_buf()?, b.gpu_buf()?];
+            let y = match p {
+                Precision::Tf32 => tensor_core::conv2d_tf32(&*gpu, g, product, bufs, bias)?,
+                _ => kernels::conv2d(&*gpu, g, product, bufs, bias)?,
+            };
             Ok(Tensor::new_gpu(y, &gpu, shape, false))
         }
         None => {
@@ -48,15 +55,20 @@ pub(super) fn product(
 /// adds it. The same values either way.
 pub(super) fn backward_data_added(
     g: &ConvGeometry,
+    p: Precision,
     [dy, w]: [&Tensor; 2],
     acc: Option<Tensor>,
     shape: &[usize],
 ) -> Result<Tensor> {
-    let Some(mut acc) = acc else { return product(g, ConvProduct::BackwardData, [dy, w], None, shape) };
+    let Some(mut acc) = acc else { return product(g, p, ConvProduct::BackwardData, [dy, w], None, shape) };
     let gpu = gpu_of("conv2d", &[dy, w])?;
     let in_place = match (gpu, acc.gpu_mut_unshared()) {
         (Some(gpu), Some((buf, acc_gpu))) if Arc::ptr_eq(&gpu, acc_gpu) => {
-            kernels::conv2d_backward_data_into(&*gpu, g, [dy.gpu_buf()?, w.gpu_buf()?], buf)?;
+            let bufs = [dy.gpu_buf()?, w.gpu_buf()?];
+            match p {
+                Precision::Tf32 => tensor_core::conv2d_backward_data_into_tf32(&*gpu, g, bufs, buf)?,
+                _ => kernels::conv2d_backward_data_into(&*gpu, g, bufs, buf)?,
+            }
             true
         }
         _ => false,
@@ -64,21 +76,24 @@ pub(super) fn backward_data_added(
     if in_place {
         return Ok(acc);
     }
-    add_grads(acc, &product(g, ConvProduct::BackwardData, [dy, w], None, shape)?)
+    add_grads(acc, &product(g, p, ConvProduct::BackwardData, [dy, w], None, shape)?)
 }
 
 /// Both gradients of the convolution from `[x, dy, w]`: the input's gradient so far `acc` plus
 /// the data gradient ([`backward_data_added`], shaped like `x`), and the weight gradient (shaped
-/// like `w`). On a device both come from one launch, adding into `acc` in place when no other
-/// tensor holds it.
+/// like `w`). On a device both come from one launch (two with the TF32 tensor-core kernels),
+/// adding into `acc` in place when no other tensor holds it.
 pub(super) fn gradients(
     g: &ConvGeometry,
+    p: Precision,
     [x, dy, w]: [&Tensor; 3],
     acc: Option<Tensor>,
 ) -> Result<(Tensor, Tensor)> {
-    let Some(gpu) = gpu_of("conv2d", &[x, dy, w])? else {
-        let dx = backward_data_added(g, [dy, w], acc, x.shape())?;
-        return Ok((dx, product(g, ConvProduct::BackwardWeight, [x, dy], None, w.shape())?));
+    let gpu = gpu_of("conv2d", &[x, dy, w])?;
+    let Some(gpu) = gpu.filter(|_| p != Precision::Tf32) else {
+        // The CPU, or the tensor-core kernels: one product each.
+        let dx = backward_data_added(g, p, [dy, w], acc, x.shape())?;
+        return Ok((dx, product(g, p, ConvProduct::BackwardWeight, [x, dy], None, w.shape())?));
     };
     let bufs = [x.gpu_buf()?, dy.gpu_buf()?, w.gpu_buf()?];
     let weight_grad = |dw| Tensor::new_gpu(dw, &gpu, w.shape(), false);
