@@ -12,13 +12,15 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Figure, resnet20_conv_shapes};
 use crate::cuda::exec::Exec;
-use crate::cuda::gpu::Gpu;
+use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::{Error, Result};
 use crate::nn::{ResNet, Shortcut};
 use crate::ops::batchnorm::launch::{self as norm, BnBackward, BnInput};
+use crate::ops::conv2d::ConvGeometry;
 use crate::ops::conv2d::launch as kernels;
-use crate::ops::conv2d::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
+use crate::ops::conv2d::launch::ConvProduct::{self, BackwardData, BackwardWeight, Forward};
+use crate::ops::conv2d::tensor_core::conv2d_tf32;
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
 use crate::tensor::device::Device;
@@ -83,7 +85,12 @@ pub fn run_gpu_report(device: &Device, batch: usize) -> Result<Vec<Figure>> {
 
 /// Each ResNet-20 convolution's three kernels, in GFLOP/s.
 fn conv_table(gpu: &Arc<Gpu>, batch: usize, figures: &mut Vec<Figure>) -> Result<()> {
-    println!("{:<22} {:>9} {:>9} {:>9}", "conv GFLOP/s", "fwd", "bwd-data", "bwd-wgt");
+    type Launcher = fn(&Gpu, &ConvGeometry, ConvProduct, [&GpuBuf<f32>; 2]) -> Result<GpuBuf<f32>>;
+    let versions: [(&str, Launcher); 2] = [
+        ("fp32", |e, g, p, ab| kernels::conv2d(e, g, p, ab, None)),
+        ("tf32", |e, g, p, ab| conv2d_tf32(e, g, p, ab, None)),
+    ];
+    println!("{:<22} {:>5} {:>9} {:>9} {:>9}", "conv GFLOP/s", "", "fwd", "bwd-data", "bwd-wgt");
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for shape in resnet20_conv_shapes(batch)? {
         let g = &shape.geometry;
@@ -92,17 +99,20 @@ fn conv_table(gpu: &Arc<Gpu>, batch: usize, figures: &mut Vec<Figure>) -> Result
         let dy = random(gpu, g.n * g.out_image_len(), &mut rng)?;
         let e = &**gpu;
         let flop = 2.0 * g.macs() as f64 * 1e-9;
-        let f =
-            flop / median_on(e, KERNEL_RUNS, || kernels::conv2d(e, g, Forward, [&x, &w], None).map(drop))?;
-        let d = flop
-            / median_on(e, KERNEL_RUNS, || kernels::conv2d(e, g, BackwardData, [&dy, &w], None).map(drop))?;
-        let wg = flop
-            / median_on(e, KERNEL_RUNS, || kernels::conv2d(e, g, BackwardWeight, [&x, &dy], None).map(drop))?;
-        println!("{:<22} {f:>9.0} {d:>9.0} {wg:>9.0}", shape.name);
         let key = shape.name.split_whitespace().next().unwrap_or(shape.name);
-        figures.push((format!("gpu_conv_{key}_fwd"), f, "GFLOP/s"));
-        figures.push((format!("gpu_conv_{key}_bwd_data"), d, "GFLOP/s"));
-        figures.push((format!("gpu_conv_{key}_bwd_weight"), wg, "GFLOP/s"));
+        for (version, launch) in versions {
+            let rate = |p, ab| -> Result<f64> {
+                Ok(flop / median_on(e, KERNEL_RUNS, || launch(e, g, p, ab).map(drop))?)
+            };
+            let f = rate(Forward, [&x, &w])?;
+            let d = rate(BackwardData, [&dy, &w])?;
+            let wg = rate(BackwardWeight, [&x, &dy])?;
+            println!("{:<22} {version:>5} {f:>9.0} {d:>9.0} {wg:>9.0}", shape.name);
+            let suffix = if version == "fp32" { String::new() } else { format!("_{version}") };
+            figures.push((format!("gpu_conv_{key}_fwd{suffix}"), f, "GFLOP/s"));
+            figures.push((format!("gpu_conv_{key}_bwd_data{suffix}"), d, "GFLOP/s"));
+            figures.push((format!("gpu_conv_{key}_bwd_weight{suffix}"), wg, "GFLOP/s"));
+        }
     }
     Ok(())
 }
