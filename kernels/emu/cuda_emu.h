@@ -143,23 +143,11 @@ T __ldg(const T* p) {
     return *p;
 }
 
-inline float __int_as_float(int i) {
-    float f;
-    std::memcpy(&f, &i, sizeof f);
-    return f;
-}
+inline float __uint_as_float(unsigned i) { return emu::bits_float(i); }
 
-inline float __uint_as_float(unsigned i) {
-    float f;
-    std::memcpy(&f, &i, sizeof f);
-    return f;
-}
+inline float __int_as_float(int i) { return emu::bits_float(static_cast<unsigned>(i)); }
 
-inline unsigned __float_as_uint(float f) {
-    unsigned i;
-    std::memcpy(&i, &f, sizeof i);
-    return i;
-}
+inline unsigned __float_as_uint(float f) { return emu::float_bits(f); }
 
 inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
 

@@ -13,7 +13,7 @@ use crate::ops::batchnorm::launch::{BnAffine, Trained};
 const MIN_SPLIT_ROWS: usize = 256;
 const MAX_WEIGHT_SPLITS: usize = 64;
 
-fn conv_params(
+pub(super) fn conv_params(
     op: &'static str,
     g: &ConvGeometry,
     split_rows: usize,
@@ -99,13 +99,16 @@ pub fn conv2d<E: Exec>(
 
 /// How the weight gradient splits the output pixels: `slices` slices of `rows` pixels (the last
 /// one shorter), each summed by its own blocks.
-struct WeightSplit {
-    rows: usize,
-    slices: usize,
+pub(super) struct WeightSplit {
+    /// Output pixels a slice sums (the last one fewer).
+    pub(super) rows: usize,
+    /// Slices.
+    pub(super) slices: usize,
 }
 
 impl WeightSplit {
-    fn of(g: &ConvGeometry) -> Self {
+    /// The split of the weight gradient of `g`.
+    pub(super) fn of(g: &ConvGeometry) -> Self {
         let pixels = g.n * g.h_out * g.w_out;
         let rows = pixels.div_ceil(pixels.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
         WeightSplit { rows, slices: pixels.div_ceil(rows) }
@@ -177,7 +180,7 @@ const STAT_GROUP: usize = 32;
 /// `y = conv(x, w)` (no bias) and the batch statistics of its output channels in one launch, for
 /// the training-mode batch norm that follows: the mean and biased variance over the
 /// `N * H_out * W_out` pixels (`crate::ops::batchnorm::cpu::stats`). Each block's tile statistics
-/// are merged, in a fixed order, by the last block of each group of [`STAT_GROUP`] tiles, and the
+/// are merged, in a fixed order, by the last block of each group of 32 tiles (`STAT_GROUP`), and the
 /// groups' by the last group of each column of tiles.
 pub fn conv2d_forward_stats<E: Exec>(
     e: &E,

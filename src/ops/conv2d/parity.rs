@@ -21,7 +21,7 @@ const EPS: f32 = 1e-5;
 /// `[N, H, W, C_in]`, `[C_out, KH (= KW)]`, stride, padding: sizes 1; odd channels with H != W;
 /// an exact 64 x 64 x 16 tile; tile - 1 (63 pixels, 63 = K); tile + 1 (65 pixels, 65 channels,
 /// K = 153); stride 2 with batch 3; 768 pixels (three weight-gradient splits); a strided 1x1.
-const CASES: [([usize; 4], [usize; 2], usize, usize); 8] = [
+pub(super) const CASES: [([usize; 4], [usize; 2], usize, usize); 8] = [
     ([1, 1, 1, 1], [1, 1], 1, 0),
     ([2, 9, 7, 3], [5, 3], 1, 1),
     ([1, 8, 8, 16], [64, 1], 1, 0),

@@ -8,11 +8,10 @@
 //! 29 184 bytes of dynamic shared memory (the kernels' contracts).
 
 use super::ConvGeometry;
-use super::launch::ConvProduct;
+use super::launch::{ConvProduct, WeightSplit, conv_params};
 use crate::cuda::exec::{Exec, Grid};
 use crate::cuda::kernels;
-use crate::cuda::launch::{MAX_YZ, expect_len, fits, int, output};
-use crate::cuda::params::ConvParams;
+use crate::cuda::launch::{MAX_YZ, expect_len, int, output};
 use crate::error::{Error, Result};
 
 /// Threads of a block (`__launch_bounds__(128)`).
@@ -21,9 +20,6 @@ const THREADS: u32 = 128;
 const TILE_M: usize = 64;
 /// The smallest column tile; the ticket count of the weight gradient's contract assumes it.
 const MIN_TILE_N: usize = 16;
-/// Output pixels one block of the weight gradient sums, at least, and the most slices.
-const MIN_SPLIT_ROWS: usize = 256;
-const MAX_WEIGHT_SPLITS: usize = 64;
 
 /// The column tile of a product with `columns` output columns: 16, 32 or 64 (`tc_conv::tile_n_for`
 /// in the kernel file, which recomputes it from the parameters).
@@ -33,33 +29,6 @@ pub fn tile_n(columns: usize) -> usize {
         17..=32 => 32,
         _ => 64,
     }
-}
-
-fn params(op: &'static str, g: &ConvGeometry, split_rows: usize, accumulate: bool) -> Result<ConvParams> {
-    fits(
-        op,
-        &[
-            ("input elements", g.n * g.h * g.w * g.c_in),
-            ("output elements", g.n * g.h_out * g.w_out * g.c_out),
-            ("weight elements", g.c_out * g.k()),
-        ],
-    )?;
-    Ok(ConvParams {
-        n: int(op, "batch", g.n)?,
-        h: int(op, "height", g.h)?,
-        w: int(op, "width", g.w)?,
-        c_in: int(op, "input channels", g.c_in)?,
-        c_out: int(op, "output channels", g.c_out)?,
-        kh: int(op, "kernel height", g.kh)?,
-        kw: int(op, "kernel width", g.kw)?,
-        stride: int(op, "stride", g.stride)?,
-        pad: int(op, "padding", g.pad)?,
-        h_out: int(op, "output height", g.h_out)?,
-        w_out: int(op, "output width", g.w_out)?,
-        split_rows: int(op, "rows per split", split_rows)?,
-        accumulate: accumulate.into(),
-        ..ConvParams::default()
-    })
 }
 
 /// A grid of `rows` by `columns` tiles (`columns` tiled by [`tile_n`]) in `slices` slices.
@@ -90,7 +59,7 @@ pub fn conv2d_tf32<E: Exec>(
     }
     match product {
         ConvProduct::Forward => {
-            let p = params(OP, g, 1, false)?;
+            let p = conv_params(OP, g, 1, false)?;
             let rows = g.n * g.h_out * g.w_out;
             let grid = grid(OP, rows, g.c_out, 1)?;
             output(e, rows * g.c_out, |y| kernels::conv2d_forward_tf32(e, grid, &p, a, b, bias, y))
@@ -99,10 +68,8 @@ pub fn conv2d_tf32<E: Exec>(
             output(e, g.n * g.in_image_len(), |dx| backward_data(e, g, [a, b], dx, false))
         }
         ConvProduct::BackwardWeight => {
-            let pixels = g.n * g.h_out * g.w_out;
-            let split_rows = pixels.div_ceil(pixels.div_ceil(MIN_SPLIT_ROWS).min(MAX_WEIGHT_SPLITS));
-            let slices = pixels.div_ceil(split_rows);
-            let p = params(OP, g, split_rows, false)?;
+            let WeightSplit { rows: split_rows, slices } = WeightSplit::of(g);
+            let p = conv_params(OP, g, split_rows, false)?;
             let grid = grid(OP, g.k(), g.c_out, slices)?;
             let mut partial = e.alloc(slices * g.c_out * g.k())?;
             let tickets = g.k().div_ceil(TILE_M) * g.c_out.div_ceil(MIN_TILE_N);
@@ -136,7 +103,7 @@ fn backward_data<E: Exec>(
     accumulate: bool,
 ) -> Result<()> {
     const OP: &str = "cuda conv2d tf32";
-    let p = params(OP, g, 1, accumulate)?;
+    let p = conv_params(OP, g, 1, accumulate)?;
     let grid = grid(OP, g.n * g.h * g.w, g.c_in, 1)?;
     kernels::conv2d_backward_data_tf32(e, grid, &p, dy, w, dx)
 }

@@ -1,5 +1,5 @@
-//! The precision of the matrix products: the convolutions ([`crate::ops::conv2d`],
-//! [`crate::ops::conv_bn`]) and the linear layer ([`crate::ops::linear`]).
+//! The precision of the matrix products: the convolutions ([`mod@crate::ops::conv2d`],
+//! [`crate::ops::conv_bn`]) and the linear layer ([`mod@crate::ops::linear`]).
 //!
 //! `Fp32` multiplies fp32 operands. `Tf32` and `Bf16` compute as the tensor cores do: each operand
 //! of a product (the input and the weight in the forward, the output gradient and the other

@@ -1,6 +1,6 @@
 //! The tensor-core building blocks of `kernels/tensor_core.cuh` (mma, ldmatrix, cp.async and the
 //! operand conversions), run by the kernels of `kernels/tensor_core_test.cu` and compared with the
-//! scalar references of [`reference`]: rounding and ldmatrix bit for bit, products within
+//! scalar references of [`mod@reference`]: rounding and ldmatrix bit for bit, products within
 //! [`sum_tol`].
 
 pub mod reference;
