@@ -16,7 +16,7 @@ use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::distill::{Method, resnet56_to_resnet20};
 use crate::error::{Error, Result};
 use crate::nn::{ResNet, Shortcut};
-use crate::ops::batchnorm::launch::{self as norm, BnBackward, BnInput};
+use crate::ops::batchnorm::launch::{self as norm, BnAffine, BnBackward, BnInput};
 use crate::ops::conv2d::ConvGeometry;
 use crate::ops::conv2d::launch as kernels;
 use crate::ops::conv2d::launch::ConvProduct::{self, BackwardData, BackwardWeight, Forward};
@@ -127,7 +127,8 @@ fn norm_table(gpu: &Arc<Gpu>, batch: usize, copy: f64, figures: &mut Vec<Figure>
     let (x, dy) = (random(e, rows * c, &mut rng)?, random(e, rows * c, &mut rng)?);
     let ones = e.upload(&vec![1.0f32; c])?;
     let zeros = e.upload(&vec![0.0f32; c])?;
-    let n = BnInput { x: &x, gamma: &ones, beta: &zeros, eps: 1e-5, residual: None, relu: true };
+    let affine = BnAffine { gamma: &ones, beta: &zeros, eps: 1e-5, residual: None, relu: true };
+    let n = BnInput { x: &x, affine };
     let y = norm::bn_forward(e, [rows, c], &n, [&zeros, &ones], None)?;
     let bytes = (rows * c * 4) as f64 * 1e-9;
     let fwd = 2.0 * bytes

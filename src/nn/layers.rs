@@ -111,13 +111,9 @@ impl BatchNorm2d {
             let (mean, var) = (&self.running_mean, &self.running_var);
             return bn::batch_norm_eval(x, after, &self.weight, &self.bias, mean, var, Self::EPS);
         }
-        let running = bn::RunningStats {
-            mean: &mut self.running_mean,
-            var: &mut self.running_var,
-            momentum: Self::MOMENTUM,
-        };
-        let (y, _) = bn::batch_norm_train(x, after, &self.weight, &self.bias, Self::EPS, Some(running))?;
-        self.num_batches_tracked.host_mut()?[0] += 1.0;
+        let (gamma, beta, running) = self.train_parts();
+        let (y, _) = bn::batch_norm_train(x, after, gamma, beta, Self::EPS, Some(running))?;
+        self.count_batch()?;
         Ok(y)
     }
 
@@ -129,18 +125,31 @@ impl BatchNorm2d {
             return self.forward(&conv.forward(x)?, train, after);
         }
         let c = ops::conv_bn::Conv { weight: &conv.weight, stride: conv.stride, pad: conv.pad };
-        let n = ops::conv_bn::Norm { gamma: &self.weight, beta: &self.bias, eps: Self::EPS, after };
         if !train {
+            let n = ops::conv_bn::Norm { gamma: &self.weight, beta: &self.bias, eps: Self::EPS, after };
             return ops::conv2d_batch_norm_eval(x, c, n, [&self.running_mean, &self.running_var]);
         }
+        let (gamma, beta, running) = self.train_parts();
+        let n = ops::conv_bn::Norm { gamma, beta, eps: Self::EPS, after };
+        let y = ops::conv2d_batch_norm_train(x, c, n, Some(running))?;
+        self.count_batch()?;
+        Ok(y)
+    }
+
+    /// What a training-mode forward reads (gamma, beta) and updates (the running statistics).
+    fn train_parts(&mut self) -> (&Tensor, &Tensor, ops::batchnorm::RunningStats<'_>) {
         let running = ops::batchnorm::RunningStats {
             mean: &mut self.running_mean,
             var: &mut self.running_var,
             momentum: Self::MOMENTUM,
         };
-        let y = ops::conv2d_batch_norm_train(x, c, n, Some(running))?;
+        (&self.weight, &self.bias, running)
+    }
+
+    /// Counts one training batch (`num_batches_tracked`).
+    fn count_batch(&mut self) -> Result<()> {
         self.num_batches_tracked.host_mut()?[0] += 1.0;
-        Ok(y)
+        Ok(())
     }
 }
 

@@ -44,19 +44,12 @@ fn partial_len(p: &BnParams) -> usize {
 pub struct BnInput<'a, B> {
     /// The input.
     pub x: &'a B,
-    /// The scale, `[c]`.
-    pub gamma: &'a B,
-    /// The shift, `[c]`.
-    pub beta: &'a B,
-    /// Added to the variance before the square root.
-    pub eps: f32,
-    /// Added after the affine map, before the ReLU (shaped like `x`).
-    pub residual: Option<&'a B>,
-    /// Whether a ReLU follows.
-    pub relu: bool,
+    /// What is applied to it after centring.
+    pub affine: BnAffine<'a, B>,
 }
 
-/// What a convolution's batch-norm epilogue applies to its output: [`BnInput`] without `x`.
+/// What a normalisation applies after centring: the scale and shift, then a residual add and a
+/// ReLU (alone in a convolution's batch-norm epilogue, which has no separate input).
 pub struct BnAffine<'a, B> {
     /// The scale, `[c]`.
     pub gamma: &'a B,
@@ -103,14 +96,14 @@ pub fn bn_forward_train<E: Exec>(
     const OP: &str = "cuda bn_forward_train";
     let (p, grid) = bn_params(OP, [rows, c], reduction_split(rows))?;
     let (momentum, unbias) = momentum_unbias(OP, rows, running.as_ref())?;
-    let p = BnParams { relu: n.relu as i32, eps: n.eps, momentum, unbias, ..p };
+    let p = BnParams { relu: n.affine.relu as i32, eps: n.affine.eps, momentum, unbias, ..p };
     let partial = output(e, partial_len(&p), |part| kernels::bn_stats_partial(e, grid, &p, n.x, part))?;
     let (mut y, mut mean, mut var) = (e.alloc(rows * c)?, e.alloc(c)?, e.alloc(c)?);
     let (rm, rv) = match running {
         Some(r) => (Some(r.mean), Some(r.var)),
         None => (None, None),
     };
-    let (x, gamma, beta, residual) = (n.x, n.gamma, n.beta, n.residual);
+    let (x, gamma, beta, residual) = (n.x, n.affine.gamma, n.affine.beta, n.affine.residual);
     kernels::bn_forward_train(
         e, grid, &p, x, &partial, gamma, beta, residual, &mut y, &mut mean, &mut var, rm, rv,
     )?;
@@ -132,13 +125,14 @@ pub fn bn_forward<E: Exec>(
     const OP: &str = "cuda bn_forward";
     let (p, grid) = bn_params(OP, [rows, c], map_split(rows, c))?;
     let (momentum, unbias) = momentum_unbias(OP, rows, running.as_ref())?;
-    let p = BnParams { relu: n.relu as i32, eps: n.eps, momentum, unbias, ..p };
+    let p = BnParams { relu: n.affine.relu as i32, eps: n.affine.eps, momentum, unbias, ..p };
     let (rm, rv) = match running {
         Some(r) => (Some(r.mean), Some(r.var)),
         None => (None, None),
     };
     output(e, rows * c, |y| {
-        kernels::bn_forward(e, grid, &p, n.x, center, var, n.gamma, n.beta, n.residual, y, rm, rv)
+        let a = &n.affine;
+        kernels::bn_forward(e, grid, &p, n.x, center, var, a.gamma, a.beta, a.residual, y, rm, rv)
     })
 }
 

@@ -1,7 +1,7 @@
 //! Parity of the batch-norm kernels with the CPU path (`cpu`).
 
 use super::cpu;
-use super::launch::{BnBackward, BnInput, Running, bn_backward, bn_forward, bn_forward_train};
+use super::launch::{BnAffine, BnBackward, BnInput, Running, bn_backward, bn_forward, bn_forward_train};
 use crate::cuda::exec::Exec;
 use crate::error::Result;
 use crate::ops::check::parity::{Ctx, Tol};
@@ -46,7 +46,8 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
                 let case = format!("{shape} {mode} relu={relu} add={add}");
                 let res = add.then_some(residual.as_slice());
                 let res_b = res.map(|r| cx.up(r)).transpose()?;
-                let n = BnInput { x: &xb, gamma: &gb, beta: &bb, eps: EPS, residual: res_b.as_ref(), relu };
+                let affine = BnAffine { gamma: &gb, beta: &bb, eps: EPS, residual: res_b.as_ref(), relu };
+                let n = BnInput { x: &xb, affine };
                 let y = cpu::forward(&x, c, center, &scale, &beta, res, relu);
                 if training {
                     // The plain case also updates running statistics; the others go without.

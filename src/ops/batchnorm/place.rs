@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::launch::{self as kernels, BnBackward, BnInput, Running};
+use super::launch::{self as kernels, BnAffine, BnBackward, BnInput, Running};
 use super::{BatchStats, Norm, RunningStats};
 use crate::cuda::gpu::{Gpu, GpuBuf};
 use crate::error::Result;
@@ -15,11 +15,13 @@ use crate::tensor::autograd;
 fn input<'a>(norm: &Norm<'a>) -> Result<BnInput<'a, GpuBuf<f32>>> {
     Ok(BnInput {
         x: norm.x.gpu_buf()?,
-        gamma: norm.gamma.gpu_buf()?,
-        beta: norm.beta.gpu_buf()?,
-        eps: norm.eps,
-        residual: norm.residual.map(Tensor::gpu_buf).transpose()?,
-        relu: norm.relu,
+        affine: BnAffine {
+            gamma: norm.gamma.gpu_buf()?,
+            beta: norm.beta.gpu_buf()?,
+            eps: norm.eps,
+            residual: norm.residual.map(Tensor::gpu_buf).transpose()?,
+            relu: norm.relu,
+        },
     })
 }
 

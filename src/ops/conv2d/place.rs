@@ -9,7 +9,7 @@ use super::{ConvGeometry, cpu, tensor_core};
 use crate::cpu::reduce::column_sums;
 use crate::cuda::exec::Exec;
 use crate::error::Result;
-use crate::ops::batchnorm::launch::{BnInput, bn_forward};
+use crate::ops::batchnorm::launch::{BnAffine, BnInput, bn_forward};
 use crate::ops::gpu_of;
 use crate::ops::precision::Precision;
 use crate::tensor::Tensor;
@@ -134,7 +134,7 @@ pub(super) fn add_bias(y: Tensor, bias: &Tensor) -> Result<Tensor> {
             let zeros = Tensor::zeros(&[c]).to_device(&y.device())?;
             let ones = Tensor::full(&[c], 1.0).to_device(&y.device())?;
             let (x, gamma, beta) = (y.gpu_buf()?, ones.gpu_buf()?, bias.gpu_buf()?);
-            let n = BnInput { x, gamma, beta, eps: 1.0, residual: None, relu: false };
+            let n = BnInput { x, affine: BnAffine { gamma, beta, eps: 1.0, residual: None, relu: false } };
             let out = bn_forward(&*gpu, [y.numel() / c, c], &n, [zeros.gpu_buf()?; 2], None)?;
             Ok(Tensor::new_gpu(out, &gpu, y.shape(), false))
         }
