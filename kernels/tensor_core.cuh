@@ -107,6 +107,18 @@ __device__ __forceinline__ void cp_async_4(void* smem, const void* gmem) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(shared_address(smem)), "l"(gmem) : "memory");
 }
 
+// v = the four floats at src (global memory, 16-byte aligned, read-only for the kernel's life).
+__device__ __forceinline__ void load_f32x4(float (&v)[4], const float* src) {
+    asm volatile("ld.global.nc.v4.f32 {%0, %1, %2, %3}, [%4];"
+                 : "=f"(v[0]), "=f"(v[1]), "=f"(v[2]), "=f"(v[3])
+                 : "l"(src));
+}
+
+// Stores lo and hi to the 8 bytes at smem (shared memory, 8-byte aligned), lo first.
+__device__ __forceinline__ void store_b32x2(void* smem, unsigned lo, unsigned hi) {
+    asm volatile("st.shared.v2.b32 [%0], {%1, %2};" ::"r"(shared_address(smem)), "r"(lo), "r"(hi) : "memory");
+}
+
 // Closes the calling thread's copies started since the last commit into one group.
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 

@@ -30,13 +30,14 @@ def main(iekd_path, torch_path):
         cell = lambda v: f"{v:>10.0f}" if v is not None else f"{'-':>10}"
         ratio = lambda p, q: f"{p / q:>6.2f}" if p and q else f"{'-':>6}"
         print(f"{label:<34} {cell(x)} {cell(y)} {ratio(x, y)} {cell(z)} {ratio(x, z)}")
-    print(f"\n{'TF32 tensor-core convolutions':<34} {'iekd tf32':>10} {'torch tf32':>10} {'ratio':>6}")
-    for conv in ["c1", "c2", "c3", "c4", "c5", "c6"]:
-        for part in ["fwd", "bwd_data", "bwd_weight"]:
-            x, y = ours.get(f"gpu_conv_{conv}_{part}_tf32"), torch.get(f"torch_conv_{conv}_{part}_tf32_cl")
-            cell = lambda v: f"{v:>10.0f}" if v is not None else f"{'-':>10}"
-            ratio = f"{x / y:>6.2f}" if x and y else f"{'-':>6}"
-            print(f"{'conv ' + conv + ' ' + part + ' GFLOP/s':<34} {cell(x)} {cell(y)} {ratio}")
+    for fmt in ["tf32", "bf16"]:
+        print(f"\n{fmt.upper() + ' tensor-core convolutions':<34} {'iekd ' + fmt:>10} {'torch ' + fmt:>10} {'ratio':>6}")
+        for conv in ["c1", "c2", "c3", "c4", "c5", "c6"]:
+            for part in ["fwd", "bwd_data", "bwd_weight"]:
+                x, y = ours.get(f"gpu_conv_{conv}_{part}_{fmt}"), torch.get(f"torch_conv_{conv}_{part}_{fmt}_cl")
+                cell = lambda v: f"{v:>10.0f}" if v is not None else f"{'-':>10}"
+                ratio = f"{x / y:>6.2f}" if x and y else f"{'-':>6}"
+                print(f"{'conv ' + conv + ' ' + part + ' GFLOP/s':<34} {cell(x)} {cell(y)} {ratio}")
     print(f"\n{'launches per step':<34} {'iekd ran':>10} {'iekd host':>10} {'torch ran':>10}")
     for name, ours_key, torch_key in [("resnet20", "resnet20", "resnet20"), ("resnet56", "resnet56", "resnet56"),
                                       ("IE-FT", "ieft", "ieft")]:

@@ -84,6 +84,7 @@ template <int X>
 void ldmatrix_lane(unsigned (&r)[X], const LaneWords* lanes, unsigned lane, bool trans) {
     const auto row_at = [&](unsigned l) {
         const unsigned long long address = lanes[l][0] | static_cast<unsigned long long>(lanes[l][1]) << 32;
+        if (address % 16 != 0) fail("ldmatrix row address not 16-byte aligned");
         return reinterpret_cast<const unsigned short*>(address);
     };
     const unsigned q = lane / 4, p = lane % 4;
@@ -190,6 +191,16 @@ inline void ldmatrix_x4_trans(unsigned (&r)[4], const void* row) { emu::ldmatrix
 
 inline void cp_async_16(void* smem, const void* gmem) { emu::cp_async(smem, gmem, 16); }
 inline void cp_async_4(void* smem, const void* gmem) { emu::cp_async(smem, gmem, 4); }
+
+inline void load_f32x4(float (&v)[4], const float* src) {
+    for (int j = 0; j < 4; ++j) v[j] = src[j];
+}
+
+inline void store_b32x2(void* smem, unsigned lo, unsigned hi) {
+    if (reinterpret_cast<unsigned long long>(smem) % 8 != 0) emu::fail("st.shared.v2.b32 to a misaligned address");
+    const unsigned words[2] = {lo, hi};
+    std::memcpy(smem, words, sizeof words);
+}
 
 inline void cp_async_commit() {
     emu::async_copies.groups.push_back(std::move(emu::async_copies.open));

@@ -20,7 +20,8 @@ use crate::ops::batchnorm::launch::{self as norm, BnAffine, BnBackward, BnInput}
 use crate::ops::conv2d::ConvGeometry;
 use crate::ops::conv2d::launch as kernels;
 use crate::ops::conv2d::launch::ConvProduct::{self, BackwardData, BackwardWeight, Forward};
-use crate::ops::conv2d::tensor_core::conv2d_tf32;
+use crate::ops::conv2d::tensor_core::conv2d_tc;
+use crate::ops::precision::Precision;
 use crate::optim::SgdConfig;
 use crate::tensor::Tensor;
 use crate::tensor::device::Device;
@@ -86,9 +87,10 @@ pub fn run_gpu_report(device: &Device, batch: usize) -> Result<Vec<Figure>> {
 /// Each ResNet-20 convolution's three kernels, in GFLOP/s.
 fn conv_table(gpu: &Arc<Gpu>, batch: usize, figures: &mut Vec<Figure>) -> Result<()> {
     type Launcher = fn(&Gpu, &ConvGeometry, ConvProduct, [&GpuBuf<f32>; 2]) -> Result<GpuBuf<f32>>;
-    let versions: [(&str, Launcher); 2] = [
+    let versions: [(&str, Launcher); 3] = [
         ("fp32", |e, g, p, ab| kernels::conv2d(e, g, p, ab, None)),
-        ("tf32", |e, g, p, ab| conv2d_tf32(e, g, p, ab, None)),
+        ("tf32", |e, g, p, ab| conv2d_tc(e, g, Precision::Tf32, p, ab, None)),
+        ("bf16", |e, g, p, ab| conv2d_tc(e, g, Precision::Bf16, p, ab, None)),
     ];
     println!("{:<22} {:>5} {:>9} {:>9} {:>9}", "conv GFLOP/s", "", "fwd", "bwd-data", "bwd-wgt");
     let mut rng = ChaCha8Rng::seed_from_u64(1);

@@ -11,12 +11,12 @@ use cudarc::nvrtc::{result, sys};
 /// The line with which each kernel file includes the shared header; [`splice`] replaces it.
 pub const COMMON_INCLUDE: &str = "#include \"common.cuh\"";
 
-/// The line with which a kernel file includes the tensor-core header; [`splice`] replaces it with
-/// [`TENSOR_CORE`].
-pub const TENSOR_CORE_INCLUDE: &str = "#include \"tensor_core.cuh\"";
-
-/// `kernels/tensor_core.cuh`: the mma, ldmatrix and cp.async wrappers.
-pub const TENSOR_CORE: &str = include_str!("../../kernels/tensor_core.cuh");
+/// The headers a kernel file may include after `common.cuh`, as (include line, text): [`splice`]
+/// puts each text in place of its line.
+pub const HEADERS: [(&str, &str); 2] = [
+    ("#include \"tensor_core.cuh\"", include_str!("../../kernels/tensor_core.cuh")),
+    ("#include \"conv_tc.cuh\"", include_str!("../../kernels/conv_tc.cuh")),
+];
 
 /// Options for PTX: the virtual architecture of Hopper (compute capability 9.0), C++17.
 pub const PTX_OPTIONS: &[&str] = &["--gpu-architecture=compute_90", "--std=c++17"];
@@ -34,9 +34,12 @@ pub fn available() -> bool {
 }
 
 /// The kernel file `source` with the shared header `common` in place of its include line, and
-/// [`TENSOR_CORE`] in place of its include line where it has one, so NVRTC needs no file system.
+/// each of [`HEADERS`] in place of its include line where it has one, so NVRTC needs no file
+/// system.
 pub fn splice(common: &str, source: &str) -> String {
-    source.replacen(COMMON_INCLUDE, common, 1).replacen(TENSOR_CORE_INCLUDE, TENSOR_CORE, 1)
+    HEADERS
+        .iter()
+        .fold(source.replacen(COMMON_INCLUDE, common, 1), |s, (line, text)| s.replacen(line, text, 1))
 }
 
 /// What a compilation returns besides its log.

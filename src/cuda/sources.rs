@@ -42,6 +42,7 @@ mod tests {
             [
                 "batchnorm",
                 "conv2d",
+                "conv2d_bf16",
                 "conv2d_tf32",
                 "depthwise",
                 "elementwise",

@@ -16,7 +16,7 @@ pub mod cpu;
 pub mod gradcheck;
 pub mod launch;
 pub mod parity;
-pub mod parity_tf32;
+pub mod parity_tc;
 mod place;
 pub mod reference;
 mod shifted;
@@ -110,11 +110,11 @@ impl ConvGeometry {
     }
 }
 
-/// `t` as an operand of a product at precision `p`: rounded here, except on a device at TF32,
-/// where the tensor-core kernels round their operands themselves.
+/// `t` as an operand of a product at precision `p`: rounded here, except on a device, where the
+/// tensor-core kernels round their operands themselves.
 fn operand(p: Precision, t: &Tensor) -> Result<Tensor> {
     match (p, t.gpu()) {
-        (Precision::Tf32, Some(_)) => Ok(t.clone()),
+        (Precision::Tf32 | Precision::Bf16, Some(_)) => Ok(t.clone()),
         _ => precision::operand(p, t),
     }
 }

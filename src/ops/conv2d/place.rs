@@ -16,8 +16,8 @@ use crate::tensor::Tensor;
 use crate::tensor::autograd::add_grads;
 
 /// `product` of the convolution of geometry `g` on its two operands (and the bias, forward only),
-/// shaped `shape`; on a device at precision `p` = TF32 by the tensor-core kernels (which round
-/// their operands), otherwise by the fp32 kernels (on operands the op rounded).
+/// shaped `shape`; on a device at precision `p` = TF32 or bf16 by the tensor-core kernels (which
+/// round their operands), at fp32 by the fp32 kernels.
 pub(super) fn product(
     g: &ConvGeometry,
     p: Precision,
@@ -31,8 +31,8 @@ pub(super) fn product(
             let bias = bias.map(Tensor::gpu_buf).transpose()?;
             let bufs = [a.gpu_buf()?, b.gpu_buf()?];
             let y = match p {
-                Precision::Tf32 => tensor_core::conv2d_tf32(&*gpu, g, product, bufs, bias)?,
-                _ => kernels::conv2d(&*gpu, g, product, bufs, bias)?,
+                Precision::Fp32 => kernels::conv2d(&*gpu, g, product, bufs, bias)?,
+                _ => tensor_core::conv2d_tc(&*gpu, g, p, product, bufs, bias)?,
             };
             Ok(Tensor::new_gpu(y, &gpu, shape, false))
         }
@@ -66,8 +66,8 @@ pub(super) fn backward_data_added(
         (Some(gpu), Some((buf, acc_gpu))) if Arc::ptr_eq(&gpu, acc_gpu) => {
             let bufs = [dy.gpu_buf()?, w.gpu_buf()?];
             match p {
-                Precision::Tf32 => tensor_core::conv2d_backward_data_into_tf32(&*gpu, g, bufs, buf)?,
-                _ => kernels::conv2d_backward_data_into(&*gpu, g, bufs, buf)?,
+                Precision::Fp32 => kernels::conv2d_backward_data_into(&*gpu, g, bufs, buf)?,
+                _ => tensor_core::conv2d_backward_data_into_tc(&*gpu, g, p, bufs, buf)?,
             }
             true
         }
@@ -81,7 +81,7 @@ pub(super) fn backward_data_added(
 
 /// Both gradients of the convolution from `[x, dy, w]`: the input's gradient so far `acc` plus
 /// the data gradient ([`backward_data_added`], shaped like `x`), and the weight gradient (shaped
-/// like `w`). On a device both come from one launch (two with the TF32 tensor-core kernels),
+/// like `w`). On a device both come from one launch (two with the tensor-core kernels),
 /// adding into `acc` in place when no other tensor holds it.
 pub(super) fn gradients(
     g: &ConvGeometry,
@@ -90,7 +90,7 @@ pub(super) fn gradients(
     acc: Option<Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let gpu = gpu_of("conv2d", &[x, dy, w])?;
-    let Some(gpu) = gpu.filter(|_| p != Precision::Tf32) else {
+    let Some(gpu) = gpu.filter(|_| p == Precision::Fp32) else {
         // The CPU, or the tensor-core kernels: one product each.
         let dx = backward_data_added(g, p, [dy, w], acc, x.shape())?;
         return Ok((dx, product(g, p, ConvProduct::BackwardWeight, [x, dy], None, w.shape())?));

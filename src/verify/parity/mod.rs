@@ -55,7 +55,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     let recorder = Recorder::new(e);
     let mut cx = Ctx::new(&recorder, seed);
     ops::conv2d::parity::run(&mut cx)?;
-    ops::conv2d::parity_tf32::run(&mut cx)?;
+    ops::conv2d::parity_tc::run(&mut cx)?;
     ops::linear::parity::run(&mut cx)?;
     ops::batchnorm::parity::run(&mut cx)?;
     ops::pool::parity::run(&mut cx)?;

@@ -1,0 +1,153 @@
+//! Parity of the tensor-core convolution kernels (`kernels/conv2d_tf32.cu`,
+//! `kernels/conv2d_bf16.cu`) twice over: with the fp32 CPU path ([`cpu`]) within an operand
+//! rounding tolerance ([`rounding_dot`]), and with an f64 reference on operands rounded to the
+//! precision first ([`rounded_reference`]) within an accumulation-order tolerance ([`sum_order`]),
+//! which shows the only error beyond the operand rounding is the order of the fp32 sums.
+//!
+//! The rounding tolerance. A rounded operand is `v (1 + d)` with `|d| <= u`, the unit roundoff:
+//! `2^-11` for TF32 (`cvt.rna.tf32`, 10 explicit mantissa bits), `2^-8` for bf16 (7 bits, to
+//! nearest even). A product of two is `x w (1 + d1 + d2 + d1 d2)`: at most `2u (1 + u / 2)`
+//! relative, `e_i = x_i w_i (d1 + d2)`. Over a reduction of length `k` the error is `sum_i e_i`.
+//! For N(0, 1) operands the `d` are near-independent and uniform on `[-u, u]` (variance
+//! `u^2 / 3`) and `E[x^2 w^2] = 1`, so `Var(sum e_i) ~ k * 2 u^2 / 3`: a standard deviation
+//! `0.82 u sqrt(k)`. The largest of a few thousand outputs lies within about 4 standard
+//! deviations; `atol = 6 u sqrt(k)` (TF32: `3 * 2^-10 * sqrt(k)`, bf16: `3 * 2^-7 * sqrt(k)`) is
+//! over 7, so a pass is not luck, while a wrong tap or channel (an error of order 1) fails by far.
+//! On top come the fp32 summation in another order (`Tol::dot`'s `1e-6 k`) and, for short sums
+//! where the statistics say little (k = 1), the worst case relative to the value: `rtol = 2u`.
+//! Backward data counts `k = KH * KW * C_out` and backward weight `k = N * H_out * W_out`
+//! (padding and stride only shorten the sums).
+
+use super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
+use super::parity::CASES;
+use super::tensor_core::{conv2d_backward_data_into_tc, conv2d_tc};
+use super::{ConvGeometry, cpu};
+use crate::cuda::exec::Exec;
+use crate::error::Result;
+use crate::ops::check::parity::{Ctx, Tol};
+use crate::ops::precision::Precision;
+
+/// After the fp32 kernels' awkward shapes ([`CASES`]: sizes 1, odd channels, a 64-wide tile,
+/// tile - 1 and + 1, stride 2 with batch 3, 768 pixels, a strided 1x1), the ResNet-20 widths 16,
+/// 32 and 64 at small spatial sizes: the stem (3 -> 16), each width's 3x3 stride 1,
+/// the stride-2 3x3 and 1x1 of the downsampling blocks, and 512 pixels at width 16 (two weight
+/// gradient slices on the vector path).
+const RESNET_CASES: [([usize; 4], [usize; 2], usize, usize); 7] = [
+    ([1, 8, 8, 3], [16, 3], 1, 1),
+    ([2, 8, 8, 16], [16, 3], 1, 1),
+    ([2, 8, 8, 16], [32, 3], 2, 1),
+    ([2, 8, 8, 16], [32, 1], 2, 0),
+    ([2, 6, 6, 32], [32, 3], 1, 1),
+    ([2, 6, 6, 32], [64, 3], 2, 1),
+    ([2, 4, 4, 64], [64, 3], 1, 1),
+];
+
+/// Against the fp32 CPU path: operand rounding at precision `p` over a sum of `k` products of
+/// N(0, 1) values (the derivation is in the module comment), plus fp32 summation in another order.
+pub fn rounding_dot(p: Precision, k: usize) -> Tol {
+    let unit = 2.0 * p.unit_roundoff();
+    Tol { atol: 3.0 * unit * (k as f32).sqrt() + 1e-6 * k as f32, rtol: unit }
+}
+
+/// Against the f64 sum of the rounded operands' products, each exact in fp32: only the fp32
+/// additions of the `k` products (and a bias or the gradient added into), in an order and an
+/// internal precision the PTX ISA leaves open, about one fp32 ulp of the partial sums per term
+/// (the tensor-core building blocks' `sum_tol`, src/verify/parity/tensor_core).
+pub fn sum_order(k: usize) -> Tol {
+    Tol { atol: 2e-6 * (k + 1) as f32, rtol: 1e-5 }
+}
+
+/// `[y, dx, dw]` of the convolution of geometry `g` (no bias) with `x`, `w` and `dy` rounded to
+/// precision `p` first, summed in f64: `y` as [`cpu::forward`], `dx` as [`cpu::backward_data`], `dw` as
+/// [`cpu::backward_weight`] lay them out.
+pub fn rounded_reference(g: &ConvGeometry, p: Precision, x: &[f32], w: &[f32], dy: &[f32]) -> [Vec<f32>; 3] {
+    let r = |v: &[f32]| -> Vec<f64> { v.iter().map(|&v| f64::from(p.round(v))).collect() };
+    let (x, w, dy) = (r(x), r(w), r(dy));
+    let (mut y, mut dx, mut dw) =
+        (vec![0f64; g.n * g.out_image_len()], vec![0f64; g.n * g.in_image_len()], vec![0f64; w.len()]);
+    let taps = g.kh * g.kw;
+    for n in 0..g.n {
+        for (oh, ow) in (0..g.h_out).flat_map(|oh| (0..g.w_out).map(move |ow| (oh, ow))) {
+            let out = ((n * g.h_out + oh) * g.w_out + ow) * g.c_out;
+            for (kh, kw) in (0..g.kh).flat_map(|kh| (0..g.kw).map(move |kw| (kh, kw))) {
+                let (ih, iw) =
+                    ((oh * g.stride + kh).wrapping_sub(g.pad), (ow * g.stride + kw).wrapping_sub(g.pad));
+                if ih >= g.h || iw >= g.w {
+                    continue;
+                }
+                let at = ((n * g.h + ih) * g.w + iw) * g.c_in;
+                for co in 0..g.c_out {
+                    for ci in 0..g.c_in {
+                        let wi = (co * g.c_in + ci) * taps + kh * g.kw + kw;
+                        y[out + co] += x[at + ci] * w[wi];
+                        dx[at + ci] += dy[out + co] * w[wi];
+                        dw[wi] += dy[out + co] * x[at + ci];
+                    }
+                }
+            }
+        }
+    }
+    [y, dx, dw].map(|v| v.into_iter().map(|v| v as f32).collect())
+}
+
+/// Every tensor-core convolution kernel, TF32 and bf16, on every case: the forward with and
+/// without bias, the data gradient written and added into a gradient, the weight gradient; each
+/// against the fp32 CPU path and the rounded reference. The generator's state is restored
+/// afterwards, so the suites after this one draw the inputs they would without it.
+pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
+    let saved = cx.rng.clone();
+    let result = [Precision::Tf32, Precision::Bf16]
+        .into_iter()
+        .try_for_each(|p| CASES.into_iter().chain(RESNET_CASES).try_for_each(|case| run_case(cx, p, case)));
+    cx.rng = saved;
+    result
+}
+
+/// The kernel names of precision `p`: forward, backward data, backward weight.
+fn kernel_names(p: Precision) -> [&'static str; 3] {
+    match p {
+        Precision::Bf16 => {
+            ["conv2d_forward_bf16", "conv2d_backward_data_bf16", "conv2d_backward_weight_bf16"]
+        }
+        _ => ["conv2d_forward_tf32", "conv2d_backward_data_tf32", "conv2d_backward_weight_tf32"],
+    }
+}
+
+fn run_case<E: Exec>(
+    cx: &mut Ctx<'_, E>,
+    p: Precision,
+    ([n, h, w, ci], [co, k], stride, pad): ([usize; 4], [usize; 2], usize, usize),
+) -> Result<()> {
+    let g = ConvGeometry::new("parity", &[n, h, w, ci], &[co, ci, k, k], stride, pad)?;
+    let case = format!("x[{n},{h},{w},{ci}] w[{co},{ci},{k},{k}] s{stride} p{pad}");
+    let (x, wt, b) = (cx.normal(n * h * w * ci), cx.normal(co * ci * k * k), cx.normal(co));
+    let dy = cx.normal(n * g.out_image_len());
+    let (xb, wb, bb, dyb) = (cx.up(&x)?, cx.up(&wt)?, cx.up(&b)?, cx.up(&dy)?);
+    let [ry, rdx, rdw] = rounded_reference(&g, p, &x, &wt, &dy);
+    let (k_fwd, k_data, k_weight) = (g.k(), k * k * co, n * g.h_out * g.w_out);
+    let dot = |k| rounding_dot(p, k);
+    let [fwd, data, weight] = kernel_names(p);
+
+    let y = conv2d_tc(cx.e, &g, p, Forward, [&xb, &wb], Some(&bb))?;
+    cx.compare(fwd, &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), dot(k_fwd))?;
+    let want: Vec<f32> = ry.iter().enumerate().map(|(i, v)| v + b[i % co]).collect();
+    cx.compare(fwd, &format!("{case} rounded"), &y, &want, sum_order(k_fwd))?;
+    let y = conv2d_tc(cx.e, &g, p, Forward, [&xb, &wb], None)?;
+    cx.compare(fwd, &format!("{case} no bias"), &y, &cpu::forward(&g, &x, &wt, None), dot(k_fwd))?;
+    cx.compare(fwd, &format!("{case} no bias rounded"), &y, &ry, sum_order(k_fwd))?;
+
+    let dx = conv2d_tc(cx.e, &g, p, BackwardData, [&dyb, &wb], None)?;
+    let want_dx = cpu::backward_data(&g, &dy, &wt);
+    cx.compare(data, &case, &dx, &want_dx, dot(k_data))?;
+    cx.compare(data, &format!("{case} rounded"), &dx, &rdx, sum_order(k_data))?;
+    // Added into a gradient so far: x, which has dx's shape.
+    let mut sum = cx.up(&x)?;
+    conv2d_backward_data_into_tc(cx.e, &g, p, [&dyb, &wb], &mut sum)?;
+    let plus = |d: &[f32]| -> Vec<f32> { x.iter().zip(d).map(|(a, d)| a + d).collect() };
+    cx.compare(data, &format!("{case} +="), &sum, &plus(&want_dx), dot(k_data))?;
+    cx.compare(data, &format!("{case} += rounded"), &sum, &plus(&rdx), sum_order(k_data))?;
+
+    let dw = conv2d_tc(cx.e, &g, p, BackwardWeight, [&xb, &dyb], None)?;
+    cx.compare(weight, &case, &dw, &cpu::backward_weight(&g, &x, &dy), dot(k_weight))?;
+    cx.compare(weight, &format!("{case} rounded"), &dw, &rdw, sum_order(k_weight))
+}
