@@ -3,6 +3,7 @@
 // Mirrors src/ops/conv2d/cpu.rs: GEMM row m is the output pixel (n, oh, ow), GEMM column k is
 // (kh * KW + kw) * C_in + ci, and the packed weight is W[k][co] = w[co, ci, kh, kw].
 #include "common.cuh"
+#include "conv_stats.cuh"
 
 // The im2col element (m, k): x[n, oh*s - p + kh, ow*s - p + kw, ci], zero outside the image.
 __device__ __forceinline__ float im2col(const ConvParams& p, const float* __restrict__ x, int m, int k) {
@@ -43,19 +44,6 @@ __device__ __forceinline__ float dy_gather(const ConvParams& p, const float* __r
     const int oh = sh / p.stride, ow = sw / p.stride;
     if (oh >= p.h_out || ow >= p.w_out) return 0.f;
     return __ldg(&dy[((n * p.h_out + oh) * p.w_out + ow) * p.c_out + co]);
-}
-
-// Whether the calling block is the last of n blocks to arrive at *ticket, after each has made
-// its writes visible to the device (then so are the others' to it); the last one wraps the ticket
-// back to zero, leaving it as found for the next launch or graph replay. Every thread calls it.
-__device__ __forceinline__ bool last_to_arrive(int* ticket, int n) {
-    __shared__ bool last;
-    __threadfence();  // this thread's writes reach the device before the block's ticket
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicInc(reinterpret_cast<unsigned*>(ticket), n - 1) == (unsigned)(n - 1);
-    __syncthreads();
-    if (last) __threadfence();  // the other blocks' writes, made visible before their tickets
-    return last;
 }
 
 // The data-gradient tile (bx, by) of a grid (ceil(N * H * W / TILE_M), ceil(C_in / TILE_N)):
@@ -149,41 +137,6 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
                 ((int)gridDim.x - data_blocks) / per_slice);
 }
 
-// Merges per-channel partial statistics: part[z][0][c] is the sum and part[z][1][c] the sum of
-// squared deviations from their own mean of the rows of partial z, min(unit, m - z * unit) rows
-// from row z * unit. Returns to the threads t < cols (channel col0 + t) the sum and squared
-// deviations of the rows of the partials first <= z < end together, in double (Chan's parallel
-// formula): lane l of a channel takes z = first + l, first + l + lanes, ..., then the lanes are
-// added in order, so the result is the same on every run. Every thread of the block calls it.
-__device__ __forceinline__ void merge_statistics(const float* __restrict__ part, int c_out, int col0, int cols,
-                                                 int first, int end, int unit, int m, double& sum, double& m2) {
-    __shared__ double lanes_sum[TILE_THREADS];
-    const int lanes = TILE_THREADS / cols, t = threadIdx.x, col = t % cols, lane = t / cols;
-    const int c = col0 + col;
-    const bool active = lane < lanes;
-    double s = 0.0;
-    if (active)
-        for (int z = first + lane; z < end; z += lanes) s += __ldcg(&part[(2 * z) * c_out + c]);
-    lanes_sum[t] = s;
-    __syncthreads();
-    double total = 0.0;
-    for (int l = 0; l < lanes; ++l) total += lanes_sum[l * cols + col];
-    const double mu = total * (1.0 / (min(end * unit, m) - first * unit));
-    __syncthreads();  // every thread has read lanes_sum
-    double q = 0.0;
-    if (active)
-        for (int z = first + lane; z < end; z += lanes) {
-            const int n_z = min(unit, m - z * unit);
-            const double d = (double)(__ldcg(&part[(2 * z) * c_out + c]) / n_z) - mu;
-            q += __ldcg(&part[(2 * z + 1) * c_out + c]) + n_z * d * d;
-        }
-    lanes_sum[t] = q;
-    __syncthreads();
-    sum = total;
-    m2 = 0.0;
-    for (int l = 0; l < lanes; ++l) m2 += lanes_sum[l * cols + col];
-}
-
 // The sums over the tile's rows of this thread's columns: out[col] = sum of f(i, j) over the
 // rows ty + 16 i < rows of column col = tx + 16 j, for col < TILE_N, added in row order within a
 // thread and then over ty in order (lanes: shared scratch). Every thread calls it; out is valid
@@ -246,29 +199,9 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
         const float d = acc[i][j] - tile_sum[threadIdx.x % 16 + 16 * j] / rows;
         return d * d;
     });
-    const int cols = min(TILE_N, p.c_out - col0), t = threadIdx.x;
-    if (t < cols) {
-        partial[(2 * blockIdx.x) * p.c_out + col0 + t] = tile_sum[t];
-        partial[(2 * blockIdx.x + 1) * p.c_out + col0 + t] = tile_m2[t];
-    }
-    const int groups = tiles_of(tiles, STAT_GROUP), group = blockIdx.x / STAT_GROUP;
-    const int first = group * STAT_GROUP, end = min(first + STAT_GROUP, tiles);
     int* column_tickets = tickets + blockIdx.y * (tiles_of(m_all, STAT_GROUP * TILE_M) + 1);
-    if (!last_to_arrive(&column_tickets[group], end - first)) return;  // the whole block
-    double sum, m2;
-    merge_statistics(partial, p.c_out, col0, cols, first, end, TILE_M, m, sum, m2);
-    float* group_part = partial + 2 * tiles_of(m_all, TILE_M) * p.c_out;
-    if (t < cols) {
-        group_part[(2 * group) * p.c_out + col0 + t] = (float)sum;
-        group_part[(2 * group + 1) * p.c_out + col0 + t] = (float)m2;
-    }
-    if (!last_to_arrive(&column_tickets[tiles_of(m_all, STAT_GROUP * TILE_M)], groups)) return;  // the whole block
-    merge_statistics(group_part, p.c_out, col0, cols, 0, groups, STAT_GROUP * TILE_M, m, sum, m2);
-    if (t < cols) {
-        const double inv_m = 1.0 / m;
-        mean[col0 + t] = (float)(sum * inv_m);
-        var[col0 + t] = (float)(m2 * inv_m);
-    }
+    finish_statistics<TILE_THREADS>(tile_sum, tile_m2, tiles, TILE_M, m_all, m, p.c_out, col0,
+                                    min(TILE_N, p.c_out - col0), partial, column_tickets, mean, var);
 }
 
 // y = act((conv(x, w) - center[c]) * gamma[c] / sqrt(var[c] + eps) + beta[c] [+ residual]), act a

@@ -16,7 +16,9 @@
 // keep each row 16-byte aligned.
 #include "common.cuh"
 #include "tensor_core.cuh"
+#include "conv_stats.cuh"
 #include "conv_tc.cuh"
+#include "conv_tc_fused.cuh"
 
 namespace tc_bf16 {
 
@@ -152,4 +154,38 @@ extern "C" __global__ void __launch_bounds__(128)
                                 float* __restrict__ partial, int* __restrict__ tickets, float* __restrict__ dw) {
     DYNAMIC_SHARED(unsigned char, smem);
     tc_bf16::Products::weight(p, x, dy, partial, tickets, dw, smem);
+}
+
+// y = conv(x, w) and the batch statistics of each output channel, mean and the biased var
+// (conv2d_forward_stats's values and scheme, bf16 products): grid (T = ceil(M / 64), ceil(C_out /
+// BN)), BN chosen from C_out as the forward's; tickets per column of tiles, one per group of
+// STAT_GROUP tiles and one for the column.
+// contract: x[p.n * p.h * p.w * p.c_in]; w[p.c_out * p.c_in * p.kh * p.kw];
+// y[p.n * p.h_out * p.w_out * p.c_out];
+// partial[2 * ((p.n * p.h_out * p.w_out + TILE_M - 1) / TILE_M
+//   + (p.n * p.h_out * p.w_out + STAT_GROUP * TILE_M - 1) / (STAT_GROUP * TILE_M)) * p.c_out];
+// tickets[(p.c_out + 15) / 16
+//   * ((p.n * p.h_out * p.w_out + STAT_GROUP * TILE_M - 1) / (STAT_GROUP * TILE_M) + 1)];
+// mean[p.c_out]; var[p.c_out]; shared(10752)
+extern "C" __global__ void __launch_bounds__(128)
+    conv2d_forward_stats_bf16(const ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
+                              float* __restrict__ y, float* __restrict__ partial, int* __restrict__ tickets,
+                              float* __restrict__ mean, float* __restrict__ var) {
+    DYNAMIC_SHARED(unsigned char, smem);
+    tc_conv::FusedForwards<tc_bf16::Loop>::stats(p, x, w, y, partial, tickets, mean, var, smem);
+}
+
+// y = act((conv(x, w) - center[c]) * gamma[c] / sqrt(var[c] + eps) + beta[c] [+ residual]), act a
+// ReLU when p.relu (conv2d_forward_bn's operations, bf16 products): grid (ceil(M / 64), ceil(C_out
+// / BN)).
+// contract: x[p.n * p.h * p.w * p.c_in]; w[p.c_out * p.c_in * p.kh * p.kw]; center[p.c_out];
+// var[p.c_out]; gamma[p.c_out]; beta[p.c_out]; residual[p.n * p.h_out * p.w_out * p.c_out];
+// y[p.n * p.h_out * p.w_out * p.c_out]; shared(10752)
+extern "C" __global__ void __launch_bounds__(128)
+    conv2d_forward_bn_bf16(const ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
+                           const float* __restrict__ center, const float* __restrict__ var,
+                           const float* __restrict__ gamma, const float* __restrict__ beta,
+                           NULLABLE const float* __restrict__ residual, float* __restrict__ y) {
+    DYNAMIC_SHARED(unsigned char, smem);
+    tc_conv::FusedForwards<tc_bf16::Loop>::bn(p, x, w, center, var, gamma, beta, residual, y, smem);
 }

@@ -74,18 +74,6 @@ __device__ __forceinline__ void quad_of(Sink& s, int i, bool inside, const float
     for (int j = 0; j < 4; ++j) s.elem(i, j, inside && c + j < channels, src + c + j);
 }
 
-// Whether the block is the last of n blocks to arrive at *ticket (kernels/conv2d.cu's scheme:
-// each block's writes visible to the device before its ticket; the last one resets the ticket).
-__device__ __forceinline__ bool last_to_arrive(int* ticket, int n) {
-    __shared__ bool last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicInc(reinterpret_cast<unsigned*>(ticket), n - 1) == (unsigned)(n - 1);
-    __syncthreads();
-    if (last) __threadfence();
-    return last;
-}
-
 // Calls f(value, row, col) for each accumulator of the thread in rows < m and columns < n of the
 // block tile at (row0, col0): acc[j][i] is row warp * 16 + g + 8 (i / 2), column 8 j + 2 t + i % 2
 // (the c fragment of both m16n8k8 and m16n8k16).
@@ -170,14 +158,13 @@ struct ForwardLoader {
     }
 };
 
-// y = conv(x, w) + bias over the block's tile; Loop::run<BN, A_ROWS>(acc, steps, smem, loader) is
-// the precision's main loop.
+// acc += the block's forward tile at (row0, col0) of conv(x, w) (M = N * H_out * W_out rows);
+// Loop::run<BN, A_ROWS>(acc, steps, smem, loader) is the precision's main loop.
 template <int BN, class Loop>
-__device__ __forceinline__ void forward_tile(const ConvParams& p, const float* __restrict__ x,
-                                             const float* __restrict__ w, const float* __restrict__ bias,
-                                             float* __restrict__ y, unsigned char* smem) {
-    const int m = p.n * p.h_out * p.w_out, row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
-    if (row0 >= m || col0 >= p.c_out) return;  // the whole block
+__device__ __forceinline__ void forward_product(const ConvParams& p, const float* __restrict__ x,
+                                                const float* __restrict__ w, int row0, int col0,
+                                                float (&acc)[BN / 8][4], unsigned char* smem) {
+    const int m = p.n * p.h_out * p.w_out;
     ForwardLoader<BN> ld;
     ld.x = x;
     ld.quad = 4 * (threadIdx.x % 4);
@@ -197,8 +184,18 @@ __device__ __forceinline__ void forward_tile(const ConvParams& p, const float* _
     ld.k.start();
     const int taps = p.kh * p.kw;
     ld.wt.init(w, col0 + threadIdx.x % BN, p.c_out, p.c_in * taps, taps, p.c_in);
-    float acc[BN / 8][4] = {};
     Loop::template run<BN, true>(acc, taps * tiles_of(p.c_in, BK), smem, ld);
+}
+
+// y = conv(x, w) + bias over the block's tile.
+template <int BN, class Loop>
+__device__ __forceinline__ void forward_tile(const ConvParams& p, const float* __restrict__ x,
+                                             const float* __restrict__ w, const float* __restrict__ bias,
+                                             float* __restrict__ y, unsigned char* smem) {
+    const int m = p.n * p.h_out * p.w_out, row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
+    if (row0 >= m || col0 >= p.c_out) return;  // the whole block
+    float acc[BN / 8][4] = {};
+    forward_product<BN, Loop>(p, x, w, row0, col0, acc, smem);
     for_acc<BN>(acc, row0, col0, m, p.c_out,
                 [&](float v, int row, int col) { y[row * p.c_out + col] = v + (bias ? __ldg(&bias[col]) : 0.f); });
 }

@@ -13,9 +13,11 @@ pub const COMMON_INCLUDE: &str = "#include \"common.cuh\"";
 
 /// The headers a kernel file may include after `common.cuh`, as (include line, text): [`splice`]
 /// puts each text in place of its line.
-pub const HEADERS: [(&str, &str); 2] = [
+pub const HEADERS: [(&str, &str); 4] = [
     ("#include \"tensor_core.cuh\"", include_str!("../../kernels/tensor_core.cuh")),
+    ("#include \"conv_stats.cuh\"", include_str!("../../kernels/conv_stats.cuh")),
     ("#include \"conv_tc.cuh\"", include_str!("../../kernels/conv_tc.cuh")),
+    ("#include \"conv_tc_fused.cuh\"", include_str!("../../kernels/conv_tc_fused.cuh")),
 ];
 
 /// Options for PTX: the virtual architecture of Hopper (compute capability 9.0), C++17.

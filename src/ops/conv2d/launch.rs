@@ -175,7 +175,7 @@ fn backward_data<E: Exec>(
 }
 
 /// Output tiles whose statistics the last of them merges (`STAT_GROUP` in common.cuh).
-const STAT_GROUP: usize = 32;
+pub(super) const STAT_GROUP: usize = 32;
 
 /// `y = conv(x, w)` (no bias) and the batch statistics of its output channels in one launch, for
 /// the training-mode batch norm that follows: the mean and biased variance over the

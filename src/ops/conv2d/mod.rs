@@ -112,7 +112,7 @@ impl ConvGeometry {
 
 /// `t` as an operand of a product at precision `p`: rounded here, except on a device, where the
 /// tensor-core kernels round their operands themselves.
-fn operand(p: Precision, t: &Tensor) -> Result<Tensor> {
+pub(crate) fn operand(p: Precision, t: &Tensor) -> Result<Tensor> {
     match (p, t.gpu()) {
         (Precision::Tf32 | Precision::Bf16, Some(_)) => Ok(t.clone()),
         _ => precision::operand(p, t),

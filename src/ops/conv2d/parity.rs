@@ -14,9 +14,9 @@ use crate::ops::batchnorm::launch::BnAffine;
 use crate::ops::check::parity::{Ctx, Tol};
 
 /// The batch statistics against the CPU's: sums over the pixels in another order.
-const STATS: Tol = Tol { atol: 1e-4, rtol: 1e-4 };
+pub(super) const STATS: Tol = Tol { atol: 1e-4, rtol: 1e-4 };
 /// `eps` of the evaluation epilogue's normalisation.
-const EPS: f32 = 1e-5;
+pub(super) const EPS: f32 = 1e-5;
 
 /// `[N, H, W, C_in]`, `[C_out, KH (= KW)]`, stride, padding: sizes 1; odd channels with H != W;
 /// an exact 64 x 64 x 16 tile; tile - 1 (63 pixels, 63 = K); tile + 1 (65 pixels, 65 channels,

@@ -19,11 +19,15 @@
 //! (padding and stride only shorten the sums).
 
 use super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
-use super::parity::CASES;
-use super::tensor_core::{conv2d_backward_data_into_tc, conv2d_tc};
+use super::parity::{CASES, EPS, STATS};
+use super::tensor_core::{
+    conv2d_backward_data_into_tc, conv2d_forward_bn_tc, conv2d_forward_stats_tc, conv2d_tc,
+};
 use super::{ConvGeometry, cpu};
 use crate::cuda::exec::Exec;
 use crate::error::Result;
+use crate::ops::batchnorm::cpu as bn;
+use crate::ops::batchnorm::launch::BnAffine;
 use crate::ops::check::parity::{Ctx, Tol};
 use crate::ops::precision::Precision;
 
@@ -90,27 +94,46 @@ pub fn rounded_reference(g: &ConvGeometry, p: Precision, x: &[f32], w: &[f32], d
     [y, dx, dw].map(|v| v.into_iter().map(|v| v as f32).collect())
 }
 
+/// 2 304 output pixels: 36 row tiles, two groups of the statistics' merge.
+const TWO_GROUPS: ([usize; 4], [usize; 2], usize, usize) = ([2, 36, 32, 4], [8, 3], 1, 1);
+
 /// Every tensor-core convolution kernel, TF32 and bf16, on every case: the forward with and
 /// without bias, the data gradient written and added into a gradient, the weight gradient; each
-/// against the fp32 CPU path and the rounded reference. The generator's state is restored
+/// against the fp32 CPU path and the rounded reference; the fused forwards against the plain
+/// forward's output and the CPU batch norm on it. The generator's state is restored
 /// afterwards, so the suites after this one draw the inputs they would without it.
 pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
     let saved = cx.rng.clone();
-    let result = [Precision::Tf32, Precision::Bf16]
-        .into_iter()
-        .try_for_each(|p| CASES.into_iter().chain(RESNET_CASES).try_for_each(|case| run_case(cx, p, case)));
+    let result = [Precision::Tf32, Precision::Bf16].into_iter().try_for_each(|p| {
+        CASES.into_iter().chain(RESNET_CASES).try_for_each(|case| run_case(cx, p, case))?;
+        let ([n, h, w, ci], [co, k], stride, pad) = TWO_GROUPS;
+        let g = ConvGeometry::new("parity", &[n, h, w, ci], &[co, ci, k, k], stride, pad)?;
+        let (x, wt) = (cx.normal(n * h * w * ci), cx.normal(co * ci * k * k));
+        let (xb, wb) = (cx.up(&x)?, cx.up(&wt)?);
+        epilogues(cx, p, &g, "two statistics groups", [&xb, &wb])
+    });
     cx.rng = saved;
     result
 }
 
-/// The kernel names of precision `p`: forward, backward data, backward weight.
-fn kernel_names(p: Precision) -> [&'static str; 3] {
-    match p {
-        Precision::Bf16 => {
-            ["conv2d_forward_bf16", "conv2d_backward_data_bf16", "conv2d_backward_weight_bf16"]
-        }
-        _ => ["conv2d_forward_tf32", "conv2d_backward_data_tf32", "conv2d_backward_weight_tf32"],
-    }
+/// The kernel names of precision `p`: forward, backward data, backward weight, forward with
+/// statistics, forward with batch norm.
+fn kernel_names(p: Precision) -> [&'static str; 5] {
+    const TF32: [&str; 5] = [
+        "conv2d_forward_tf32",
+        "conv2d_backward_data_tf32",
+        "conv2d_backward_weight_tf32",
+        "conv2d_forward_stats_tf32",
+        "conv2d_forward_bn_tf32",
+    ];
+    const BF16: [&str; 5] = [
+        "conv2d_forward_bf16",
+        "conv2d_backward_data_bf16",
+        "conv2d_backward_weight_bf16",
+        "conv2d_forward_stats_bf16",
+        "conv2d_forward_bn_bf16",
+    ];
+    if p == Precision::Bf16 { BF16 } else { TF32 }
 }
 
 fn run_case<E: Exec>(
@@ -126,7 +149,7 @@ fn run_case<E: Exec>(
     let [ry, rdx, rdw] = rounded_reference(&g, p, &x, &wt, &dy);
     let (k_fwd, k_data, k_weight) = (g.k(), k * k * co, n * g.h_out * g.w_out);
     let dot = |k| rounding_dot(p, k);
-    let [fwd, data, weight] = kernel_names(p);
+    let [fwd, data, weight, ..] = kernel_names(p);
 
     let y = conv2d_tc(cx.e, &g, p, Forward, [&xb, &wb], Some(&bb))?;
     cx.compare(fwd, &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), dot(k_fwd))?;
@@ -135,6 +158,7 @@ fn run_case<E: Exec>(
     let y = conv2d_tc(cx.e, &g, p, Forward, [&xb, &wb], None)?;
     cx.compare(fwd, &format!("{case} no bias"), &y, &cpu::forward(&g, &x, &wt, None), dot(k_fwd))?;
     cx.compare(fwd, &format!("{case} no bias rounded"), &y, &ry, sum_order(k_fwd))?;
+    epilogues(cx, p, &g, &case, [&xb, &wb])?;
 
     let dx = conv2d_tc(cx.e, &g, p, BackwardData, [&dyb, &wb], None)?;
     let want_dx = cpu::backward_data(&g, &dy, &wt);
@@ -150,4 +174,36 @@ fn run_case<E: Exec>(
     let dw = conv2d_tc(cx.e, &g, p, BackwardWeight, [&xb, &dyb], None)?;
     cx.compare(weight, &case, &dw, &cpu::backward_weight(&g, &x, &dy), dot(k_weight))?;
     cx.compare(weight, &format!("{case} rounded"), &dw, &rdw, sum_order(k_weight))
+}
+
+/// The fused forwards at precision `p` against the plain tensor-core forward's output `z`: the
+/// statistics kernel's `y` is `z` bit for bit (the same products in the same order) and its mean
+/// and variance the CPU's of `z`; the evaluation batch norm (+ residual, ReLU) is the CPU's on `z`
+/// up to the rounding of its few operations.
+fn epilogues<E: Exec>(
+    cx: &mut Ctx<'_, E>,
+    p: Precision,
+    g: &ConvGeometry,
+    case: &str,
+    [xb, wb]: [&E::Buf<f32>; 2],
+) -> Result<()> {
+    let (c, rows) = (g.c_out, g.n * g.h_out * g.w_out);
+    let z = cx.e.download(&conv2d_tc(cx.e, g, p, Forward, [xb, wb], None)?)?;
+    let [.., stats_kernel, bn_kernel] = kernel_names(p);
+    let got = conv2d_forward_stats_tc(cx.e, g, p, [xb, wb])?;
+    cx.compare(stats_kernel, case, &got.y, &z, Tol::EXACT)?;
+    let (mean, var) = bn::stats(&z, c);
+    cx.compare(stats_kernel, &format!("{case} mean"), &got.mean, &mean, STATS)?;
+    cx.compare(stats_kernel, &format!("{case} var"), &got.var, &var, STATS)?;
+
+    let (gamma, beta, residual) = (cx.normal(c), cx.normal(c), cx.normal(rows * c));
+    let run_var: Vec<f32> = cx.normal(c).iter().map(|v| 0.5 + v.abs()).collect();
+    let run_mean = cx.normal(c);
+    let scale: Vec<f32> = gamma.iter().zip(&run_var).map(|(g, v)| g * (1.0 / (v + EPS).sqrt())).collect();
+    let want = bn::forward(&z, c, &run_mean, &scale, &beta, Some(&residual), true);
+    let (gb, bb, rb) = (cx.up(&gamma)?, cx.up(&beta)?, cx.up(&residual)?);
+    let affine = BnAffine { gamma: &gb, beta: &bb, eps: EPS, residual: Some(&rb), relu: true };
+    let stats = [&cx.up(&run_mean)?, &cx.up(&run_var)?];
+    let got = conv2d_forward_bn_tc(cx.e, g, p, [xb, wb], &affine, stats)?;
+    cx.compare(bn_kernel, &format!("{case} +residual relu"), &got, &want, Tol { atol: 1e-6, rtol: 1e-6 })
 }

@@ -9,11 +9,13 @@
 //! (29 184 bytes of dynamic shared memory), bf16 in two register-staged stages (10 752 bytes).
 
 use super::ConvGeometry;
-use super::launch::{ConvProduct, WeightSplit, conv_params};
+use super::launch::{ConvProduct, STAT_GROUP, WeightSplit, conv_params};
 use crate::cuda::exec::{Exec, Grid};
 use crate::cuda::kernels;
 use crate::cuda::launch::{MAX_YZ, expect_len, int, output};
+use crate::cuda::params::ConvParams;
 use crate::error::{Error, Result};
+use crate::ops::batchnorm::launch::{BnAffine, Trained};
 use crate::ops::precision::Precision;
 
 /// Threads of a block (`__launch_bounds__(128)`).
@@ -133,6 +135,78 @@ fn backward_data<E: Exec>(
         Precision::Bf16 => kernels::conv2d_backward_data_bf16(e, grid, &params, dy, w, dx),
         _ => kernels::conv2d_backward_data_tf32(e, grid, &params, dy, w, dx),
     }
+}
+
+/// `y = conv(x, w)` (no bias) and the batch statistics of its output channels in one launch on
+/// tensor cores at precision `p`: [`launch::conv2d_forward_stats`](super::launch::conv2d_forward_stats)
+/// with the products of [`conv2d_tc`] (the same `y` bit for bit) and the same merge of the tiles'
+/// statistics, over column tiles of [`tile_n`] channels.
+pub fn conv2d_forward_stats_tc<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    p: Precision,
+    [x, w]: [&E::Buf<f32>; 2],
+) -> Result<Trained<E::Buf<f32>>> {
+    check_precision(p)?;
+    let params = conv_params(OP, g, 1, false)?;
+    let rows = g.n * g.h_out * g.w_out;
+    let grid = grid(rows, g.c_out, 1)?;
+    let (row_tiles, groups) = (rows.div_ceil(TILE_M), rows.div_ceil(STAT_GROUP * TILE_M));
+    let mut partial = e.alloc(2 * (row_tiles + groups) * g.c_out)?;
+    let (mut y, mut mean, mut var) = (e.alloc(rows * g.c_out)?, e.alloc(g.c_out)?, e.alloc(g.c_out)?);
+    let tickets = g.c_out.div_ceil(MIN_TILE_N) * (groups + 1);
+    e.with_tickets(tickets, |t| match p {
+        Precision::Bf16 => kernels::conv2d_forward_stats_bf16(
+            e,
+            grid,
+            &params,
+            x,
+            w,
+            &mut y,
+            &mut partial,
+            t,
+            &mut mean,
+            &mut var,
+        ),
+        _ => kernels::conv2d_forward_stats_tf32(
+            e,
+            grid,
+            &params,
+            x,
+            w,
+            &mut y,
+            &mut partial,
+            t,
+            &mut mean,
+            &mut var,
+        ),
+    })?;
+    Ok(Trained { y, mean, var })
+}
+
+/// `y = act((conv(x, w) - center) * gamma / sqrt(var + eps) + beta [+ residual])` in one launch on
+/// tensor cores at precision `p`: [`launch::conv2d_forward_bn`](super::launch::conv2d_forward_bn)
+/// with the products of [`conv2d_tc`].
+pub fn conv2d_forward_bn_tc<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    p: Precision,
+    [x, w]: [&E::Buf<f32>; 2],
+    n: &BnAffine<'_, E::Buf<f32>>,
+    [center, var]: [&E::Buf<f32>; 2],
+) -> Result<E::Buf<f32>> {
+    check_precision(p)?;
+    let params = ConvParams { relu: n.relu.into(), eps: n.eps, ..conv_params(OP, g, 1, false)? };
+    let rows = g.n * g.h_out * g.w_out;
+    let grid = grid(rows, g.c_out, 1)?;
+    output(e, rows * g.c_out, |y| match p {
+        Precision::Bf16 => kernels::conv2d_forward_bn_bf16(
+            e, grid, &params, x, w, center, var, n.gamma, n.beta, n.residual, y,
+        ),
+        _ => kernels::conv2d_forward_bn_tf32(
+            e, grid, &params, x, w, center, var, n.gamma, n.beta, n.residual, y,
+        ),
+    })
 }
 
 #[cfg(all(test, feature = "cuda-emulation"))]

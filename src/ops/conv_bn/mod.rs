@@ -9,7 +9,8 @@
 //! running statistics: 2 launches instead of 3. In evaluation with no gradient to record (a frozen
 //! teacher), the normalisation, residual add and ReLU are the convolution's epilogue, the same
 //! operations in the same order as the separate kernels: 1 launch instead of 2. The convolution
-//! takes its operands at the current [`precision`].
+//! takes its operands at the current [`precision`]: on a device at TF32 or bf16 both fused kernels
+//! run on tensor cores.
 
 #[cfg(all(test, feature = "cuda-emulation"))]
 mod tests;
@@ -18,9 +19,10 @@ use crate::error::Result;
 use crate::ops::batchnorm::launch::BnAffine;
 use crate::ops::batchnorm::{self, After, BatchStats, RunningStats, batch_norm_eval, batch_norm_train};
 use crate::ops::conv2d::launch::{conv2d_forward_bn, conv2d_forward_stats};
-use crate::ops::conv2d::{ConvGeometry, conv2d, with_backward};
+use crate::ops::conv2d::tensor_core::{conv2d_forward_bn_tc, conv2d_forward_stats_tc};
+use crate::ops::conv2d::{ConvGeometry, conv2d, operand, with_backward};
 use crate::ops::gpu_of;
-use crate::ops::precision;
+use crate::ops::precision::{self, Precision};
 use crate::tensor::{Tensor, autograd};
 
 /// The convolution of a layer: weight `[C_out, C_in, KH, KW]`, stride and zero padding.
@@ -61,8 +63,12 @@ pub fn conv2d_batch_norm_train(
     };
     let g = ConvGeometry::new(op, x.shape(), conv.weight.shape(), conv.stride, conv.pad)?;
     let p = precision::current();
-    let operands = [precision::operand(p, x)?, precision::operand(p, conv.weight)?];
-    let out = conv2d_forward_stats(&*gpu, &g, [operands[0].gpu_buf()?, operands[1].gpu_buf()?])?;
+    let operands = [operand(p, x)?, operand(p, conv.weight)?];
+    let bufs = [operands[0].gpu_buf()?, operands[1].gpu_buf()?];
+    let out = match p {
+        Precision::Fp32 => conv2d_forward_stats(&*gpu, &g, bufs)?,
+        _ => conv2d_forward_stats_tc(&*gpu, &g, p, bufs)?,
+    };
     let z = Tensor::new_gpu(out.y, &gpu, &[g.n, g.h_out, g.w_out, g.c_out], false);
     let z = with_backward(g, p, z, [x, conv.weight], operands, None);
     let stats = BatchStats {
@@ -104,8 +110,11 @@ pub fn conv2d_batch_norm_eval(
         relu: !matches!(norm.after, After::Identity),
     };
     let p = precision::current();
-    let (xr, wr) = (precision::operand(p, x)?, precision::operand(p, conv.weight)?);
-    let stats = [mean.gpu_buf()?, var.gpu_buf()?];
-    let y = conv2d_forward_bn(&*gpu, &g, [xr.gpu_buf()?, wr.gpu_buf()?], &affine, stats)?;
+    let (xr, wr) = (operand(p, x)?, operand(p, conv.weight)?);
+    let (bufs, stats) = ([xr.gpu_buf()?, wr.gpu_buf()?], [mean.gpu_buf()?, var.gpu_buf()?]);
+    let y = match p {
+        Precision::Fp32 => conv2d_forward_bn(&*gpu, &g, bufs, &affine, stats)?,
+        _ => conv2d_forward_bn_tc(&*gpu, &g, p, bufs, &affine, stats)?,
+    };
     Ok(Tensor::new_gpu(y, &gpu, &shape, false))
 }
