@@ -46,6 +46,7 @@ mod tests {
                 "depthwise",
                 "elementwise",
                 "gemm",
+                "gemm_tc",
                 "losses",
                 "optim",
                 "overhaul",
