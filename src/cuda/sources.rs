@@ -47,6 +47,7 @@ mod tests {
                 "depthwise",
                 "elementwise",
                 "gemm",
+                "gemm_tc",
                 "losses",
                 "optim",
                 "overhaul",

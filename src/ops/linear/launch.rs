@@ -23,16 +23,28 @@ pub enum LinearProduct {
 pub fn linear<E: Exec>(
     e: &E,
     product: LinearProduct,
-    [n, k, m]: [usize; 3],
+    sizes: [usize; 3],
     a: &E::Buf<f32>,
     b: &E::Buf<f32>,
     bias: Option<&E::Buf<f32>>,
 ) -> Result<E::Buf<f32>> {
     const OP: &str = "cuda linear";
-    non_empty(OP, "product", n * k * m)?;
-    fits(OP, &[("input elements", n * k), ("weight elements", m * k), ("output elements", n * m)])?;
+    let p = gemm_params(OP, product, sizes)?;
+    let (rows, cols) = (p.m as usize, p.n as usize);
+    output(e, rows * cols, |c| kernels::gemm(e, tiles(OP, rows, cols, 1)?, &p, a, b, bias, c))
+}
+
+/// The strided GEMM of `product` for sizes `[n, k, m]` (`c` is `[p.m, p.n]`), once the sizes are
+/// checked: a non-empty product within the kernels' 32-bit indexing.
+pub(super) fn gemm_params(
+    op: &'static str,
+    product: LinearProduct,
+    [n, k, m]: [usize; 3],
+) -> Result<GemmParams> {
+    non_empty(op, "product", n * k * m)?;
+    fits(op, &[("input elements", n * k), ("weight elements", m * k), ("output elements", n * m)])?;
     let (n_, k_, m_) = (n as i32, k as i32, m as i32);
-    let p = match product {
+    Ok(match product {
         LinearProduct::Forward => {
             GemmParams { m: n_, n: m_, k: k_, a_row: k_, a_col: 1, b_row: 1, b_col: k_ }
         }
@@ -42,7 +54,5 @@ pub fn linear<E: Exec>(
         LinearProduct::BackwardWeight => {
             GemmParams { m: m_, n: k_, k: n_, a_row: 1, a_col: m_, b_row: k_, b_col: 1 }
         }
-    };
-    let (rows, cols) = (p.m as usize, p.n as usize);
-    output(e, rows * cols, |c| kernels::gemm(e, tiles(OP, rows, cols, 1)?, &p, a, b, bias, c))
+    })
 }

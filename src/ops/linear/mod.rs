@@ -2,18 +2,23 @@
 //! `b: [out]`.
 //!
 //! Backward: `dx = dy W`, `dW = dy^T x`, `db = sum_n dy[n, :]`. Every product takes its operands
-//! at the current [`precision`].
+//! at the current [`precision`]: on a device at TF32 or bf16 the tensor-core kernels
+//! ([`tensor_core`]) round them as they stage them, elsewhere the op rounds them
+//! (`precision::operand`) for the fp32 products.
 
 pub mod gradcheck;
 pub mod launch;
 pub mod parity;
+pub mod parity_tc;
 pub mod reference;
+pub mod tensor_core;
 
-use self::launch::{self as kernels, LinearProduct};
+use self::launch::LinearProduct;
 use crate::cpu::reduce::column_sums;
+use crate::cuda::exec::Exec;
 use crate::cuda::launch::builtin;
 use crate::error::{Error, Result};
-use crate::ops::precision;
+use crate::ops::precision::{self, Precision};
 use crate::ops::{gpu_of, map_on, map2_on};
 use crate::tensor::Tensor;
 use crate::tensor::autograd;
@@ -38,12 +43,12 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     let p = precision::current();
-    let (xr, wr) = (precision::operand(p, x)?, precision::operand(p, w)?);
+    let (xr, wr) = (operand(p, x)?, operand(p, w)?);
     let y = match gpu_of(OP, &inputs)? {
         Some(gpu) => {
             let b = bias.map(Tensor::gpu_buf).transpose()?;
             let y =
-                kernels::linear(&*gpu, LinearProduct::Forward, [n, k, m], xr.gpu_buf()?, wr.gpu_buf()?, b)?;
+                device_product(&*gpu, p, LinearProduct::Forward, [n, k, m], xr.gpu_buf()?, wr.gpu_buf()?, b)?;
             Tensor::new_gpu(y, &gpu, &[n, m], false)
         }
         None => Tensor::new_cpu(
@@ -56,7 +61,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (x, w, bias) = (x.clone(), w.clone(), bias.cloned());
     autograd::record(&y, move |dy, grads| {
         let sizes = [n, k, m];
-        let dyr = precision::operand(p, dy)?;
+        let dyr = operand(p, dy)?;
         // Each of `x`, `w`: its gradient from `dy` and the other operand.
         let products: [(&Tensor, &Tensor, LinearProduct, CpuBackward); 2] = [
             (&x, &wr, LinearProduct::BackwardData, |g, dy, w| cpu::backward_data(g, dy, w)),
@@ -68,7 +73,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
                 [&dyr, other],
                 input.shape(),
                 |dy, other| cpu_backward(&g, dy, other),
-                |e, dy, other| kernels::linear(e, product, sizes, dy, other, None),
+                |e, dy, other| device_product(e, p, product, sizes, dy, other, None),
             )?;
             grads.accumulate(input, d)?;
         }
@@ -84,6 +89,32 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         Ok(())
     });
     Ok(y)
+}
+
+/// `t` as an operand of a product at precision `p`: rounded here, except on a device at TF32 or
+/// bf16, where the tensor-core kernels round their operands themselves.
+fn operand(p: Precision, t: &Tensor) -> Result<Tensor> {
+    match (p, t.gpu()) {
+        (Precision::Tf32 | Precision::Bf16, Some(_)) => Ok(t.clone()),
+        _ => precision::operand(p, t),
+    }
+}
+
+/// `product` on a device at precision `p`: on tensor cores at TF32 or bf16, else by the fp32
+/// kernel.
+fn device_product<E: Exec>(
+    e: &E,
+    p: Precision,
+    product: LinearProduct,
+    sizes: [usize; 3],
+    a: &E::Buf<f32>,
+    b: &E::Buf<f32>,
+    bias: Option<&E::Buf<f32>>,
+) -> Result<E::Buf<f32>> {
+    match p {
+        Precision::Fp32 => launch::linear(e, product, sizes, a, b, bias),
+        Precision::Tf32 | Precision::Bf16 => tensor_core::linear_tc(e, p, product, sizes, a, b, bias),
+    }
 }
 
 /// The CPU kernels: one GEMM each, split over rayon threads by gemm when the product is large.

@@ -57,6 +57,7 @@ pub fn run_all<E: Exec>(e: &E, seed: u64) -> Result<Report> {
     ops::conv2d::parity::run(&mut cx)?;
     ops::conv2d::parity_tc::run(&mut cx)?;
     ops::linear::parity::run(&mut cx)?;
+    ops::linear::parity_tc::run(&mut cx)?;
     ops::batchnorm::parity::run(&mut cx)?;
     ops::pool::parity::run(&mut cx)?;
     elementwise(&mut cx)?;
