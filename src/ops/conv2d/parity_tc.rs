@@ -4,17 +4,7 @@
 //! precision first ([`rounded_reference`]) within an accumulation-order tolerance ([`sum_order`]),
 //! which shows the only error beyond the operand rounding is the order of the fp32 sums.
 //!
-//! The rounding tolerance. A rounded operand is `v (1 + d)` with `|d| <= u`, the unit roundoff:
-//! `2^-11` for TF32 (`cvt.rna.tf32`, 10 explicit mantissa bits), `2^-8` for bf16 (7 bits, to
-//! nearest even). A product of two is `x w (1 + d1 + d2 + d1 d2)`: at most `2u (1 + u / 2)`
-//! relative, `e_i = x_i w_i (d1 + d2)`. Over a reduction of length `k` the error is `sum_i e_i`.
-//! For N(0, 1) operands the `d` are near-independent and uniform on `[-u, u]` (variance
-//! `u^2 / 3`) and `E[x^2 w^2] = 1`, so `Var(sum e_i) ~ k * 2 u^2 / 3`: a standard deviation
-//! `0.82 u sqrt(k)`. The largest of a few thousand outputs lies within about 4 standard
-//! deviations; `atol = 6 u sqrt(k)` (TF32: `3 * 2^-10 * sqrt(k)`, bf16: `3 * 2^-7 * sqrt(k)`) is
-//! over 7, so a pass is not luck, while a wrong tap or channel (an error of order 1) fails by far.
-//! On top come the fp32 summation in another order (`Tol::dot`'s `1e-6 k`) and, for short sums
-//! where the statistics say little (k = 1), the worst case relative to the value: `rtol = 2u`.
+//! The tolerances and their derivation: [`mod@crate::ops::precision::parity`].
 //! Backward data counts `k = KH * KW * C_out` and backward weight `k = N * H_out * W_out`
 //! (padding and stride only shorten the sums).
 
@@ -30,6 +20,7 @@ use crate::ops::batchnorm::cpu as bn;
 use crate::ops::batchnorm::launch::BnAffine;
 use crate::ops::check::parity::{Ctx, Tol};
 use crate::ops::precision::Precision;
+use crate::ops::precision::parity::{rounding_dot, sum_order};
 
 /// After the fp32 kernels' awkward shapes ([`CASES`]: sizes 1, odd channels, a 64-wide tile,
 /// tile - 1 and + 1, stride 2 with batch 3, 768 pixels, a strided 1x1), the ResNet-20 widths 16,
@@ -45,21 +36,6 @@ const RESNET_CASES: [([usize; 4], [usize; 2], usize, usize); 7] = [
     ([2, 6, 6, 32], [64, 3], 2, 1),
     ([2, 4, 4, 64], [64, 3], 1, 1),
 ];
-
-/// Against the fp32 CPU path: operand rounding at precision `p` over a sum of `k` products of
-/// N(0, 1) values (the derivation is in the module comment), plus fp32 summation in another order.
-pub fn rounding_dot(p: Precision, k: usize) -> Tol {
-    let unit = 2.0 * p.unit_roundoff();
-    Tol { atol: 3.0 * unit * (k as f32).sqrt() + 1e-6 * k as f32, rtol: unit }
-}
-
-/// Against the f64 sum of the rounded operands' products, each exact in fp32: only the fp32
-/// additions of the `k` products (and a bias or the gradient added into), in an order and an
-/// internal precision the PTX ISA leaves open, about one fp32 ulp of the partial sums per term
-/// (the tensor-core building blocks' `sum_tol`, src/verify/parity/tensor_core).
-pub fn sum_order(k: usize) -> Tol {
-    Tol { atol: 2e-6 * (k + 1) as f32, rtol: 1e-5 }
-}
 
 /// `[y, dx, dw]` of the convolution of geometry `g` (no bias) with `x`, `w` and `dy` rounded to
 /// precision `p` first, summed in f64: `y` as [`cpu::forward`], `dx` as [`cpu::backward_data`], `dw` as

@@ -4,18 +4,7 @@
 //! format first ([`Precision::round`]) within the tolerance of another order of the fp32 sums
 //! ([`sum_order`]), which shows the only error beyond the operand rounding is that order.
 //!
-//! The rounding tolerance. A format with unit roundoff `u` (TF32: `2^-11`, `cvt.rna`; bf16:
-//! `2^-8`, to nearest even) stores each operand as `v (1 + d)` with `|d| <= u`, so a product of
-//! two is `x w (1 + d1 + d2 + d1 d2)`, at most `2u (1 + u / 2)` relative: `e_i = x_i w_i (d1 +
-//! d2)`. Over a reduction of length `k` the error is `sum_i e_i`. For N(0, 1) operands the `d`
-//! are near-independent and uniform on `[-u, u]` (variance `u^2 / 3`) and `E[x^2 w^2] = 1`, so
-//! `Var(sum e_i) ~ k 2 u^2 / 3`: a standard deviation `0.82 u sqrt(k) = 0.41 (2u) sqrt(k)`. The
-//! largest of a few thousand outputs lies within about 4 standard deviations; `atol = 3 (2u)
-//! sqrt(k)` is over 7, so a pass is not luck, while a wrong row or column (an error of order 1)
-//! fails by far. On top come the fp32 summation in another order (`Tol::dot`'s `1e-6 k`) and, for
-//! short sums where the statistics say little (k = 1), the worst case relative to the value:
-//! `rtol = 2u`. With `2u = 2^-10` (TF32) this is
-//! [`tf32_dot`](crate::ops::conv2d::parity_tf32::tf32_dot); bf16 has `2u = 2^-7`. The reduction
+//! The tolerances and their derivation: [`mod@crate::ops::precision::parity`]. The reduction
 //! is `k` inputs in the forward, `m` outputs in the data gradient and the batch `n` in the weight
 //! gradient.
 
@@ -26,8 +15,8 @@ use super::tensor_core::linear_tc;
 use crate::cuda::exec::Exec;
 use crate::error::Result;
 use crate::ops::check::parity::{Ctx, Tol};
-use crate::ops::conv2d::parity_tf32::sum_order;
 use crate::ops::precision::Precision;
+use crate::ops::precision::parity::{rounding_dot, sum_order};
 
 /// `[n, k, m]`: sizes 1; a classifier head (64 -> 10, batch 3); tile - 1 and + 1 in every
 /// dimension of every product; reductions that are not a multiple of 8 or 16 in every product
@@ -38,13 +27,6 @@ const CASES: [[usize; 3]; 7] =
 /// Small integers at these sizes: every operand, product and fp32 sum is exact in either format,
 /// so each product equals the CPU path's bit for bit.
 const EXACT: [usize; 3] = [65, 37, 66];
-
-/// Against the fp32 CPU path: the rounding of the operands to `p` over a sum of `k` products of
-/// N(0, 1) values (the derivation is in the module comment), plus fp32 summation in another order.
-pub fn rounding_dot(p: Precision, k: usize) -> Tol {
-    let unit = 2.0 * p.unit_roundoff();
-    Tol { atol: 3.0 * unit * (k as f32).sqrt() + 1e-6 * k as f32, rtol: unit }
-}
 
 /// The kernel of precision `p`, named with the product it ran.
 fn kernel(p: Precision, product: LinearProduct) -> &'static str {

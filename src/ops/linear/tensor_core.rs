@@ -119,8 +119,8 @@ mod tests {
         use rand::SeedableRng;
         use rand_chacha::ChaCha8Rng;
 
-        use crate::ops::conv2d::parity_tf32::sum_order;
         use crate::ops::linear;
+        use crate::ops::precision::parity::sum_order;
         use crate::ops::precision::set;
         use crate::tensor::Tensor;
         use crate::tensor::autograd::backward_with;
