@@ -5,6 +5,7 @@
 
 use std::io::Write as _;
 
+use iekd::ops::precision::Precision;
 use iekd::verify::parity::{Check, graph, recipe, step, table};
 use iekd::{Device, Result};
 
@@ -37,6 +38,17 @@ fn on_gpu(test: &str, f: impl FnOnce(&Device)) {
 fn training_step_on_the_emulated_device_matches_the_cpu() {
     let device = Device::emulated().expect("the emulation is built in");
     assert_parity(&device, step::whole_step(&device, 7));
+}
+
+/// At TF32 and bf16 the device's products run on the tensor-core kernels, the CPU's on rounded
+/// operands.
+#[cfg(feature = "cuda-emulation")]
+#[test]
+fn tensor_core_training_steps_on_the_emulated_device_match_the_cpu() {
+    let device = Device::emulated().expect("the emulation is built in");
+    for p in [Precision::Tf32, Precision::Bf16] {
+        assert_parity(&device, step::whole_step_at(&device, 7, p));
+    }
 }
 
 #[cfg(feature = "cuda-emulation")]
