@@ -147,7 +147,7 @@ extern "C" __global__ void __launch_bounds__(128)
     conv2d_backward_data_tf32(const ConvParams p, const float* __restrict__ dy, const float* __restrict__ w,
                               float* __restrict__ dx) {
     DYNAMIC_SHARED(unsigned char, smem);
-    tc_tf32::Products::data(p, dy, w, dx, smem);
+    tc_tf32::Products::data(p, dy, w, dx, smem, blockIdx.x, blockIdx.y);
 }
 
 // dw = the weight gradient of y = conv(x, w) (conv2d_backward_weight's values, TF32 products):
@@ -163,7 +163,7 @@ extern "C" __global__ void __launch_bounds__(128)
     conv2d_backward_weight_tf32(const ConvParams p, const float* __restrict__ x, const float* __restrict__ dy,
                                 float* __restrict__ partial, int* __restrict__ tickets, float* __restrict__ dw) {
     DYNAMIC_SHARED(unsigned char, smem);
-    tc_tf32::Products::weight(p, x, dy, partial, tickets, dw, smem);
+    tc_tf32::Products::weight(p, x, dy, partial, tickets, dw, smem, blockIdx.x, blockIdx.y, blockIdx.z, gridDim.z);
 }
 
 // y = conv(x, w) and the batch statistics of each output channel, mean and the biased var
@@ -198,4 +198,20 @@ extern "C" __global__ void __launch_bounds__(128)
                            NULLABLE const float* __restrict__ residual, float* __restrict__ y) {
     DYNAMIC_SHARED(unsigned char, smem);
     tc_conv::FusedForwards<tc_tf32::Loop>::bn(p, x, w, center, var, gamma, beta, residual, y, smem);
+}
+
+// Both gradients of y = conv(x, w) in one launch (conv2d_backward's values, TF32 products): the
+// data gradient into dx (added to it with p.accumulate) and the weight gradient; a one-dimensional
+// grid, the data gradient's blocks first, then the weight gradient's slices.
+// contract: x[p.n * p.h * p.w * p.c_in]; dy[p.n * p.h_out * p.w_out * p.c_out];
+// w[p.c_out * p.c_in * p.kh * p.kw]; dx[p.n * p.h * p.w * p.c_in];
+// partial[(p.n * p.h_out * p.w_out + p.split_rows - 1) / p.split_rows * p.c_out * p.kh * p.kw * p.c_in];
+// tickets[(p.kh * p.kw * p.c_in + 63) / 64 * ((p.c_out + 15) / 16)];
+// dw[p.c_out * p.c_in * p.kh * p.kw]; p.stride >= 1; p.split_rows >= 1; shared(29184)
+extern "C" __global__ void __launch_bounds__(128)
+    conv2d_backward_tf32(const ConvParams p, const float* __restrict__ x, const float* __restrict__ dy,
+                         const float* __restrict__ w, float* __restrict__ dx, float* __restrict__ partial,
+                         int* __restrict__ tickets, float* __restrict__ dw) {
+    DYNAMIC_SHARED(unsigned char, smem);
+    tc_tf32::Products::both(p, x, dy, w, dx, partial, tickets, dw, smem);
 }

@@ -247,11 +247,12 @@ struct DataLoader {
     }
 };
 
-// dx = the data gradient over the block's tile (dx += it with p.accumulate).
+// dx = the data gradient over tile (bx, by) (dx += it with p.accumulate).
 template <int BN, class Loop>
 __device__ __forceinline__ void data_tile(const ConvParams& p, const float* __restrict__ dy,
-                                          const float* __restrict__ w, float* __restrict__ dx, unsigned char* smem) {
-    const int m = p.n * p.h * p.w, row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
+                                          const float* __restrict__ w, float* __restrict__ dx, unsigned char* smem,
+                                          int bx, int by) {
+    const int m = p.n * p.h * p.w, row0 = bx * BM, col0 = by * BN;
     if (row0 >= m || col0 >= p.c_in) return;  // the whole block
     DataLoader<BN> ld;
     ld.dy = dy;
@@ -334,17 +335,19 @@ struct WeightGradLoader {
     }
 };
 
-// The weight-gradient tile (blockIdx.x, blockIdx.y) of slice blockIdx.z: rows (tap, ci), columns
-// co, summed over the split_rows pixels of the slice; with one slice the block writes dw, else
-// its product goes to partial[z][row][co], and the last block of the tile to take its ticket adds
-// the slices in the order z = 0, 1, ... into dw (the same sum whichever block is last).
+// The weight-gradient tile (bx, by) of slice bz of a grid with grid_slices slices: rows (tap,
+// ci), columns co, summed over the split_rows pixels of the slice; with one slice the block
+// writes dw, else its product goes to partial[z][row][co], and the last block of the tile to take
+// its ticket adds the slices in the order z = 0, 1, ... into dw (the same sum whichever block is
+// last).
 template <int BN, class Loop>
 __device__ __forceinline__ void weight_tile(const ConvParams& p, const float* __restrict__ x,
                                             const float* __restrict__ dy, float* __restrict__ partial,
-                                            int* __restrict__ tickets, float* __restrict__ dw, unsigned char* smem) {
+                                            int* __restrict__ tickets, float* __restrict__ dw, unsigned char* smem,
+                                            int bx, int by, int bz, int grid_slices) {
     const int taps = p.kh * p.kw, rows = taps * p.c_in, pixels = p.n * p.h_out * p.w_out;
-    const int slices = min(tiles_of(pixels, p.split_rows), (int)gridDim.z);
-    const int row0 = blockIdx.x * BM, col0 = blockIdx.y * BN, z = blockIdx.z, first = z * p.split_rows;
+    const int slices = min(tiles_of(pixels, p.split_rows), grid_slices);
+    const int row0 = bx * BM, col0 = by * BN, z = bz, first = z * p.split_rows;
     if (row0 >= rows || col0 >= p.c_out || z >= slices) return;  // the whole block
     WeightGradLoader<BN> ld;
     ld.x = x;
@@ -383,7 +386,7 @@ __device__ __forceinline__ void weight_tile(const ConvParams& p, const float* __
         for_acc<BN>(acc, row0, col0, rows, p.c_out,
                     [&](float v, int row, int co) { partial[z * total + row * p.c_out + co] = v; });
         const int tiles_m = tiles_of(rows, BM);
-        if (!last_to_arrive(&tickets[blockIdx.y * tiles_m + blockIdx.x], slices)) return;  // the whole block
+        if (!last_to_arrive(&tickets[by * tiles_m + bx], slices)) return;  // the whole block
     }
     for_acc<BN>(acc, row0, col0, rows, p.c_out, [&](float v, int row, int co) {
         float sum = 0.f;  // the slices in order, this block's own from its registers
@@ -404,20 +407,36 @@ struct Products {
             default: forward_tile<64, Loop>(p, x, w, bias, y, smem); break;
         }
     }
-    __device__ static void data(const ConvParams& p, const float* dy, const float* w, float* dx, unsigned char* smem) {
+    __device__ static void data(const ConvParams& p, const float* dy, const float* w, float* dx, unsigned char* smem,
+                                int bx, int by) {
         switch (tile_n_for(p.c_in)) {
-            case 16: data_tile<16, Loop>(p, dy, w, dx, smem); break;
-            case 32: data_tile<32, Loop>(p, dy, w, dx, smem); break;
-            default: data_tile<64, Loop>(p, dy, w, dx, smem); break;
+            case 16: data_tile<16, Loop>(p, dy, w, dx, smem, bx, by); break;
+            case 32: data_tile<32, Loop>(p, dy, w, dx, smem, bx, by); break;
+            default: data_tile<64, Loop>(p, dy, w, dx, smem, bx, by); break;
         }
     }
     __device__ static void weight(const ConvParams& p, const float* x, const float* dy, float* partial, int* tickets,
-                                  float* dw, unsigned char* smem) {
+                                  float* dw, unsigned char* smem, int bx, int by, int bz, int grid_slices) {
         switch (tile_n_for(p.c_out)) {
-            case 16: weight_tile<16, Loop>(p, x, dy, partial, tickets, dw, smem); break;
-            case 32: weight_tile<32, Loop>(p, x, dy, partial, tickets, dw, smem); break;
-            default: weight_tile<64, Loop>(p, x, dy, partial, tickets, dw, smem); break;
+            case 16: weight_tile<16, Loop>(p, x, dy, partial, tickets, dw, smem, bx, by, bz, grid_slices); break;
+            case 32: weight_tile<32, Loop>(p, x, dy, partial, tickets, dw, smem, bx, by, bz, grid_slices); break;
+            default: weight_tile<64, Loop>(p, x, dy, partial, tickets, dw, smem, bx, by, bz, grid_slices); break;
         }
+    }
+    // Both gradients in one one-dimensional grid: its first D = ceil(N * H * W / 64) * ceil(C_in /
+    // BN_in) blocks are the data gradient's grid (x fastest), the rest the weight gradient's (x
+    // fastest, then y, then the slice), as many slices as the rest holds whole.
+    __device__ static void both(const ConvParams& p, const float* x, const float* dy, const float* w, float* dx,
+                                float* partial, int* tickets, float* dw, unsigned char* smem) {
+        const int data_m = tiles_of(p.n * p.h * p.w, BM);
+        const int data_blocks = data_m * tiles_of(p.c_in, tile_n_for(p.c_in)), b = blockIdx.x;
+        if (b < data_blocks) {
+            data(p, dy, w, dx, smem, b % data_m, b / data_m);
+            return;  // the whole block
+        }
+        const int wm = tiles_of(p.kh * p.kw * p.c_in, BM), per_slice = wm * tiles_of(p.c_out, tile_n_for(p.c_out));
+        const int t = b - data_blocks, slices = ((int)gridDim.x - data_blocks) / per_slice;
+        weight(p, x, dy, partial, tickets, dw, smem, t % wm, t % per_slice / wm, t / per_slice, slices);
     }
 };
 

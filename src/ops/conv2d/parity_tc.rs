@@ -11,7 +11,8 @@
 use super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
 use super::parity::{CASES, EPS, STATS};
 use super::tensor_core::{
-    conv2d_backward_data_into_tc, conv2d_forward_bn_tc, conv2d_forward_stats_tc, conv2d_tc,
+    conv2d_backward_data_into_tc, conv2d_backward_tc, conv2d_forward_bn_tc, conv2d_forward_stats_tc,
+    conv2d_tc,
 };
 use super::{ConvGeometry, cpu};
 use crate::cuda::exec::Exec;
@@ -93,21 +94,23 @@ pub fn run<E: Exec>(cx: &mut Ctx<'_, E>) -> Result<()> {
 }
 
 /// The kernel names of precision `p`: forward, backward data, backward weight, forward with
-/// statistics, forward with batch norm.
-fn kernel_names(p: Precision) -> [&'static str; 5] {
-    const TF32: [&str; 5] = [
+/// statistics, forward with batch norm, both gradients.
+fn kernel_names(p: Precision) -> [&'static str; 6] {
+    const TF32: [&str; 6] = [
         "conv2d_forward_tf32",
         "conv2d_backward_data_tf32",
         "conv2d_backward_weight_tf32",
         "conv2d_forward_stats_tf32",
         "conv2d_forward_bn_tf32",
+        "conv2d_backward_tf32",
     ];
-    const BF16: [&str; 5] = [
+    const BF16: [&str; 6] = [
         "conv2d_forward_bf16",
         "conv2d_backward_data_bf16",
         "conv2d_backward_weight_bf16",
         "conv2d_forward_stats_bf16",
         "conv2d_forward_bn_bf16",
+        "conv2d_backward_bf16",
     ];
     if p == Precision::Bf16 { BF16 } else { TF32 }
 }
@@ -125,7 +128,7 @@ fn run_case<E: Exec>(
     let [ry, rdx, rdw] = rounded_reference(&g, p, &x, &wt, &dy);
     let (k_fwd, k_data, k_weight) = (g.k(), k * k * co, n * g.h_out * g.w_out);
     let dot = |k| rounding_dot(p, k);
-    let [fwd, data, weight, ..] = kernel_names(p);
+    let [fwd, data, weight, .., both] = kernel_names(p);
 
     let y = conv2d_tc(cx.e, &g, p, Forward, [&xb, &wb], Some(&bb))?;
     cx.compare(fwd, &case, &y, &cpu::forward(&g, &x, &wt, Some(&b)), dot(k_fwd))?;
@@ -149,7 +152,17 @@ fn run_case<E: Exec>(
 
     let dw = conv2d_tc(cx.e, &g, p, BackwardWeight, [&xb, &dyb], None)?;
     cx.compare(weight, &case, &dw, &cpu::backward_weight(&g, &x, &dy), dot(k_weight))?;
-    cx.compare(weight, &format!("{case} rounded"), &dw, &rdw, sum_order(k_weight))
+    cx.compare(weight, &format!("{case} rounded"), &dw, &rdw, sum_order(k_weight))?;
+
+    // Both gradients in one launch: the separate kernels' values bit for bit, written and added.
+    let (want_dx, want_sum, want_dw) = (cx.e.download(&dx)?, cx.e.download(&sum)?, cx.e.download(&dw)?);
+    let mut fresh = cx.up(&vec![f32::NAN; want_dx.len()])?;
+    let dw_both = conv2d_backward_tc(cx.e, &g, p, [&xb, &dyb, &wb], &mut fresh, false)?;
+    cx.compare(both, &format!("{case} dx"), &fresh, &want_dx, Tol::EXACT)?;
+    cx.compare(both, &format!("{case} dw"), &dw_both, &want_dw, Tol::EXACT)?;
+    let mut added = cx.up(&x)?;
+    conv2d_backward_tc(cx.e, &g, p, [&xb, &dyb, &wb], &mut added, true)?;
+    cx.compare(both, &format!("{case} dx +="), &added, &want_sum, Tol::EXACT)
 }
 
 /// The fused forwards at precision `p` against the plain tensor-core forward's output `z`: the
@@ -165,7 +178,7 @@ fn epilogues<E: Exec>(
 ) -> Result<()> {
     let (c, rows) = (g.c_out, g.n * g.h_out * g.w_out);
     let z = cx.e.download(&conv2d_tc(cx.e, g, p, Forward, [xb, wb], None)?)?;
-    let [.., stats_kernel, bn_kernel] = kernel_names(p);
+    let [.., stats_kernel, bn_kernel, _] = kernel_names(p);
     let got = conv2d_forward_stats_tc(cx.e, g, p, [xb, wb])?;
     cx.compare(stats_kernel, case, &got.y, &z, Tol::EXACT)?;
     let (mean, var) = bn::stats(&z, c);

@@ -8,6 +8,7 @@ use super::launch::{self as kernels, ConvProduct};
 use super::{ConvGeometry, cpu, tensor_core};
 use crate::cpu::reduce::column_sums;
 use crate::cuda::exec::Exec;
+use crate::cuda::gpu::GpuBuf;
 use crate::error::Result;
 use crate::ops::batchnorm::launch::{BnAffine, BnInput, bn_forward};
 use crate::ops::gpu_of;
@@ -81,32 +82,34 @@ pub(super) fn backward_data_added(
 
 /// Both gradients of the convolution from `[x, dy, w]`: the input's gradient so far `acc` plus
 /// the data gradient ([`backward_data_added`], shaped like `x`), and the weight gradient (shaped
-/// like `w`). On a device both come from one launch (two with the tensor-core kernels),
-/// adding into `acc` in place when no other tensor holds it.
+/// like `w`). On a device both come from one launch (the fp32 kernel, or the tensor-core one at
+/// TF32 and bf16), adding into `acc` in place when no other tensor holds it.
 pub(super) fn gradients(
     g: &ConvGeometry,
     p: Precision,
     [x, dy, w]: [&Tensor; 3],
     acc: Option<Tensor>,
 ) -> Result<(Tensor, Tensor)> {
-    let gpu = gpu_of("conv2d", &[x, dy, w])?;
-    let Some(gpu) = gpu.filter(|_| p == Precision::Fp32) else {
-        // The CPU, or the tensor-core kernels: one product each.
+    let Some(gpu) = gpu_of("conv2d", &[x, dy, w])? else {
         let dx = backward_data_added(g, p, [dy, w], acc, x.shape())?;
         return Ok((dx, product(g, p, ConvProduct::BackwardWeight, [x, dy], None, w.shape())?));
     };
     let bufs = [x.gpu_buf()?, dy.gpu_buf()?, w.gpu_buf()?];
+    let both = |dx: &mut GpuBuf<f32>, accumulate: bool| match p {
+        Precision::Fp32 => kernels::conv2d_backward(&*gpu, g, bufs, dx, accumulate),
+        _ => tensor_core::conv2d_backward_tc(&*gpu, g, p, bufs, dx, accumulate),
+    };
     let weight_grad = |dw| Tensor::new_gpu(dw, &gpu, w.shape(), false);
     let fresh = || -> Result<(Tensor, Tensor)> {
         let mut dx = gpu.alloc(g.n * g.in_image_len())?;
-        let dw = kernels::conv2d_backward(&*gpu, g, bufs, &mut dx, false)?;
+        let dw = both(&mut dx, false)?;
         Ok((Tensor::new_gpu(dx, &gpu, x.shape(), false), weight_grad(dw)))
     };
     let Some(mut acc) = acc else { return fresh() };
     if let Some((buf, acc_gpu)) = acc.gpu_mut_unshared()
         && Arc::ptr_eq(&gpu, acc_gpu)
     {
-        let dw = kernels::conv2d_backward(&*gpu, g, bufs, buf, true)?;
+        let dw = both(buf, true)?;
         return Ok((acc, weight_grad(dw)));
     }
     let (dx, dw) = fresh()?;

@@ -106,6 +106,39 @@ pub fn conv2d_tc<E: Exec>(
     }
 }
 
+/// Both gradients of the convolution of geometry `g` from `[x, dy, w]` in one launch on tensor
+/// cores at precision `p`: the data gradient into `dx` (`[N, H, W, C_in]`; added to it with
+/// `accumulate`) and the weight gradient returned, the values of [`conv2d_tc`]'s
+/// [`ConvProduct::BackwardData`] and [`ConvProduct::BackwardWeight`] bit for bit (the same tiles
+/// in the same order): the kernel's first blocks are the one's grid, the rest the other's.
+pub fn conv2d_backward_tc<E: Exec>(
+    e: &E,
+    g: &ConvGeometry,
+    p: Precision,
+    [x, dy, w]: [&E::Buf<f32>; 3],
+    dx: &mut E::Buf<f32>,
+    accumulate: bool,
+) -> Result<E::Buf<f32>> {
+    check_precision(p)?;
+    expect_len(e, OP, "the data gradient", dx, g.n * g.in_image_len())?;
+    let WeightSplit { rows: split_rows, slices } = WeightSplit::of(g);
+    let params = conv_params(OP, g, split_rows, accumulate)?;
+    let data_blocks = (g.n * g.h * g.w).div_ceil(TILE_M) * g.c_in.div_ceil(tile_n(g.c_in));
+    let weight_tiles = g.k().div_ceil(TILE_M) * g.c_out.div_ceil(tile_n(g.c_out));
+    let blocks = int(OP, "blocks", data_blocks + weight_tiles * slices)? as u32;
+    let grid = Grid { blocks: [blocks, 1, 1], threads: [THREADS, 1, 1] };
+    let mut partial = e.alloc(slices * g.c_out * g.k())?;
+    let tickets = g.k().div_ceil(TILE_M) * g.c_out.div_ceil(MIN_TILE_N);
+    output(e, g.c_out * g.k(), |dw| {
+        e.with_tickets(tickets, |t| match p {
+            Precision::Bf16 => {
+                kernels::conv2d_backward_bf16(e, grid, &params, x, dy, w, dx, &mut partial, t, dw)
+            }
+            _ => kernels::conv2d_backward_tf32(e, grid, &params, x, dy, w, dx, &mut partial, t, dw),
+        })
+    })
+}
+
 /// `dx += ` the data gradient of the convolution of geometry `g` from `[dy, w]` on tensor cores at
 /// precision `p`, in place in `dx` (`[N, H, W, C_in]`): [`conv2d_tc`]'s
 /// [`ConvProduct::BackwardData`] added where the first gradient is.
