@@ -6,6 +6,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Output channels a vector holds.
 pub(crate) const LANES: usize = 16;
@@ -33,13 +34,14 @@ pub(crate) fn available() -> bool {
 
 /// One row of `pixels` output pixels, `channels` (a multiple of 16) wide:
 /// `y[p * y_px + c] = bias[c] + sum_{s in segs, j < s.len} x[p * x_px + s.x + j] * w[s.w + j * w_row + c]`.
-/// Each output's terms are added in segment order whatever the blocking. Needs [`available`].
+/// Each output's terms are added in segment order whatever the blocking. Every `y` element of the
+/// row's pixels and channels is written (`y` may start uninitialised). Needs [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_row(
     (x, x_px): (&[f32], usize),
     (w, w_row): (&[f32], usize),
     segs: &[Seg],
-    (y, y_px): (&mut [f32], usize),
+    (y, y_px): (&mut [MaybeUninit<f32>], usize),
     pixels: usize,
     channels: usize,
     bias: Option<&[f32]>,
@@ -69,7 +71,7 @@ pub(crate) fn conv_row(
                         x_px,
                         w: w.as_ptr().add(c0),
                         w_row,
-                        y: y.as_mut_ptr().add(p * y_px + c0),
+                        y: y.as_mut_ptr().add(p * y_px + c0).cast(),
                         y_px,
                         bias: b,
                     };
@@ -253,8 +255,9 @@ unsafe fn grad_dispatch(k: &GradBlock, r: usize, nv: usize) {
 unsafe fn grad_block<const R: usize, const NV: usize>(k: &GradBlock) {
     // SAFETY: the caller guarantees the extents; the pointers stay inside them.
     unsafe {
-        let mut acc: [[__m512; NV]; R] =
-            std::array::from_fn(|r| std::array::from_fn(|v| _mm512_loadu_ps(k.acc.add(r * k.acc_row + v * LANES))));
+        let mut acc: [[__m512; NV]; R] = std::array::from_fn(|r| {
+            std::array::from_fn(|v| _mm512_loadu_ps(k.acc.add(r * k.acc_row + v * LANES)))
+        });
         for oh in 0..k.rows {
             let xr = k.x.add(oh * k.x_row);
             let dr = k.dy.add(oh * k.cols * k.dy_px);

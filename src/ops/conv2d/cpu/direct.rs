@@ -27,12 +27,23 @@ pub(super) fn supports_backward_data(g: &ConvGeometry) -> bool {
     available() && g.c_in % LANES == 0
 }
 
-/// Copies the `[h, w, c]` image `src` into the zeroed `[hp, wp, c]` buffer `dst` at `(top, left)`.
-fn pad_into(src: &[f32], (h, w, c): (usize, usize, usize), (top, left): (usize, usize), wp: usize, dst: &mut [f32]) {
-    dst.fill(0.0);
-    for (r, row) in src.chunks_exact(w * c).take(h).enumerate() {
-        let at = ((r + top) * wp + left) * c;
-        dst[at..at + w * c].copy_from_slice(row);
+/// Copies the `[h, w, c]` image `src` into the `[hp, wp, c]` buffer `dst` (`hp * wp * c` long) at
+/// `(top, left)`, zeroing the border around it.
+fn pad_into(
+    src: &[f32],
+    (h, w, c): (usize, usize, usize),
+    (top, left): (usize, usize),
+    wp: usize,
+    dst: &mut [f32],
+) {
+    let (row, inner) = (wp * c, w * c);
+    dst[..top * row].fill(0.0);
+    dst[(top + h) * row..].fill(0.0);
+    for (r, src) in src.chunks_exact(inner).take(h).enumerate() {
+        let dst = &mut dst[(top + r) * row..(top + r + 1) * row];
+        dst[..left * c].fill(0.0);
+        dst[left * c..left * c + inner].copy_from_slice(src);
+        dst[left * c + inner..].fill(0.0);
     }
 }
 
@@ -42,25 +53,36 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], packed: &[f32], bias: Option<
     let segs: Vec<Seg> =
         (0..g.kh).map(|kh| Seg { x: kh * wp * c, w: kh * g.kw * c * g.c_out, len: g.kw * c }).collect();
     let per = images_per_task(g);
-    let mut y = vec![0.0; g.n * g.out_image_len()];
-    y.par_chunks_mut(per * g.out_image_len()).zip(x.par_chunks(per * g.in_image_len())).for_each(|(y, x)| {
-        with_scratch(hp * wp * c, 0, |xp, _| {
-            for (y, x) in y.chunks_exact_mut(g.out_image_len()).zip(x.chunks_exact(g.in_image_len())) {
-                pad_into(x, (g.h, g.w, c), (g.pad, g.pad), wp, xp);
-                for (oh, y) in y.chunks_exact_mut(g.w_out * g.c_out).enumerate() {
-                    let xr = &xp[oh * g.stride * wp * c..];
-                    let (xs, ys) = ((xr, g.stride * c), (y, g.c_out));
-                    conv_row(xs, (packed, g.c_out), &segs, ys, g.w_out, g.c_out, bias);
+    let len = g.n * g.out_image_len();
+    let mut y = Vec::with_capacity(len);
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(per * g.out_image_len())
+        .zip(x.par_chunks(per * g.in_image_len()))
+        .for_each(|(y, x)| {
+            with_scratch(hp * wp * c, 0, |xp, _| {
+                for (y, x) in y.chunks_exact_mut(g.out_image_len()).zip(x.chunks_exact(g.in_image_len())) {
+                    pad_into(x, (g.h, g.w, c), (g.pad, g.pad), wp, xp);
+                    for (oh, y) in y.chunks_exact_mut(g.w_out * g.c_out).enumerate() {
+                        let xr = &xp[oh * g.stride * wp * c..];
+                        let (xs, ys) = ((xr, g.stride * c), (y, g.c_out));
+                        conv_row(xs, (packed, g.c_out), &segs, ys, g.w_out, g.c_out, bias);
+                    }
                 }
-            }
-        })
-    });
+            })
+        });
+    // SAFETY: every output row of every image was written in full by `conv_row`.
+    unsafe { y.set_len(len) };
     y
 }
 
 /// For one spatial axis of input size `n`, kernel `k`, output size `n_out`: each phase's taps
 /// `(k index, dy offset)` and the zero padding `(before, after)` the dy axis needs.
-fn axis_phases(g: &ConvGeometry, n: usize, k: usize, n_out: usize) -> (Vec<Vec<(usize, isize)>>, usize, usize) {
+fn axis_phases(
+    g: &ConvGeometry,
+    n: usize,
+    k: usize,
+    n_out: usize,
+) -> (Vec<Vec<(usize, isize)>>, usize, usize) {
     let (s, p) = (g.stride as isize, g.pad as isize);
     let (mut before, mut after) = (0isize, 0isize);
     let phases: Vec<Vec<(usize, isize)>> = (0..g.stride.min(n))
@@ -111,11 +133,15 @@ pub(super) fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32>
         })
         .collect();
     let per = images_per_task(g);
-    let mut dx = vec![0.0; g.n * g.in_image_len()];
-    dx.par_chunks_mut(per * g.in_image_len()).zip(dy.par_chunks(per * g.out_image_len())).for_each(
-        |(dx, dy)| {
+    let len = g.n * g.in_image_len();
+    let mut dx = Vec::with_capacity(len);
+    dx.spare_capacity_mut()[..len]
+        .par_chunks_mut(per * g.in_image_len())
+        .zip(dy.par_chunks(per * g.out_image_len()))
+        .for_each(|(dx, dy)| {
             with_scratch(hq * wq * co_n, 0, |dyp, _| {
-                for (dx, dy) in dx.chunks_exact_mut(g.in_image_len()).zip(dy.chunks_exact(g.out_image_len())) {
+                for (dx, dy) in dx.chunks_exact_mut(g.in_image_len()).zip(dy.chunks_exact(g.out_image_len()))
+                {
                     pad_into(dy, (g.h_out, g.w_out, co_n), (top, left), wq, dyp);
                     for (a, b, segs) in &phases {
                         let cols = (g.w - b).div_ceil(s);
@@ -127,8 +153,10 @@ pub(super) fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32>
                     }
                 }
             })
-        },
-    );
+        });
+    // SAFETY: the phases partition each image's pixels, and `conv_row` wrote every channel of
+    // each pixel of each phase row.
+    unsafe { dx.set_len(len) };
     dx
 }
 
