@@ -46,7 +46,7 @@ pub(crate) fn conv_row(
     channels: usize,
     bias: Option<&[f32]>,
 ) {
-    assert!(available() && channels % LANES == 0 && pixels > 0);
+    assert!(available() && channels.is_multiple_of(LANES) && pixels > 0);
     let x_end = segs.iter().map(|s| s.x + s.len).max().unwrap_or(0);
     let w_end = segs.iter().filter(|s| s.len > 0).map(|s| s.w + (s.len - 1) * w_row + channels).max();
     assert!(segs.iter().all(|s| s.len == 0) || (pixels - 1) * x_px + x_end <= x.len(), "input row");
@@ -172,7 +172,7 @@ pub(crate) fn weight_grad(
     (acc, acc_row, acc_rows): (&mut [f32], usize, usize),
     channels: usize,
 ) {
-    assert!(available() && channels % LANES == 0 && rows > 0 && cols > 0 && acc_rows > 0);
+    assert!(available() && channels.is_multiple_of(LANES) && rows > 0 && cols > 0 && acc_rows > 0);
     assert!((rows - 1) * x_row + (cols - 1) * x_px + acc_rows <= x.len(), "input");
     assert!((rows * cols - 1) * dy_px + channels <= dy.len(), "gradient");
     assert!((acc_rows - 1) * acc_row + channels <= acc.len(), "accumulator");

@@ -1,5 +1,10 @@
-//! Convolution on the CPU: per-chunk im2col into a reused scratch buffer, then a single-threaded
-//! GEMM per chunk, with rayon over chunks of whole images (channels-last activations).
+//! Convolution on the CPU, rayon over chunks of whole images (channels-last activations).
+//!
+//! Where the CPU has AVX-512 and the channels fill whole 16-wide vectors (output channels for the
+//! forward and backward-weight, input channels for backward-data), the products run as direct
+//! convolutions (`direct`: register-blocked microkernels, no im2col buffer, any stride). 1x1
+//! stride-1 convolutions are one GEMM. Otherwise: per-chunk im2col into a reused scratch buffer,
+//! or shifted rows for stride 1 on large images, then a single-threaded GEMM per chunk.
 //!
 //! The im2col row of output pixel `(n, oh, ow)` holds `x[n, oh*s - p + kh, ow*s - p + kw, ci]` at
 //! column `(kh * KW + kw) * C_in + ci` (zero outside the image). The weight is packed as

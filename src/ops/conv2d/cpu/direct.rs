@@ -19,12 +19,12 @@ use crate::cpu::scratch::with_scratch;
 
 /// Whether the direct forward (and backward-weight) runs: output channels fill whole vectors.
 pub(super) fn supports_forward(g: &ConvGeometry) -> bool {
-    available() && g.c_out % LANES == 0
+    available() && g.c_out.is_multiple_of(LANES)
 }
 
 /// Whether the direct backward-data runs: input channels fill whole vectors.
 pub(super) fn supports_backward_data(g: &ConvGeometry) -> bool {
-    available() && g.c_in % LANES == 0
+    available() && g.c_in.is_multiple_of(LANES)
 }
 
 /// Copies the `[h, w, c]` image `src` into the `[hp, wp, c]` buffer `dst` (`hp * wp * c` long) at
