@@ -1,5 +1,6 @@
 //! Shared pieces of the CPU (rayon) backend.
 
+pub(crate) mod direct;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
 pub(crate) mod scratch;

@@ -5,6 +5,7 @@
 //! per group of tasks, added in a fixed order (`ordered_sum`). The statistics sum `d = x - x[0, :]` and `d^2` (a shift by the
 //! first row), so a large mean does not cancel the variance away.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -86,7 +87,8 @@ pub(crate) fn update_running(
     }
 }
 
-/// `y = act((x - center) * scale + beta [+ residual])`, `act` ReLU when `relu`, else the identity.
+/// `y = act((x - center) * scale + beta [+ residual])`, `act` ReLU when `relu`, else the identity;
+/// one pass, each output written once.
 pub(crate) fn forward(
     x: &[f32],
     c: usize,
@@ -97,34 +99,30 @@ pub(crate) fn forward(
     relu: bool,
 ) -> Vec<f32> {
     let per = rows_per_task(c) * c;
-    let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(per).enumerate().for_each(|(task, y)| {
+    let mut y = Vec::with_capacity(x.len());
+    y.spare_capacity_mut()[..x.len()].par_chunks_mut(per).enumerate().for_each(|(task, y)| {
         let range = task * per..task * per + y.len();
-        for (yr, xr) in y.chunks_exact_mut(c).zip(x[range.clone()].chunks_exact(c)) {
-            for ((((y, &v), &m), &s), &b) in yr.iter_mut().zip(xr).zip(center).zip(scale).zip(beta) {
-                *y = (v - m) * s + b;
+        let act = |v: f32| if !relu || v > 0.0 { v } else { 0.0 };
+        let rows = y.chunks_exact_mut(c).zip(x[range.clone()].chunks_exact(c));
+        let norm = |(yr, xr): (&mut [MaybeUninit<f32>], &[f32]), res: Option<&[f32]>| {
+            let terms = yr.iter_mut().zip(xr).zip(center).zip(scale).zip(beta).enumerate();
+            for (i, ((((y, &v), &m), &s), &b)) in terms {
+                let v = (v - m) * s + b;
+                y.write(act(res.map_or(v, |r| v + r[i])));
             }
-        }
-        if let Some(r) = residual {
-            y.iter_mut().zip(&r[range]).for_each(|(y, r)| *y += r);
-        }
-        if relu {
-            y.iter_mut().for_each(|y| *y = if *y > 0.0 { *y } else { 0.0 });
+        };
+        match residual {
+            Some(r) => rows.zip(r[range].chunks_exact(c)).for_each(|(row, r)| norm(row, Some(r))),
+            None => rows.for_each(|row| norm(row, None)),
         }
     });
+    // SAFETY: the chunks cover `x.len()` elements and each was written above.
+    unsafe { y.set_len(x.len()) };
     y
 }
 
-/// The upstream gradient of the normalised value: `dy`, masked by `y > 0` when the ReLU output
-/// `y` is given.
-fn masked(dy: &[f32], y: Option<&[f32]>, dz: &mut [f32]) {
-    match y {
-        Some(y) => dz.iter_mut().zip(dy).zip(y).for_each(|((z, &g), &v)| *z = if v > 0.0 { g } else { 0.0 }),
-        None => dz.copy_from_slice(dy),
-    }
-}
-
-/// Per-channel `sum dz` and `sum dz * (x - center)`, with `dz` as in [`masked`].
+/// Per-channel `sum dz` and `sum dz * (x - center)`, with `dz` the upstream gradient `dy`, masked
+/// by `y > 0` when the ReLU output `y` is given.
 pub(crate) fn backward_sums(
     x: &[f32],
     dy: &[f32],
@@ -163,7 +161,8 @@ pub(crate) struct DxCoefficients<'a> {
     pub k_x: &'a [f32],
 }
 
-/// `dx` for the coefficients `k`, and `dz` (the residual's gradient) when `want_dz`.
+/// `dx` for the coefficients `k`, and `dz` (the residual's gradient) when `want_dz`; one pass,
+/// each output written once.
 pub(crate) fn backward_data(
     x: &[f32],
     dy: &[f32],
@@ -172,32 +171,43 @@ pub(crate) fn backward_data(
     k: &DxCoefficients,
     want_dz: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    let per = rows_per_task(c) * c;
-    let chunk = |task: usize, dx: &mut [f32], dz: Option<&mut [f32]>| {
+    let (len, per) = (x.len(), rows_per_task(c) * c);
+    let chunk = |task: usize, dx: &mut [MaybeUninit<f32>], mut dz: Option<&mut [MaybeUninit<f32>]>| {
         let off = task * per;
-        let range = off..off + dx.len();
-        masked(&dy[range.clone()], y.map(|y| &y[range.clone()]), dx);
-        if let Some(dz) = dz {
-            dz.copy_from_slice(dx);
-        }
-        for (dr, xr) in dx.chunks_exact_mut(c).zip(x[range].chunks_exact(c)) {
-            for (((((d, &v), &m), &s), &km), &kx) in
-                dr.iter_mut().zip(xr).zip(k.center).zip(k.scale).zip(k.k_mean).zip(k.k_x)
+        for (r, dr) in dx.chunks_exact_mut(c).enumerate() {
+            let o = off + r * c;
+            let (xr, gr, yr) = (&x[o..o + c], &dy[o..o + c], y.map(|y| &y[o..o + c]));
+            let mut dzr = dz.as_deref_mut().map(|dz| &mut dz[r * c..(r + 1) * c]);
+            let coefs = k.center.iter().zip(k.scale).zip(k.k_mean).zip(k.k_x);
+            for (i, (((d, &v), &g), (((&m, &s), &km), &kx))) in
+                dr.iter_mut().zip(xr).zip(gr).zip(coefs).enumerate()
             {
-                *d = s * (*d - km - (v - m) * kx);
+                let g = match yr {
+                    Some(yr) if yr[i] <= 0.0 || yr[i].is_nan() => 0.0,
+                    _ => g,
+                };
+                if let Some(dzr) = dzr.as_deref_mut() {
+                    dzr[i].write(g);
+                }
+                d.write(s * (g - km - (v - m) * kx));
             }
         }
     };
-    let mut dx = vec![0.0; x.len()];
-    if want_dz {
-        let mut dz = vec![0.0; x.len()];
-        dx.par_chunks_mut(per)
-            .zip(dz.par_chunks_mut(per))
-            .enumerate()
-            .for_each(|(t, (dx, dz))| chunk(t, dx, Some(dz)));
-        (dx, Some(dz))
-    } else {
-        dx.par_chunks_mut(per).enumerate().for_each(|(t, dx)| chunk(t, dx, None));
-        (dx, None)
+    let mut dx = Vec::with_capacity(len);
+    let mut dz = want_dz.then(|| Vec::with_capacity(len));
+    let dx_chunks = dx.spare_capacity_mut()[..len].par_chunks_mut(per).enumerate();
+    match dz.as_mut() {
+        Some(dz) => dx_chunks
+            .zip(dz.spare_capacity_mut()[..len].par_chunks_mut(per))
+            .for_each(|((t, dx), dz)| chunk(t, dx, Some(dz))),
+        None => dx_chunks.for_each(|(t, dx)| chunk(t, dx, None)),
     }
+    // SAFETY: the chunks cover `len` elements of `dx` (and of `dz` when wanted), each written above.
+    unsafe {
+        dx.set_len(len);
+        if let Some(dz) = dz.as_mut() {
+            dz.set_len(len);
+        }
+    }
+    (dx, dz)
 }

@@ -1,9 +1,16 @@
-//! Convolution on the CPU: per-chunk im2col into a reused scratch buffer, then a single-threaded
-//! GEMM per chunk, with rayon over chunks of whole images (channels-last activations).
+//! Convolution on the CPU, rayon over chunks of whole images (channels-last activations).
+//!
+//! Where the CPU has AVX-512 and the channels fill whole 16-wide vectors (output channels for the
+//! forward and backward-weight, input channels for backward-data), the products run as direct
+//! convolutions (`direct`: register-blocked microkernels, no im2col buffer, any stride). 1x1
+//! stride-1 convolutions are one GEMM. Otherwise: per-chunk im2col into a reused scratch buffer,
+//! or shifted rows for stride 1 on large images, then a single-threaded GEMM per chunk.
 //!
 //! The im2col row of output pixel `(n, oh, ow)` holds `x[n, oh*s - p + kh, ow*s - p + kw, ci]` at
 //! column `(kh * KW + kw) * C_in + ci` (zero outside the image). The weight is packed as
 //! `W[(kh * KW + kw) * C_in + ci, co] = w[co, ci, kh, kw]`, so a chunk's output is `col x W`.
+
+mod direct;
 
 use rayon::prelude::*;
 
@@ -122,6 +129,9 @@ fn col2im_add(g: &ConvGeometry, col: &[f32], dx: &mut [f32]) {
 /// `y = conv(x, w) + bias`, channels-last.
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let packed = pack_weight(g, w);
+    if !is_pointwise(g) && direct::supports_forward(g) {
+        return direct::forward(g, x, &packed, bias);
+    }
     let per = images_per_task(g);
     let mut y = vec![0.0; g.n * g.out_image_len()];
     y.par_chunks_mut(per * g.out_image_len()).zip(x.par_chunks(per * g.in_image_len())).for_each(|(y, x)| {
@@ -188,6 +198,9 @@ fn backward_data_as_forward(g: &ConvGeometry, w: &[f32]) -> Option<(ConvGeometry
 
 /// `dx` for `y = conv(x, w)`: each chunk's `dy x W^T` scattered back through `col2im_add`.
 pub fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    if !is_pointwise(g) && direct::supports_backward_data(g) {
+        return direct::backward_data(g, dy, w);
+    }
     if use_shifted(g)
         && g.c_in >= 8
         && let Some((bg, flipped)) = backward_data_as_forward(g, w)
@@ -218,6 +231,9 @@ pub fn backward_data(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// `dw` (in `[C_out, C_in, KH, KW]`) for `y = conv(x, w)`: the sum over chunks of `col^T x dy`,
 /// added in a fixed order.
 pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if !is_pointwise(g) && direct::supports_forward(g) {
+        return unpack_weight(g, &direct::backward_weight(g, x, dy));
+    }
     let per = images_per_task(g);
     let (x_chunk, dy_chunk) = (per * g.in_image_len(), per * g.out_image_len());
     let packed = ordered_sum(g.n.div_ceil(per), g.k() * g.c_out, |chunks, acc: &mut [f32]| {

@@ -1,4 +1,4 @@
-//! Every CPU path (pointwise, im2col, shifted rows, flipped backward-data) against the f64
+//! Every CPU path (pointwise, im2col, shifted rows, flipped backward-data, direct) against the f64
 //! reference at sizes the gradient checks are too small to reach: several chunks of images, and
 //! images large enough for the shifted-rows path.
 
@@ -85,4 +85,15 @@ fn im2col_path_over_several_chunks() {
 fn pointwise_paths() {
     check([40, 5, 5, 6], [3, 6, 1, 1], 1, 0, true);
     check([9, 8, 7, 4], [8, 4, 1, 1], 2, 0, false);
+}
+
+#[test]
+fn direct_paths_with_whole_vectors_of_channels() {
+    check([3, 10, 9, 16], [32, 16, 3, 3], 1, 1, true);
+    check([2, 11, 12, 32], [16, 32, 3, 3], 2, 1, false);
+    check([2, 9, 10, 16], [16, 16, 5, 5], 3, 2, true);
+    check([2, 7, 8, 3], [48, 3, 3, 3], 1, 1, true);
+    check([2, 8, 8, 64], [64, 64, 3, 3], 1, 0, false);
+    check([1, 6, 7, 16], [80, 16, 2, 2], 2, 0, true);
+    check([2, 9, 9, 16], [16, 16, 1, 1], 2, 0, false);
 }
