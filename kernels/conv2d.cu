@@ -216,24 +216,16 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
                       const float* __restrict__ center, const float* __restrict__ var,
                       const float* __restrict__ gamma, const float* __restrict__ beta,
                       NULLABLE const float* __restrict__ residual, float* __restrict__ y) {
-    __shared__ float center_t[TILE_N], scale_t[TILE_N], beta_t[TILE_N];
+    __shared__ EvalNormTile<TILE_N> norm;
     const int m = p.n * p.h_out * p.w_out, row0 = blockIdx.x * TILE_M, col0 = blockIdx.y * TILE_N;
     if (row0 >= m || col0 >= p.c_out) return;  // the whole block
-    const int c = col0 + threadIdx.x;
-    if (threadIdx.x < TILE_N && c < p.c_out) {
-        center_t[threadIdx.x] = center[c];
-        scale_t[threadIdx.x] = gamma[c] * (1.f / sqrtf(var[c] + p.eps));
-        beta_t[threadIdx.x] = beta[c];
-    }
+    norm.load(center, var, gamma, beta, p.eps, col0, min(TILE_N, p.c_out - col0));
     float acc[4][4] = {};
     tile_product(
         acc, p.kh * p.kw * p.c_in, [&](int row, int k) { return im2col(p, x, row0 + row, k); },
         [&](int k, int col) { return weight_at(p, w, col0 + col, k % p.c_in, k / p.c_in); });
     for_tile(row0, col0, m, p.c_out, [&](int i, int j, int row, int col) {
-        const int k = col - col0, at = row * p.c_out + col;
-        float v = (acc[i][j] - center_t[k]) * scale_t[k] + beta_t[k];
-        if (residual) v += residual[at];
-        if (p.relu) v = v > 0.f ? v : 0.f;
-        y[at] = v;
+        const int at = row * p.c_out + col;
+        y[at] = norm.apply(acc[i][j], col - col0, residual, at, p.relu);
     });
 }

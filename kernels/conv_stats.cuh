@@ -1,7 +1,8 @@
-// The batch-statistics epilogue of the convolutions (kernels/conv2d.cu, kernels/conv2d_tf32.cu,
-// kernels/conv2d_bf16.cu, which include this header after common.cuh): per-channel sums of the
-// output tiles merged, in a fixed order and in double, into the batch mean and variance, by the
-// last block of each group of STAT_GROUP tiles and then the last group of each column of tiles.
+// The batch-norm epilogues of the convolutions (kernels/conv2d.cu, kernels/conv2d_tf32.cu,
+// kernels/conv2d_bf16.cu, which include this header after common.cuh): the batch statistics
+// (per-channel sums of the output tiles merged, in a fixed order and in double, into the batch
+// mean and variance, by the last block of each group of STAT_GROUP tiles and then the last group
+// of each column of tiles), and the evaluation-mode normalisation of an output tile.
 #ifndef IEKD_CONV_STATS_CUH
 #define IEKD_CONV_STATS_CUH
 
@@ -91,5 +92,31 @@ __device__ __forceinline__ void finish_statistics(const float* tile_sum, const f
         var[col0 + t] = (float)(m2 * inv_m);
     }
 }
+
+// The evaluation batch norm of a tile's N columns from col0 (bn_forward's operations in its
+// order): per-channel centre, scale gamma / sqrt(var + eps) and shift, held in shared memory.
+template <int N>
+struct EvalNormTile {
+    float center[N], scale[N], shift[N];
+    // Threads t < cols load channel col0 + t; the values are visible after the block's next barrier.
+    __device__ __forceinline__ void load(const float* __restrict__ center_, const float* __restrict__ var,
+                                         const float* __restrict__ gamma, const float* __restrict__ beta, float eps,
+                                         int col0, int cols) {
+        const int t = threadIdx.x, c = col0 + t;
+        if (t < cols) {
+            center[t] = center_[c];
+            scale[t] = gamma[c] * (1.f / sqrtf(var[c] + eps));
+            shift[t] = beta[c];
+        }
+    }
+    // The output at y[at] from the convolution's value a in tile column k: normalised, plus
+    // residual[at] when there is one, then a ReLU when relu.
+    __device__ __forceinline__ float apply(float a, int k, const float* __restrict__ residual, int at, int relu) const {
+        float v = (a - center[k]) * scale[k] + shift[k];
+        if (residual) v += residual[at];
+        if (relu) v = v > 0.f ? v : 0.f;
+        return v;
+    }
+};
 
 #endif

@@ -74,24 +74,16 @@ __device__ __forceinline__ void forward_bn_tile(const ConvParams& p, const float
                                                 const float* __restrict__ var, const float* __restrict__ gamma,
                                                 const float* __restrict__ beta, const float* __restrict__ residual,
                                                 float* __restrict__ y, unsigned char* smem) {
-    __shared__ float center_t[64], scale_t[64], beta_t[64];
+    __shared__ EvalNormTile<64> norm;
     const int m = p.n * p.h_out * p.w_out, row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
     if (row0 >= m || col0 >= p.c_out) return;  // the whole block
-    const int c = col0 + threadIdx.x;
-    if (threadIdx.x < BN && c < p.c_out) {
-        center_t[threadIdx.x] = center[c];
-        scale_t[threadIdx.x] = gamma[c] * (1.f / sqrtf(var[c] + p.eps));
-        beta_t[threadIdx.x] = beta[c];
-    }
+    norm.load(center, var, gamma, beta, p.eps, col0, min(BN, p.c_out - col0));
     float acc[BN / 8][4] = {};
     forward_product<BN, Loop>(p, x, w, row0, col0, acc, smem);
     __syncthreads();  // the per-channel factors are in shared memory
     for_acc<BN>(acc, row0, col0, m, p.c_out, [&](float a, int row, int col) {
-        const int k = col - col0, at = row * p.c_out + col;
-        float v = (a - center_t[k]) * scale_t[k] + beta_t[k];
-        if (residual) v += residual[at];
-        if (p.relu) v = v > 0.f ? v : 0.f;
-        y[at] = v;
+        const int at = row * p.c_out + col;
+        y[at] = norm.apply(a, col - col0, residual, at, p.relu);
     });
 }
 

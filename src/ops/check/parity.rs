@@ -72,6 +72,22 @@ impl<'e, E: Exec> Ctx<'e, E> {
         self.checks
     }
 
+    /// Prints every check made (kernel, case, largest error, worst ratio to the tolerance) and
+    /// panics with those outside their tolerance: the end of a parity test.
+    #[cfg(test)]
+    pub(crate) fn assert_all_passed(self) {
+        for c in &self.checks {
+            println!("{:<28} {:<48} {:>10.2e} {:>7.3}", c.kernel, c.case, c.max_abs, c.worst);
+        }
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| format!("{} [{}]: {}", c.kernel, c.case, c.worst))
+            .collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
+
     /// `n` independent N(0, 1) samples.
     pub fn normal(&mut self, n: usize) -> Vec<f32> {
         (0..n)

@@ -10,13 +10,13 @@ use crate::cuda::exec::Exec;
 use crate::cuda::launch::builtin::column_sums;
 use crate::error::Result;
 use crate::ops::batchnorm::cpu as bn;
-use crate::ops::batchnorm::launch::BnAffine;
+use crate::ops::batchnorm::launch::{BnAffine, Trained};
 use crate::ops::check::parity::{Ctx, Tol};
 
 /// The batch statistics against the CPU's: sums over the pixels in another order.
-pub(super) const STATS: Tol = Tol { atol: 1e-4, rtol: 1e-4 };
+const STATS: Tol = Tol { atol: 1e-4, rtol: 1e-4 };
 /// `eps` of the evaluation epilogue's normalisation.
-pub(super) const EPS: f32 = 1e-5;
+const EPS: f32 = 1e-5;
 
 /// `[N, H, W, C_in]`, `[C_out, KH (= KW)]`, stride, padding: sizes 1; odd channels with H != W;
 /// an exact 64 x 64 x 16 tile; tile - 1 (63 pixels, 63 = K); tile + 1 (65 pixels, 65 channels,
@@ -92,25 +92,79 @@ fn epilogues<E: Exec>(
     [x, wt]: [&[f32]; 2],
     [xb, wb]: [&E::Buf<f32>; 2],
 ) -> Result<()> {
-    let (c, rows) = (g.c_out, g.n * g.h_out * g.w_out);
     let z = cpu::forward(g, x, wt, None);
     let got = conv2d_forward_stats(cx.e, g, [xb, wb])?;
-    cx.compare("conv2d_forward_stats", case, &got.y, &z, Tol::dot(g.k()))?;
-    let (mean, var) = bn::stats(&z, c);
-    cx.compare("conv2d_forward_stats", &format!("{case} mean"), &got.mean, &mean, STATS)?;
-    cx.compare("conv2d_forward_stats", &format!("{case} var"), &got.var, &var, STATS)?;
-
-    let (gamma, beta, residual) = (cx.normal(c), cx.normal(c), cx.normal(rows * c));
-    let run_var: Vec<f32> = cx.normal(c).iter().map(|v| 0.5 + v.abs()).collect();
-    let run_mean = cx.normal(c);
-    let scale: Vec<f32> = gamma.iter().zip(&run_var).map(|(g, v)| g * (1.0 / (v + EPS).sqrt())).collect();
-    let want = bn::forward(&z, c, &run_mean, &scale, &beta, Some(&residual), true);
-    let (gb, bb, rb) = (cx.up(&gamma)?, cx.up(&beta)?, cx.up(&residual)?);
-    let affine = BnAffine { gamma: &gb, beta: &bb, eps: EPS, residual: Some(&rb), relu: true };
-    let stats = [&cx.up(&run_mean)?, &cx.up(&run_var)?];
-    let got = conv2d_forward_bn(cx.e, g, [xb, wb], &affine, stats)?;
+    compare_trained(cx, "conv2d_forward_stats", case, &got, &z, g.c_out, Tol::dot(g.k()))?;
+    let norm = EvalNorm::new(cx, &z, g.c_out)?;
+    let got = conv2d_forward_bn(cx.e, g, [xb, wb], &norm.affine(), norm.stats())?;
     // The convolution's rounding, scaled by the normalisation.
-    let max_scale = scale.iter().fold(1f32, |m, s| m.max(s.abs()));
-    let tol = Tol { atol: Tol::dot(g.k()).atol * max_scale, rtol: 1e-5 };
-    cx.compare("conv2d_forward_bn", &format!("{case} +residual relu"), &got, &want, tol)
+    let tol = Tol { atol: Tol::dot(g.k()).atol * norm.max_scale, rtol: 1e-5 };
+    cx.compare("conv2d_forward_bn", &format!("{case} +residual relu"), &got, &norm.want, tol)
+}
+
+/// Compares a forward with batch statistics with the convolution output `z` of `c` channels
+/// (within `y_tol`) and the CPU batch norm's statistics of `z` (within [`STATS`]).
+pub(super) fn compare_trained<E: Exec>(
+    cx: &mut Ctx<'_, E>,
+    kernel: &'static str,
+    case: &str,
+    got: &Trained<E::Buf<f32>>,
+    z: &[f32],
+    c: usize,
+    y_tol: Tol,
+) -> Result<()> {
+    cx.compare(kernel, case, &got.y, z, y_tol)?;
+    let (mean, var) = bn::stats(z, c);
+    cx.compare(kernel, &format!("{case} mean"), &got.mean, &mean, STATS)?;
+    cx.compare(kernel, &format!("{case} var"), &got.var, &var, STATS)
+}
+
+/// An evaluation batch norm with residual and ReLU after a convolution output `z`: random scale,
+/// shift, residual and running statistics on the device, and the CPU's result on `z`.
+pub(super) struct EvalNorm<B> {
+    gamma: B,
+    beta: B,
+    residual: B,
+    mean: B,
+    var: B,
+    /// The CPU batch norm of `z`.
+    pub want: Vec<f32>,
+    /// The largest `|gamma / sqrt(var + eps)|`, at least 1.
+    pub max_scale: f32,
+}
+
+impl<B> EvalNorm<B> {
+    /// The case for `z` with `c` channels, its inputs drawn from `cx`.
+    pub fn new<E: Exec<Buf<f32> = B>>(cx: &mut Ctx<'_, E>, z: &[f32], c: usize) -> Result<Self> {
+        let (gamma, beta, residual) = (cx.normal(c), cx.normal(c), cx.normal(z.len()));
+        let run_var: Vec<f32> = cx.normal(c).iter().map(|v| 0.5 + v.abs()).collect();
+        let run_mean = cx.normal(c);
+        let scale: Vec<f32> = gamma.iter().zip(&run_var).map(|(g, v)| g * (1.0 / (v + EPS).sqrt())).collect();
+        let want = bn::forward(z, c, &run_mean, &scale, &beta, Some(&residual), true);
+        Ok(EvalNorm {
+            gamma: cx.up(&gamma)?,
+            beta: cx.up(&beta)?,
+            residual: cx.up(&residual)?,
+            mean: cx.up(&run_mean)?,
+            var: cx.up(&run_var)?,
+            want,
+            max_scale: scale.iter().fold(1f32, |m, s| m.max(s.abs())),
+        })
+    }
+
+    /// Scale, shift, eps, the residual and the ReLU.
+    pub fn affine(&self) -> BnAffine<'_, B> {
+        BnAffine {
+            gamma: &self.gamma,
+            beta: &self.beta,
+            eps: EPS,
+            residual: Some(&self.residual),
+            relu: true,
+        }
+    }
+
+    /// The running statistics `[mean, var]`.
+    pub fn stats(&self) -> [&B; 2] {
+        [&self.mean, &self.var]
+    }
 }

@@ -9,7 +9,7 @@
 //! (padding and stride only shorten the sums).
 
 use super::launch::ConvProduct::{BackwardData, BackwardWeight, Forward};
-use super::parity::{CASES, EPS, STATS};
+use super::parity::{CASES, EvalNorm, compare_trained};
 use super::tensor_core::{
     conv2d_backward_data_into_tc, conv2d_backward_tc, conv2d_forward_bn_tc, conv2d_forward_stats_tc,
     conv2d_tc,
@@ -17,8 +17,6 @@ use super::tensor_core::{
 use super::{ConvGeometry, cpu};
 use crate::cuda::exec::Exec;
 use crate::error::Result;
-use crate::ops::batchnorm::cpu as bn;
-use crate::ops::batchnorm::launch::BnAffine;
 use crate::ops::check::parity::{Ctx, Tol};
 use crate::ops::precision::Precision;
 use crate::ops::precision::parity::{rounding_dot, sum_order};
@@ -176,23 +174,12 @@ fn epilogues<E: Exec>(
     case: &str,
     [xb, wb]: [&E::Buf<f32>; 2],
 ) -> Result<()> {
-    let (c, rows) = (g.c_out, g.n * g.h_out * g.w_out);
     let z = cx.e.download(&conv2d_tc(cx.e, g, p, Forward, [xb, wb], None)?)?;
     let [.., stats_kernel, bn_kernel, _] = kernel_names(p);
     let got = conv2d_forward_stats_tc(cx.e, g, p, [xb, wb])?;
-    cx.compare(stats_kernel, case, &got.y, &z, Tol::EXACT)?;
-    let (mean, var) = bn::stats(&z, c);
-    cx.compare(stats_kernel, &format!("{case} mean"), &got.mean, &mean, STATS)?;
-    cx.compare(stats_kernel, &format!("{case} var"), &got.var, &var, STATS)?;
-
-    let (gamma, beta, residual) = (cx.normal(c), cx.normal(c), cx.normal(rows * c));
-    let run_var: Vec<f32> = cx.normal(c).iter().map(|v| 0.5 + v.abs()).collect();
-    let run_mean = cx.normal(c);
-    let scale: Vec<f32> = gamma.iter().zip(&run_var).map(|(g, v)| g * (1.0 / (v + EPS).sqrt())).collect();
-    let want = bn::forward(&z, c, &run_mean, &scale, &beta, Some(&residual), true);
-    let (gb, bb, rb) = (cx.up(&gamma)?, cx.up(&beta)?, cx.up(&residual)?);
-    let affine = BnAffine { gamma: &gb, beta: &bb, eps: EPS, residual: Some(&rb), relu: true };
-    let stats = [&cx.up(&run_mean)?, &cx.up(&run_var)?];
-    let got = conv2d_forward_bn_tc(cx.e, g, p, [xb, wb], &affine, stats)?;
-    cx.compare(bn_kernel, &format!("{case} +residual relu"), &got, &want, Tol { atol: 1e-6, rtol: 1e-6 })
+    compare_trained(cx, stats_kernel, case, &got, &z, g.c_out, Tol::EXACT)?;
+    let norm = EvalNorm::new(cx, &z, g.c_out)?;
+    let got = conv2d_forward_bn_tc(cx.e, g, p, [xb, wb], &norm.affine(), norm.stats())?;
+    let tol = Tol { atol: 1e-6, rtol: 1e-6 };
+    cx.compare(bn_kernel, &format!("{case} +residual relu"), &got, &norm.want, tol)
 }

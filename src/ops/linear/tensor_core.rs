@@ -98,16 +98,7 @@ mod tests {
     fn parity_within_the_operand_rounding_tolerances() {
         let mut cx = Ctx::new(&Emulator, 0x9e_44);
         parity_tc::run(&mut cx).unwrap();
-        let checks = cx.into_checks();
-        for c in &checks {
-            println!("{:<28} {:<40} {:>10.2e} {:>7.3}", c.kernel, c.case, c.max_abs, c.worst);
-        }
-        let failed: Vec<String> = checks
-            .iter()
-            .filter(|c| !c.passed())
-            .map(|c| format!("{} [{}]: {}", c.kernel, c.case, c.worst))
-            .collect();
-        assert!(failed.is_empty(), "{failed:#?}");
+        cx.assert_all_passed();
     }
 
     /// Training-mode `linear` (forward, then the gradients of the input, weight and bias) on the
